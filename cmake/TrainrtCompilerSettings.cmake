@@ -1,0 +1,20 @@
+# Compiler settings for libtrainrt's own targets (trainrt_set_warnings) and the build cache.
+
+find_program(TRAINRT_CCACHE ccache)
+if(TRAINRT_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
+  set(CMAKE_CXX_COMPILER_LAUNCHER "${TRAINRT_CCACHE}")
+endif()
+
+# Warnings apply to our targets only, never to consumers or to third-party headers (which
+# are included as SYSTEM through their imported targets).
+function(trainrt_set_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor)
+  # GCC 12 reports std::string operator+ at -O3 as overlapping memcpy (GCC bug 105651, a
+  # false positive fixed in GCC 13).
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+    target_compile_options(${target} PRIVATE -Wno-restrict)
+  endif()
+  if(TRAINRT_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()

@@ -1,0 +1,160 @@
+// trainrt/program.hpp — compile a Graph into a Program and run training steps.
+//
+//   auto program = trainrt::compile(graph, loss, trainrt::optim::SGD{.lr = 0.05, .momentum = 0.9});
+//   auto result = program.step({{"x", images}, {"y", labels}});
+//   float loss = result.get();
+//
+// A complete trainer is examples/fashion_mnist/main.cpp.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "trainrt/graph.hpp"
+#include "trainrt/optim.hpp"
+#include "trainrt/tensor.hpp"
+
+namespace trainrt {
+
+/// Where a Program runs.
+struct Device {
+  enum class Kind { cpu, cuda };
+  Kind kind = Kind::cpu;
+  int index = 0;
+  static Device cpu() { return {Kind::cpu, 0}; }
+  static Device cuda(int index = 0) { return {Kind::cuda, index}; }
+};
+
+/// Compute precision of the compiled step (mixed precision keeps f32 master weights).
+enum class Precision { f32, bf16, f16 };
+
+/// Options of compile(). Designated initializers must follow this member order.
+struct CompileOptions {
+  Device device = Device::cpu();
+  Precision precision = Precision::f32;
+  /// Worker threads of the Program's task arena (kernels split their loops over them);
+  /// 0 means every core of the machine.
+  int threads = 0;
+  /// Seeds parameter initialization and dropout (Philox keyed by seed, step and node).
+  std::uint64_t seed = 0;
+  /// Extra values that step() returns after the loss (e.g. logits for training accuracy).
+  std::vector<Value> outputs{};
+  /// Check the loss after the forward pass; a NaN or infinite loss throws trainrt::Error
+  /// (Runtime) before any parameter, optimizer state or running statistic changes.
+  bool check_finite_loss = false;
+};
+
+/// One named tensor fed to a step.
+struct Feed {
+  std::string name;
+  Tensor tensor;
+};
+
+/// The feeds of one step: `{{"x", x}, {"y", y}}`.
+class Feeds {
+ public:
+  Feeds() = default;
+  Feeds(std::initializer_list<Feed> feeds) : feeds_(feeds) {}
+  Feeds(std::vector<Feed> feeds) : feeds_(std::move(feeds)) {}  // NOLINT: implicit by design
+  void add(std::string name, Tensor tensor) { feeds_.push_back({std::move(name), std::move(tensor)}); }
+  const std::vector<Feed>& items() const noexcept { return feeds_; }
+
+ private:
+  std::vector<Feed> feeds_;
+};
+
+/// What a training step returns: the loss and the values named in CompileOptions::outputs.
+/// On the CPU the step has finished when step() returns; on a GPU get() waits for it.
+class StepResult {
+ public:
+  StepResult() = default;
+  StepResult(float loss, std::vector<Tensor> outputs) : loss_(loss), outputs_(std::move(outputs)) {}
+  /// The loss of this step.
+  float get() const { return loss_; }
+  /// CompileOptions::outputs, in order (copies that stay valid after later steps).
+  const std::vector<Tensor>& outputs() const noexcept { return outputs_; }
+
+ private:
+  float loss_ = 0.0f;
+  std::vector<Tensor> outputs_;
+};
+
+/// Where the memory of a Program goes.
+struct MemoryReport {
+  std::size_t arena_bytes = 0;     ///< planned scratch arena of the training step
+  std::size_t naive_bytes = 0;     ///< the sum of every intermediate buffer, without reuse
+  std::size_t variable_bytes = 0;  ///< parameters, optimizer state and other state tensors
+  std::string to_string() const;
+};
+
+/// Counters kept by the executor.
+struct ExecStats {
+  std::int64_t steps = 0;                 ///< training steps run
+  std::int64_t allocations_in_steps = 0;  ///< heap allocations made by steps after the first
+  std::int64_t blocking_waits = 0;        ///< host waits inside steps (always 0 on the CPU)
+};
+
+namespace detail {
+class ProgramImpl;
+}
+
+/// A compiled training step: forward, backward and the optimizer update. Programs are
+/// movable, not copyable, and not safe to call from two threads at once.
+class Program {
+ public:
+  Program();
+  ~Program();
+  Program(Program&&) noexcept;
+  Program& operator=(Program&&) noexcept;
+
+  /// Runs one training step. Throws trainrt::Error (before anything changes) for an unknown
+  /// or missing feed, or a feed of the wrong shape or dtype; the Program stays usable.
+  StepResult step(const Feeds& feeds);
+  /// Runs the forward pass in evaluation mode (running batch-norm statistics, no dropout)
+  /// and returns `fetches` (Values of the compiled graph). Only the inputs those values
+  /// need must be fed. Changes nothing in the Program.
+  std::vector<Tensor> evaluate(const Feeds& feeds, const std::vector<Value>& fetches);
+  /// evaluate() of the loss.
+  float evaluate_loss(const Feeds& feeds);
+
+  /// Names of the persistent tensors of `kind`, in creation order.
+  std::vector<std::string> variables(VariableKind kind) const;
+  /// A copy of the persistent tensor `name`; throws NotFound with the known names.
+  Tensor get(std::string_view name) const;
+  /// Overwrites the persistent tensor `name`; throws on an unknown name or a different
+  /// shape or dtype.
+  void set(std::string_view name, const Tensor& value);
+  /// Steps taken so far (the schedule's position); settable to resume.
+  std::int64_t step_count() const;
+  void set_step_count(std::int64_t step);
+  /// The optimizer's base learning rate, which the schedule scales; settable between steps.
+  double base_learning_rate() const;
+  void set_base_learning_rate(double lr);
+  /// The learning rate the last step used.
+  double learning_rate() const;
+
+  MemoryReport memory_report() const;
+  ExecStats stats() const;
+  /// The optimized training graph in text form.
+  std::string to_string() const;
+
+ private:
+  friend Program compile(const Graph&, const Value&, const optim::Optimizer&, const CompileOptions&);
+  std::unique_ptr<detail::ProgramImpl> impl_;
+};
+
+/// Differentiates `loss` (a floating scalar of `graph`), appends the optimizer update,
+/// optimizes and plans the step. The graph is copied: later changes to it do not affect the
+/// Program. Throws trainrt::Error for a non-scalar loss, a loss from another graph, or a
+/// device this build cannot use.
+Program compile(const Graph& graph, const Value& loss, const optim::Optimizer& optimizer = optim::None{},
+                const CompileOptions& options = {});
+
+/// Number of CUDA devices usable by this process (0 without a driver or device).
+int cuda_device_count();
+
+}  // namespace trainrt

@@ -1,0 +1,1 @@
+// data/idx.cpp — PLACEHOLDER while the reader is written (not part of any commit).

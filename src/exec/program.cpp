@@ -1,0 +1,340 @@
+// exec/program.cpp — compile() and the Program a user holds.
+#include "trainrt/program.hpp"
+
+#include <tbb/info.h>
+#include <tbb/task_arena.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <sstream>
+
+#include "core/element.h"
+#include "core/error.h"
+#include "core/logging.h"
+#include "exec/executor.h"
+#include "ir/builder.h"
+#include "ir/printer.h"
+#include "optim/build_optimizer.h"
+#include "passes/lower_mode.h"
+#include "passes/pipeline.h"
+#include "runtime/cpu/onednn.h"
+#include "runtime/device.h"
+
+namespace trainrt {
+
+namespace detail {
+
+/// One compiled plan with its executor.
+struct Plan {
+  ScheduledGraph graph;
+  std::unique_ptr<Executor> exec;
+};
+
+class ProgramImpl {
+ public:
+  ProgramImpl(const Graph& graph, const Value& loss, const optim::Optimizer& optimizer, const CompileOptions& options);
+
+  StepResult step(const Feeds& feeds);
+  std::vector<Tensor> evaluate(const Feeds& feeds, const std::vector<Value>& fetches);
+  double evaluate_loss(const Feeds& feeds) { return evaluate_ids(feeds, {loss_}).at(0).item(); }
+
+  /// Source-graph id of a user Value; throws when it is not of the compiled graph.
+  ValueId source_id(const Value& v, std::string_view what) const;
+  VariableStore& variables() { return variables_; }
+  const VariableStore& variables() const { return variables_; }
+  double scalar_variable(const char* name) const;
+  void set_scalar_variable(const char* name, double value);
+  MemoryReport memory_report() const;
+  std::string to_string() const { return print_graph(*train_.graph.graph); }
+  ExecStats stats_;
+
+ private:
+  std::vector<Tensor> evaluate_ids(const Feeds& feeds, const std::vector<ValueId>& ids);
+  /// Validates feeds against `plan`'s inputs; returns the data pointer of each input node.
+  std::vector<const void*> bind(const Plan& plan, const Feeds& feeds, const char* call) const;
+
+  std::shared_ptr<GraphImpl> source_;  // the user's graph as compiled, plus the step counter
+  std::uint64_t user_graph_id_;
+  std::int32_t user_graph_size_;
+  ValueId loss_;
+  std::vector<ValueId> outputs_;
+  bool check_finite_loss_;
+  int threads_;
+  std::uint64_t seed_;
+  VariableStore variables_;
+  cpu::OneDnn dnn_;
+  tbb::task_arena arena_;
+  Plan train_;
+  std::map<std::vector<ValueId>, Plan> eval_plans_;
+};
+
+namespace {
+
+int resolve_threads(int requested) {
+  if (requested < 0) fail(ErrorKind::InvalidArgument, cat("CompileOptions::threads must be >= 0, got ", requested));
+  return requested == 0 ? tbb::info::default_concurrency() : requested;
+}
+
+void check_device(const CompileOptions& o) {
+  if (o.precision != Precision::f32)
+    fail(ErrorKind::Unsupported, "compile: mixed precision (bf16/f16 autocast) is not available on the CPU backend; build "
+                                 "the graph in the dtypes you want, or use Precision::f32");
+  if (o.device.kind == Device::Kind::cuda) {
+    const CudaProbe probe = probe_cuda();
+    if (probe.device_count == 0)
+      fail(ErrorKind::Unsupported, cat("compile: Device::cuda(", o.device.index, ") requested, but no CUDA device is usable: ",
+                                       probe.reason));
+    fail(ErrorKind::Unsupported, cat("compile: Device::cuda(", o.device.index, "): ", probe.device_count,
+                                     " CUDA device(s) found, but this version of libtrainrt has no CUDA execution "
+                                     "backend yet; use Device::cpu()"));
+  }
+}
+
+float read_scalar(const void* p, DType dtype) { return static_cast<float>(load_as_double(p, dtype, 0)); }
+
+Tensor copy_out(const void* p, const TensorType& t) {
+  Tensor out = Tensor::empty(t.shape, t.dtype);
+  if (out.nbytes()) std::memcpy(out.raw_data(), p, out.nbytes());
+  return out;
+}
+
+}  // namespace
+
+ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Optimizer& optimizer,
+                         const CompileOptions& options)
+    : user_graph_id_(graph.impl().id()),
+      user_graph_size_(graph.impl().size()),
+      check_finite_loss_(options.check_finite_loss),
+      threads_(resolve_threads(options.threads)),
+      seed_(options.seed),
+      dnn_(threads_),
+      arena_(threads_) {
+  check_device(options);
+  source_ = graph.impl().clone();
+  loss_ = source_id(loss, "the loss");
+  const TensorType& lt = source_->type(loss_);
+  if (lt.shape.rank() != 0 || !is_floating(lt.dtype))
+    fail(ErrorKind::InvalidArgument, cat("compile: the loss must be a floating scalar, but it is ",
+                                         describe_value(*source_, loss_), "; reduce it with sum() or mean()"));
+  for (std::size_t i = 0; i < options.outputs.size(); ++i)
+    outputs_.push_back(source_id(options.outputs[i], "CompileOptions::outputs"));
+  if (source_->find(kStepVariable) >= 0)
+    fail(ErrorKind::InvalidArgument, cat("compile: the name '", kStepVariable, "' is reserved for the step counter"));
+  optimizer_variable(source_, kStepVariable, Shape{}, init::zeros(), DType::i64);
+
+  train_.graph = compile_training_graph(*source_, {loss_, outputs_, optimizer, seed_});
+  variables_.add_from(*train_.graph.graph, seed_);
+  ExecutorOptions eo;
+  eo.keep_alive.push_back(train_.graph.from_source(loss_));
+  for (const ValueId& o : outputs_) eo.keep_alive.push_back(train_.graph.from_source(o));
+  if (check_finite_loss_) eo.guard_node = train_.graph.from_source(loss_).node;
+  arena_.execute([&] { train_.exec = std::make_unique<Executor>(train_.graph, variables_, dnn_, threads_, eo); });
+  log().debug("compiled a training step: {} nodes scheduled, arena {} bytes, variables {} bytes",
+              train_.graph.schedule.size(), train_.exec->plan().arena_bytes, variables_.total_bytes());
+}
+
+ValueId ProgramImpl::source_id(const Value& v, std::string_view what) const {
+  if (!v.valid()) fail(ErrorKind::InvalidArgument, cat(what, " is an absent Value"));
+  if (v.impl()->id() != user_graph_id_)
+    fail(ErrorKind::InvalidArgument, cat(what, " (", v.to_string(), ") belongs to another graph than the compiled one"));
+  if (v.node() >= user_graph_size_)
+    fail(ErrorKind::InvalidArgument, cat(what, " (", v.to_string(), ") was added to the graph after compile()"));
+  return id_of(v);
+}
+
+std::vector<const void*> ProgramImpl::bind(const Plan& plan, const Feeds& feeds, const char* call) const {
+  const GraphImpl& g = *plan.graph.graph;
+  std::vector<const void*> data(static_cast<std::size_t>(g.size()), nullptr);
+  for (const Feed& f : feeds.items()) {
+    const std::int32_t node = source_->find(f.name);
+    if (node < 0 || source_->node(node).kind != OpKind::Input) {
+      std::string known;
+      for (const Node& n : source_->nodes())
+        if (n.kind == OpKind::Input) known += (known.empty() ? "" : ", ") + cat(n.name, " ", n.outputs[0].to_string());
+      fail(ErrorKind::NotFound, cat(call, ": unknown feed '", f.name, "'; the graph's inputs are: ", known));
+    }
+    const TensorType& want = source_->node(node).outputs[0];
+    if (!f.tensor.defined()) fail(ErrorKind::InvalidArgument, cat(call, ": feed '", f.name, "' is an undefined tensor"));
+    if (f.tensor.dtype() != want.dtype || !(f.tensor.shape() == want.shape))
+      fail(want.dtype != f.tensor.dtype() ? ErrorKind::DTypeMismatch : ErrorKind::ShapeMismatch,
+           cat(call, ": feed '", f.name, "' must be ", want.to_string(), ", got ", name(f.tensor.dtype()),
+               f.tensor.shape().to_string()));
+    if (!plan.graph.from_source.contains({node, 0})) continue;  // an input this plan does not read
+    const ValueId id = plan.graph.from_source({node, 0});
+    if (data[static_cast<std::size_t>(id.node)] != nullptr)
+      fail(ErrorKind::InvalidArgument, cat(call, ": feed '", f.name, "' is given twice"));
+    data[static_cast<std::size_t>(id.node)] = f.tensor.raw_data();
+  }
+  for (std::int32_t node : plan.exec->required_inputs())
+    if (data[static_cast<std::size_t>(node)] == nullptr)
+      fail(ErrorKind::NotFound, cat(call, ": missing feed '", g.node(node).name, "' (", g.node(node).outputs[0].to_string(), ")"));
+  return data;
+}
+
+StepResult ProgramImpl::step(const Feeds& feeds) {
+  const std::vector<const void*> data = bind(train_, feeds, "Program::step");
+  const ValueId loss = train_.graph.from_source(loss_);
+  const DType loss_dtype = train_.graph.graph->type(loss).dtype;
+  const std::int64_t allocations_before = aligned_allocation_count();
+  arena_.execute([&] {
+    dnn_.prepare_thread();
+    train_.exec->run([&](std::int32_t node) { return data[static_cast<std::size_t>(node)]; },
+                     [&] {
+                       const float l = read_scalar(train_.exec->data(loss), loss_dtype);
+                       if (!std::isfinite(l))
+                         fail(ErrorKind::Runtime, cat("Program::step: the loss is ", l, " at step ",
+                                                      scalar_variable(kStepVariable),
+                                                      "; parameters, optimizer state and running statistics are "
+                                                      "unchanged (CompileOptions::check_finite_loss)"));
+                     });
+  });
+  if (stats_.steps > 0) stats_.allocations_in_steps += aligned_allocation_count() - allocations_before;
+  ++stats_.steps;
+  std::vector<Tensor> outs;
+  for (const ValueId& o : outputs_) {
+    const ValueId id = train_.graph.from_source(o);
+    outs.push_back(copy_out(train_.exec->data(id), train_.graph.graph->type(id)));
+  }
+  return StepResult(read_scalar(train_.exec->data(loss), loss_dtype), std::move(outs));
+}
+
+std::vector<Tensor> ProgramImpl::evaluate(const Feeds& feeds, const std::vector<Value>& fetches) {
+  std::vector<ValueId> ids;
+  for (const Value& f : fetches) ids.push_back(source_id(f, "Program::evaluate: a fetch"));
+  return evaluate_ids(feeds, ids);
+}
+
+std::vector<Tensor> ProgramImpl::evaluate_ids(const Feeds& feeds, const std::vector<ValueId>& ids) {
+  if (ids.empty()) fail(ErrorKind::InvalidArgument, "Program::evaluate: no values to fetch");
+  auto it = eval_plans_.find(ids);
+  if (it == eval_plans_.end()) {
+    // Plans are compiled on first use per fetch set and kept; the executor refers to the
+    // plan's graph, so the plan is built in its final place in the map.
+    it = eval_plans_.emplace(ids, Plan{}).first;
+    try {
+      Plan& plan = it->second;
+      plan.graph = compile_evaluation_graph(*source_, ids);
+      variables_.add_from(*plan.graph.graph, seed_);
+      ExecutorOptions eo;
+      for (const ValueId& f : ids) eo.keep_alive.push_back(plan.graph.from_source(f));
+      arena_.execute([&] { plan.exec = std::make_unique<Executor>(plan.graph, variables_, dnn_, threads_, eo); });
+    } catch (...) {
+      eval_plans_.erase(it);
+      throw;
+    }
+  }
+  Plan& plan = it->second;
+  const std::vector<const void*> data = bind(plan, feeds, "Program::evaluate");
+  arena_.execute([&] {
+    dnn_.prepare_thread();
+    plan.exec->run([&](std::int32_t node) { return data[static_cast<std::size_t>(node)]; }, {});
+  });
+  std::vector<Tensor> out;
+  for (const ValueId& f : ids) {
+    const ValueId id = plan.graph.from_source(f);
+    out.push_back(copy_out(plan.exec->data(id), plan.graph.graph->type(id)));
+  }
+  return out;
+}
+
+double ProgramImpl::scalar_variable(const char* name) const {
+  const VariableEntry* e = variables_.find(name);
+  if (!e) return 0.0;
+  return load_as_double(e->data.get(), e->type.dtype, 0);
+}
+
+void ProgramImpl::set_scalar_variable(const char* name, double value) {
+  VariableEntry* e = variables_.find(name);
+  if (!e) fail(ErrorKind::NotFound, cat("this Program has no '", name, "' (compiled without an optimizer?)"));
+  store_from_double(e->data.get(), e->type.dtype, 0, value);
+}
+
+MemoryReport ProgramImpl::memory_report() const {
+  MemoryReport r;
+  const MemoryPlan& p = train_.exec->plan();
+  r.arena_bytes = p.arena_bytes;
+  r.naive_bytes = p.naive_bytes;
+  r.variable_bytes = variables_.total_bytes();
+  return r;
+}
+
+}  // namespace detail
+
+using namespace detail;
+
+std::string MemoryReport::to_string() const {
+  std::ostringstream os;
+  os << "arena " << arena_bytes << " B (planned peak of the step's intermediates), without reuse " << naive_bytes
+     << " B, variables " << variable_bytes << " B";
+  return os.str();
+}
+
+Program::Program() = default;
+Program::~Program() = default;
+Program::Program(Program&&) noexcept = default;
+Program& Program::operator=(Program&&) noexcept = default;
+
+namespace {
+ProgramImpl& checked(const std::unique_ptr<ProgramImpl>& p) {
+  if (!p) fail(ErrorKind::InvalidArgument, "this Program is empty (default-constructed or moved from)");
+  return *p;
+}
+}  // namespace
+
+StepResult Program::step(const Feeds& feeds) { return checked(impl_).step(feeds); }
+std::vector<Tensor> Program::evaluate(const Feeds& feeds, const std::vector<Value>& fetches) {
+  return checked(impl_).evaluate(feeds, fetches);
+}
+
+std::vector<std::string> Program::variables(VariableKind kind) const {
+  std::vector<std::string> names;
+  for (const VariableEntry& e : checked(impl_).variables().entries())
+    if (e.kind == kind) names.push_back(e.name);
+  return names;
+}
+
+Tensor Program::get(std::string_view name) const {
+  const VariableEntry* e = checked(impl_).variables().find(name);
+  if (!e) impl_->variables().not_found(name);
+  return copy_out(e->data.get(), e->type);
+}
+
+void Program::set(std::string_view name, const Tensor& value) {
+  VariableEntry* e = checked(impl_).variables().find(name);
+  if (!e) impl_->variables().not_found(name);
+  if (!value.defined()) fail(ErrorKind::InvalidArgument, cat("Program::set('", name, "'): the tensor is undefined"));
+  if (value.dtype() != e->type.dtype || !(value.shape() == e->type.shape))
+    fail(value.dtype() != e->type.dtype ? ErrorKind::DTypeMismatch : ErrorKind::ShapeMismatch,
+         cat("Program::set('", name, "'): expected ", e->type.to_string(), ", got ", trainrt::name(value.dtype()),
+             value.shape().to_string()));
+  if (e->bytes()) std::memcpy(e->data.get(), value.raw_data(), e->bytes());
+}
+
+std::int64_t Program::step_count() const {
+  return static_cast<std::int64_t>(checked(impl_).scalar_variable(kStepVariable));
+}
+void Program::set_step_count(std::int64_t step) {
+  if (step < 0) fail(ErrorKind::InvalidArgument, cat("Program::set_step_count: step must be >= 0, got ", step));
+  checked(impl_).set_scalar_variable(kStepVariable, static_cast<double>(step));
+}
+double Program::base_learning_rate() const { return checked(impl_).scalar_variable(kBaseLrVariable); }
+void Program::set_base_learning_rate(double lr) {
+  if (!(lr >= 0) || !std::isfinite(lr))
+    fail(ErrorKind::InvalidArgument, cat("Program::set_base_learning_rate: lr must be finite and >= 0, got ", lr));
+  checked(impl_).set_scalar_variable(kBaseLrVariable, lr);
+}
+double Program::learning_rate() const { return checked(impl_).scalar_variable(kLrVariable); }
+MemoryReport Program::memory_report() const { return checked(impl_).memory_report(); }
+ExecStats Program::stats() const { return checked(impl_).stats_; }
+std::string Program::to_string() const { return checked(impl_).to_string(); }
+
+Program compile(const Graph& graph, const Value& loss, const optim::Optimizer& optimizer, const CompileOptions& options) {
+  Program p;
+  p.impl_ = std::make_unique<ProgramImpl>(graph, loss, optimizer, options);
+  return p;
+}
+
+float Program::evaluate_loss(const Feeds& feeds) { return static_cast<float>(checked(impl_).evaluate_loss(feeds)); }
+
+}  // namespace trainrt

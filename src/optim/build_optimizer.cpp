@@ -1,0 +1,209 @@
+#include "optim/build_optimizer.h"
+
+#include <cmath>
+#include <functional>
+#include <map>
+#include <numbers>
+
+#include "core/error.h"
+#include "ir/builder.h"
+#include "ir/internal_ops.h"
+#include "ir/node.h"
+#include "trainrt/ops.hpp"
+
+namespace trainrt::detail {
+
+namespace {
+
+const Loc kLoc = Loc::current();
+
+void require(bool ok, std::string_view opt, std::string_view field, double value, std::string_view rule) {
+  if (!ok) fail(ErrorKind::InvalidArgument, cat("optim::", opt, ": ", field, " must be ", rule, ", got ", value));
+}
+
+void validate_schedule(std::string_view opt, const optim::Schedule& s) {
+  require(s.warmup_steps >= 0, opt, "schedule.warmup_steps", double(s.warmup_steps), ">= 0");
+  if (s.kind == optim::Schedule::Kind::step) {
+    require(s.step_size >= 1, opt, "schedule.step_size", double(s.step_size), ">= 1");
+    require(s.gamma > 0, opt, "schedule.gamma", s.gamma, "> 0");
+  }
+  if (s.kind == optim::Schedule::Kind::cosine) {
+    require(s.total_steps >= 1, opt, "schedule.total_steps", double(s.total_steps), ">= 1");
+    require(s.min_lr_ratio >= 0 && s.min_lr_ratio <= 1, opt, "schedule.min_lr_ratio", s.min_lr_ratio, "in [0, 1]");
+  }
+}
+
+template <class AdamLike>
+void validate_adam(std::string_view name, const AdamLike& o) {
+  require(o.lr >= 0, name, "lr", o.lr, ">= 0");
+  require(o.beta1 >= 0 && o.beta1 < 1, name, "beta1", o.beta1, "in [0, 1)");
+  require(o.beta2 >= 0 && o.beta2 < 1, name, "beta2", o.beta2, "in [0, 1)");
+  require(o.eps > 0, name, "eps", o.eps, "> 0");
+  require(o.weight_decay >= 0, name, "weight_decay", o.weight_decay, ">= 0");
+  validate_schedule(name, o.schedule);
+}
+
+/// A scalar value of `like`'s dtype.
+Value scalar_of(const Value& s, const Value& like) { return cast(s, like.dtype(), kLoc); }
+
+/// The schedule's factor at step t (f32 scalar), warm-up included.
+Value schedule_factor(const optim::Schedule& s, const Value& t) {
+  Graph g = t.graph();
+  auto c = [&](double v) { return g.scalar(v, DType::f32); };
+  Value factor = c(1.0);
+  const double w = static_cast<double>(s.warmup_steps);
+  const Value since = w > 0 ? maximum(t - w, c(0.0), kLoc) : t;  // steps after warm-up
+  switch (s.kind) {
+    case optim::Schedule::Kind::constant: break;
+    case optim::Schedule::Kind::step:
+      factor = pow(c(s.gamma), floor(since / static_cast<double>(s.step_size), kLoc), kLoc);
+      break;
+    case optim::Schedule::Kind::cosine: {
+      const Value progress = minimum(since / static_cast<double>(s.total_steps), c(1.0), kLoc);
+      const Value cosine = (cos(progress * std::numbers::pi, kLoc) + 1.0) * 0.5;
+      factor = s.min_lr_ratio + cosine * (1.0 - s.min_lr_ratio);
+      break;
+    }
+  }
+  if (w > 0) factor = where(lt(t, c(w), kLoc), (t + 1.0) / w, factor, kLoc);
+  return factor;
+}
+
+struct Context {
+  std::shared_ptr<GraphImpl> graph;
+  Value step;  // i64 counter, before this step's increment
+  Value t;     // the counter as f32
+  Value lr;    // f32 learning rate of this step
+  // Scalars shared by every parameter of one dtype (-lr, momentum, ...), made once.
+  std::map<std::pair<int, DType>, Value> shared;
+  Value once(int what, DType dtype, const std::function<Value()>& make) {
+    auto [it, fresh] = shared.try_emplace({what, dtype});
+    if (fresh) it->second = make();
+    return it->second;
+  }
+};
+enum Shared { kNegLr, kMomentum, kDecay, kBeta1, kBeta2, kEps, kStepSize, kInvSqrtBc2, kDecoupled };
+
+/// Creates `param`'s state tensor "<param>.<suffix>", zero-initialized.
+Value state_of(const Context& c, const Value& param, const char* suffix) {
+  const Node& n = c.graph->node(param.node());
+  return optimizer_variable(c.graph, n.name + "." + suffix, param.shape(), init::zeros(), param.dtype());
+}
+
+void sgd(Context& c, const optim::SGD& o, const Value& p, const Value& grad) {
+  Graph gr = p.graph();
+  const DType dt = p.dtype();
+  const Value g =
+      o.weight_decay != 0 ? fma(p, c.once(kDecay, dt, [&] { return gr.scalar(o.weight_decay, dt); }), grad, kLoc) : grad;
+  const Value momentum = o.momentum != 0 ? c.once(kMomentum, dt, [&] { return gr.scalar(o.momentum, dt); }) : Value{};
+  Value d = g;
+  if (o.momentum != 0) {
+    const Value buf = state_of(c, p, "momentum_buffer");
+    Value buf_new;
+    if (o.dampening == 0) {
+      buf_new = fma(buf, momentum, g, kLoc);  // buf is 0 before the first step
+    } else {
+      // The first step takes the gradient undamped (buf = g), as in PyTorch.
+      const Value first = eq(c.step, gr.scalar(0, DType::i64), kLoc);
+      const Value keep = scalar_of(where(first, gr.scalar(0.0), gr.scalar(o.momentum), kLoc), p);
+      const Value take = scalar_of(where(first, gr.scalar(1.0), gr.scalar(1.0 - o.dampening), kLoc), p);
+      buf_new = fma(buf, keep, g * take, kLoc);
+    }
+    assign(buf, buf_new, kLoc);
+    d = o.nesterov ? fma(buf_new, momentum, g, kLoc) : buf_new;
+  }
+  assign(p, fma(d, c.once(kNegLr, dt, [&] { return scalar_of(neg(c.lr, kLoc), p); }), p, kLoc), kLoc);
+}
+
+template <class AdamLike>
+void adam(Context& c, const AdamLike& o, bool decoupled, const Value& p, const Value& grad) {
+  Graph gr = p.graph();
+  const DType dt = p.dtype();
+  const Value g = !decoupled && o.weight_decay != 0
+                      ? fma(p, c.once(kDecay, dt, [&] { return gr.scalar(o.weight_decay, dt); }), grad, kLoc)
+                      : grad;
+  const Value m = state_of(c, p, "exp_avg"), v = state_of(c, p, "exp_avg_sq");
+  const Value m_new = fma(m, c.once(kBeta1, dt, [&] { return gr.scalar(o.beta1, dt); }), g * (1.0 - o.beta1), kLoc);
+  const Value v_new = fma(v, c.once(kBeta2, dt, [&] { return gr.scalar(o.beta2, dt); }), (g * g) * (1.0 - o.beta2), kLoc);
+  assign(m, m_new, kLoc);
+  assign(v, v_new, kLoc);
+  // Bias corrections at step t + 1 (scalars): step_size = lr / (1 - b1^(t+1)),
+  // denom = sqrt(v) / sqrt(1 - b2^(t+1)) + eps.
+  const Value step_size = c.once(kStepSize, dt, [&] {
+    const Value bc1 = 1.0 - pow(gr.scalar(o.beta1), c.t + 1.0, kLoc);
+    return scalar_of(neg(c.lr / bc1, kLoc), p);
+  });
+  const Value inv_sqrt_bc2 = c.once(kInvSqrtBc2, dt, [&] {
+    const Value bc2 = 1.0 - pow(gr.scalar(o.beta2), c.t + 1.0, kLoc);
+    return scalar_of(rsqrt(bc2, kLoc), p);
+  });
+  const Value denom = fma(sqrt(v_new, kLoc), inv_sqrt_bc2, c.once(kEps, dt, [&] { return gr.scalar(o.eps, dt); }), kLoc);
+  Value base = p;
+  if (decoupled && o.weight_decay != 0)
+    base = p * c.once(kDecoupled, dt, [&] { return scalar_of(1.0 - c.lr * o.weight_decay, p); });
+  assign(p, fma(m_new / denom, step_size, base, kLoc), kLoc);
+}
+
+const optim::Schedule* schedule_of(const optim::Optimizer& o) {
+  if (auto* s = std::get_if<optim::SGD>(&o)) return &s->schedule;
+  if (auto* a = std::get_if<optim::Adam>(&o)) return &a->schedule;
+  if (auto* w = std::get_if<optim::AdamW>(&o)) return &w->schedule;
+  return nullptr;
+}
+
+double base_lr_of(const optim::Optimizer& o) {
+  if (auto* s = std::get_if<optim::SGD>(&o)) return s->lr;
+  if (auto* a = std::get_if<optim::Adam>(&o)) return a->lr;
+  if (auto* w = std::get_if<optim::AdamW>(&o)) return w->lr;
+  return 0.0;
+}
+
+}  // namespace
+
+Value optimizer_variable(const std::shared_ptr<GraphImpl>& graph, const std::string& name, const Shape& shape,
+                         const Init& init, DType dtype) {
+  return add_op(OpKind::Variable, {}, VariableAttrs{init, VariableKind::optimizer}, kLoc, {TensorType{dtype, shape}},
+                graph, name)
+      .front();
+}
+
+void validate(const optim::Optimizer& optimizer) {
+  if (auto* s = std::get_if<optim::SGD>(&optimizer)) {
+    require(s->lr >= 0, "SGD", "lr", s->lr, ">= 0");
+    require(s->momentum >= 0, "SGD", "momentum", s->momentum, ">= 0");
+    require(s->weight_decay >= 0, "SGD", "weight_decay", s->weight_decay, ">= 0");
+    require(s->dampening >= 0 && s->dampening <= 1, "SGD", "dampening", s->dampening, "in [0, 1]");
+    if (s->nesterov && (s->momentum <= 0 || s->dampening != 0))
+      fail(ErrorKind::InvalidArgument, "optim::SGD: nesterov needs momentum > 0 and dampening = 0");
+    validate_schedule("SGD", s->schedule);
+  } else if (auto* a = std::get_if<optim::Adam>(&optimizer)) {
+    validate_adam("Adam", *a);
+  } else if (auto* w = std::get_if<optim::AdamW>(&optimizer)) {
+    validate_adam("AdamW", *w);
+  }
+}
+
+void build_optimizer(const std::shared_ptr<GraphImpl>& graph, const optim::Optimizer& optimizer,
+                     const std::vector<Value>& params, const std::vector<Value>& grads, const Value& step) {
+  check_internal(params.size() == grads.size(), "build_optimizer: one gradient per parameter");
+  const Phase saved = graph->phase();
+  graph->set_phase(Phase::update);
+  Context c{graph, step, cast(step, DType::f32, kLoc), {}, {}};
+  if (const optim::Schedule* s = schedule_of(optimizer)) {
+    const Value base = optimizer_variable(graph, kBaseLrVariable, Shape{}, init::constant(base_lr_of(optimizer)), DType::f32);
+    c.lr = base * schedule_factor(*s, c.t);
+    assign(optimizer_variable(graph, kLrVariable, Shape{}, init::zeros(), DType::f32), c.lr, kLoc);
+  }
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    // Update nodes point at the parameter's creation, for messages and IR dumps.
+    graph->set_location_override(graph->node(params[i].node()).loc);
+    if (auto* s = std::get_if<optim::SGD>(&optimizer)) sgd(c, *s, params[i], grads[i]);
+    else if (auto* a = std::get_if<optim::Adam>(&optimizer)) adam(c, *a, false, params[i], grads[i]);
+    else if (auto* w = std::get_if<optim::AdamW>(&optimizer)) adam(c, *w, true, params[i], grads[i]);
+  }
+  graph->set_location_override({});
+  assign(step, step + Graph(graph).scalar(1, DType::i64), kLoc);
+  graph->set_phase(saved);
+}
+
+}  // namespace trainrt::detail

@@ -1,0 +1,164 @@
+// passes/pipeline.cpp — the compiler, as a list of passes.
+//
+// Training step:
+//   1. lower_for_training      batch_norm/dropout take their training form
+//   2. build_gradients         reverse-mode autodiff of the loss w.r.t. every parameter
+//   3. build_optimizer         the update, the learning-rate schedule, the step counter
+//   4. eliminate_dead_code     keep what the loss, the outputs and the assignments need
+//   5. legalize_dtypes         f16/bf16 computed in f32 on the CPU
+//   6. eliminate_dead_code     drop what legalization made unused
+//   7. schedule_nodes          the order of one step
+// Evaluation: lower_for_evaluation, eliminate_dead_code, legalize_dtypes, schedule_nodes.
+// Memory is planned by the executor (plan_memory), which knows each kernel's scratch needs.
+//
+// TRAINRT_DUMP_IR=1 prints the graph after each pass; TRAINRT_TIME_PASSES=1 prints their
+// timings; TRAINRT_VERIFY=1 (default in debug builds) verifies the IR after each pass.
+#include "passes/pipeline.h"
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "autodiff/gradients.h"
+#include "core/error.h"
+#include "core/settings.h"
+#include "ir/builder.h"
+#include "ir/printer.h"
+#include "ir/verifier.h"
+#include "optim/build_optimizer.h"
+#include "passes/eliminate_dead_code.h"
+#include "passes/legalize_dtypes.h"
+#include "passes/lower_mode.h"
+#include "passes/schedule.h"
+
+namespace trainrt::detail {
+
+namespace {
+
+/// Runs passes with the observability knobs of core/settings.h.
+class PassLog {
+ public:
+  explicit PassLog(const char* pipeline) : pipeline_(pipeline) {}
+  ~PassLog() {
+    if (!settings().time_passes || timings_.empty()) return;
+    std::fprintf(stderr, "[trainrt] pass timings (%s):\n", pipeline_);
+    double total = 0;
+    for (const auto& [name, ms] : timings_) {
+      std::fprintf(stderr, "  %-24s %9.3f ms\n", name.c_str(), ms);
+      total += ms;
+    }
+    std::fprintf(stderr, "  %-24s %9.3f ms\n", "total", total);
+  }
+  PassLog(const PassLog&) = delete;
+  PassLog& operator=(const PassLog&) = delete;
+
+  /// Times `pass` (returning whether it changed the graph), then dumps and verifies `graph`.
+  template <class Pass>
+  void run(const char* name, Pass&& pass, const std::shared_ptr<GraphImpl>* graph) {
+    const auto start = std::chrono::steady_clock::now();
+    const bool changed = pass();
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    timings_.emplace_back(name, ms);
+    if (graph == nullptr) return;
+    if (settings().dump_ir)
+      std::fprintf(stderr, "[trainrt] ---- %s after %s%s ----\n%s", pipeline_, name, changed ? "" : " (no change)",
+                   print_graph(**graph).c_str());
+    if (settings().verify) verify(**graph, name);
+  }
+
+ private:
+  const char* pipeline_;
+  std::vector<std::pair<std::string, double>> timings_;
+};
+
+}  // namespace
+
+ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingRequest& request) {
+  validate(request.optimizer);
+  PassLog log("training step");
+  ScheduledGraph out;
+  std::shared_ptr<GraphImpl> g;
+
+  log.run("lower_for_training", [&] {
+    g = lower_for_training(source, request.seed, out.from_source);
+    return true;
+  }, &g);
+
+  const ValueId loss = out.from_source(request.loss);
+  std::vector<Value> params;
+  for (std::int32_t i = 0; i < g->size(); ++i) {
+    const Node& n = g->node(i);
+    if (n.kind == OpKind::Variable && std::get<VariableAttrs>(n.attrs).kind == VariableKind::parameter)
+      params.push_back(make_value(g, {i, 0}));
+  }
+  const bool trains = !std::holds_alternative<optim::None>(request.optimizer);
+  std::vector<Value> grads;
+  log.run("build_gradients", [&] {
+    if (!trains || params.empty()) return false;
+    std::vector<ValueId> wrt;
+    for (const Value& p : params) wrt.push_back(id_of(p));
+    grads = build_gradients(g, loss, wrt);
+    return true;
+  }, &g);
+  if (!trains) params.clear();
+
+  log.run("build_optimizer", [&] {
+    build_optimizer(g, request.optimizer, params, grads, make_value(g, {g->find(kStepVariable), 0}));
+    return true;
+  }, &g);
+
+  std::vector<ValueId> roots{loss};
+  for (const ValueId& o : request.outputs) roots.push_back(out.from_source(o));
+  log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, roots); }, &g);
+
+  ValueMap legal;
+  log.run("legalize_dtypes", [&] {
+    bool changed = false;
+    g = legalize_dtypes_for_cpu(*g, legal, changed);
+    return changed;
+  }, &g);
+  out.from_source = out.from_source.then(legal);
+  roots.clear();
+  roots.push_back(out.from_source(request.loss));
+  for (const ValueId& o : request.outputs) roots.push_back(out.from_source(o));
+  log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, roots); }, &g);
+
+  log.run("schedule_nodes", [&] {
+    out.schedule = schedule_nodes(*g);
+    return false;
+  }, nullptr);
+  out.graph = g;
+  return out;
+}
+
+ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches) {
+  PassLog log("evaluation");
+  ScheduledGraph out;
+  std::shared_ptr<GraphImpl> g;
+  log.run("lower_for_evaluation", [&] {
+    g = lower_for_evaluation(source, out.from_source);
+    return true;
+  }, &g);
+  auto roots = [&] {
+    std::vector<ValueId> r;
+    for (const ValueId& f : fetches) r.push_back(out.from_source(f));
+    return r;
+  };
+  log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, roots()); }, &g);
+  ValueMap legal;
+  log.run("legalize_dtypes", [&] {
+    bool changed = false;
+    g = legalize_dtypes_for_cpu(*g, legal, changed);
+    return changed;
+  }, &g);
+  out.from_source = out.from_source.then(legal);
+  log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, roots()); }, &g);
+  log.run("schedule_nodes", [&] {
+    out.schedule = schedule_nodes(*g);
+    return false;
+  }, nullptr);
+  out.graph = g;
+  return out;
+}
+
+}  // namespace trainrt::detail

@@ -1,0 +1,34 @@
+// passes/pipeline.h — the compiler: from a user's graph to a scheduled training or
+// evaluation graph. pipeline.cpp lists the passes in order; read it first.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "passes/rewrite.h"
+#include "trainrt/optim.hpp"
+
+namespace trainrt::detail {
+
+/// A graph ready for a backend: lowered, differentiated (training), legalized, scheduled.
+struct ScheduledGraph {
+  std::shared_ptr<GraphImpl> graph;
+  ValueMap from_source;                // values of the source graph -> this graph
+  std::vector<std::int32_t> schedule;  // node order of one run
+};
+
+struct TrainingRequest {
+  ValueId loss;
+  std::vector<ValueId> outputs;  // extra values the step returns
+  optim::Optimizer optimizer;
+  std::uint64_t seed = 0;
+};
+
+/// `source` must hold the step counter variable (passes/lower_mode.h). Throws on invalid
+/// graphs (the verifier) and optimizer settings.
+ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingRequest& request);
+/// The forward pass in evaluation mode, reduced to what `fetches` need.
+ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches);
+
+}  // namespace trainrt::detail

@@ -1,0 +1,8 @@
+// runtime/cpu/attention.cpp — PLACEHOLDER while the kernel is written (not part of any commit).
+#include "runtime/cpu/kernel.h"
+
+namespace trainrt::detail::cpu {
+
+std::unique_ptr<Kernel> make_attention_kernel(const KernelEnv& env) { unsupported_dtype(env, env.out(0).dtype); }
+
+}  // namespace trainrt::detail::cpu

@@ -1,0 +1,32 @@
+#include "runtime/cpu/onednn.h"
+
+#include <omp.h>
+
+#include "core/error.h"
+#include "runtime/cpu/onednn_impl.h"
+
+namespace trainrt::detail::cpu {
+
+OneDnn::OneDnn(int threads)
+    : threads_(threads), impl_(onednn_call("creating the CPU engine", [] { return std::make_unique<Impl>(); })) {}
+
+OneDnn::~OneDnn() = default;
+
+void OneDnn::prepare_thread() const { omp_set_num_threads(threads_); }
+
+dnnl::memory::data_type onednn_type(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return dnnl::memory::data_type::f32;
+    case DType::f16: return dnnl::memory::data_type::f16;
+    case DType::bf16: return dnnl::memory::data_type::bf16;
+    case DType::i32: return dnnl::memory::data_type::s32;
+    default: break;
+  }
+  fail(ErrorKind::Unsupported, cat("oneDNN has no ", name(dtype), " data type"));
+}
+
+void onednn_fail(const char* what, const dnnl::error& e) {
+  fail(ErrorKind::Runtime, cat("oneDNN failed while ", what, ": ", e.what(), " (status ", static_cast<int>(e.status), ")"));
+}
+
+}  // namespace trainrt::detail::cpu

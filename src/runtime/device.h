@@ -1,0 +1,17 @@
+// runtime/device.h — finding CUDA devices without linking CUDA (DESIGN decision 11).
+#pragma once
+
+#include <string>
+
+namespace trainrt::detail {
+
+struct CudaProbe {
+  int device_count = 0;
+  std::string reason;  // why there is no device, when device_count == 0
+};
+
+/// Loads the CUDA driver (libcuda.so.1) with dlopen and counts devices. Never throws:
+/// "no driver" and "no device" are ordinary answers. The result is computed once.
+const CudaProbe& probe_cuda();
+
+}  // namespace trainrt::detail
