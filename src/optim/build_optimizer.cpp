@@ -46,10 +46,10 @@ void validate_adam(std::string_view name, const AdamLike& o) {
 /// A scalar value of `like`'s dtype.
 Value scalar_of(const Value& s, const Value& like) { return cast(s, like.dtype(), kLoc); }
 
-/// The schedule's factor at step t (f32 scalar), warm-up included.
+/// The schedule's factor at step t (f64 scalar), warm-up included.
 Value schedule_factor(const optim::Schedule& s, const Value& t) {
   Graph g = t.graph();
-  auto c = [&](double v) { return g.scalar(v, DType::f32); };
+  auto c = [&](double v) { return g.scalar(v, DType::f64); };
   Value factor = c(1.0);
   const double w = static_cast<double>(s.warmup_steps);
   const Value since = w > 0 ? maximum(t - w, c(0.0), kLoc) : t;  // steps after warm-up
@@ -72,8 +72,8 @@ Value schedule_factor(const optim::Schedule& s, const Value& t) {
 struct Context {
   std::shared_ptr<GraphImpl> graph;
   Value step;  // i64 counter, before this step's increment
-  Value t;     // the counter as f32
-  Value lr;    // f32 learning rate of this step
+  Value t;     // the counter as f64
+  Value lr;    // f64 learning rate of this step
   // Scalars shared by every parameter of one dtype (-lr, momentum, ...), made once.
   std::map<std::pair<int, DType>, Value> shared;
   Value once(int what, DType dtype, const std::function<Value()>& make) {
@@ -105,8 +105,8 @@ void sgd(Context& c, const optim::SGD& o, const Value& p, const Value& grad) {
     } else {
       // The first step takes the gradient undamped (buf = g), as in PyTorch.
       const Value first = eq(c.step, gr.scalar(0, DType::i64), kLoc);
-      const Value keep = scalar_of(where(first, gr.scalar(0.0), gr.scalar(o.momentum), kLoc), p);
-      const Value take = scalar_of(where(first, gr.scalar(1.0), gr.scalar(1.0 - o.dampening), kLoc), p);
+      const Value keep = scalar_of(where(first, gr.scalar(0.0, DType::f64), gr.scalar(o.momentum, DType::f64), kLoc), p);
+      const Value take = scalar_of(where(first, gr.scalar(1.0, DType::f64), gr.scalar(1.0 - o.dampening, DType::f64), kLoc), p);
       buf_new = fma(buf, keep, g * take, kLoc);
     }
     assign(buf, buf_new, kLoc);
@@ -130,11 +130,11 @@ void adam(Context& c, const AdamLike& o, bool decoupled, const Value& p, const V
   // Bias corrections at step t + 1 (scalars): step_size = lr / (1 - b1^(t+1)),
   // denom = sqrt(v) / sqrt(1 - b2^(t+1)) + eps.
   const Value step_size = c.once(kStepSize, dt, [&] {
-    const Value bc1 = 1.0 - pow(gr.scalar(o.beta1), c.t + 1.0, kLoc);
+    const Value bc1 = 1.0 - pow(gr.scalar(o.beta1, DType::f64), c.t + 1.0, kLoc);
     return scalar_of(neg(c.lr / bc1, kLoc), p);
   });
   const Value inv_sqrt_bc2 = c.once(kInvSqrtBc2, dt, [&] {
-    const Value bc2 = 1.0 - pow(gr.scalar(o.beta2), c.t + 1.0, kLoc);
+    const Value bc2 = 1.0 - pow(gr.scalar(o.beta2, DType::f64), c.t + 1.0, kLoc);
     return scalar_of(rsqrt(bc2, kLoc), p);
   });
   const Value denom = fma(sqrt(v_new, kLoc), inv_sqrt_bc2, c.once(kEps, dt, [&] { return gr.scalar(o.eps, dt); }), kLoc);
@@ -188,11 +188,13 @@ void build_optimizer(const std::shared_ptr<GraphImpl>& graph, const optim::Optim
   check_internal(params.size() == grads.size(), "build_optimizer: one gradient per parameter");
   const Phase saved = graph->phase();
   graph->set_phase(Phase::update);
-  Context c{graph, step, cast(step, DType::f32, kLoc), {}, {}};
+  // Scalar optimizer math (schedule, bias corrections) is f64, as torch.optim's Python
+  // floats are; each result is cast once to the parameters' dtype.
+  Context c{graph, step, cast(step, DType::f64, kLoc), {}, {}};
   if (const optim::Schedule* s = schedule_of(optimizer)) {
-    const Value base = optimizer_variable(graph, kBaseLrVariable, Shape{}, init::constant(base_lr_of(optimizer)), DType::f32);
+    const Value base = optimizer_variable(graph, kBaseLrVariable, Shape{}, init::constant(base_lr_of(optimizer)), DType::f64);
     c.lr = base * schedule_factor(*s, c.t);
-    assign(optimizer_variable(graph, kLrVariable, Shape{}, init::zeros(), DType::f32), c.lr, kLoc);
+    assign(optimizer_variable(graph, kLrVariable, Shape{}, init::zeros(), DType::f64), c.lr, kLoc);
   }
   for (std::size_t i = 0; i < params.size(); ++i) {
     // Update nodes point at the parameter's creation, for messages and IR dumps.

@@ -37,9 +37,16 @@ bool lower_batch_norm_train(std::int32_t i, Rewriter& rw) {
 std::shared_ptr<GraphImpl> lower_for_training(const GraphImpl& graph, std::uint64_t seed, ValueMap& map) {
   const std::int32_t step_node = graph.find(kStepVariable);
   check_internal(step_node >= 0, "lower_for_training: the step counter variable is missing");
+  bool step_copied = false;
   return rewrite_graph(
       graph,
       [&](std::int32_t i, Rewriter& rw) {
+        // The counter is created last (by compile()), but dropout reads it: copy it first.
+        if (!step_copied) {
+          rw.copy(step_node);
+          step_copied = true;
+        }
+        if (i == step_node) return true;
         const Node& n = graph.node(i);
         switch (n.kind) {
           case OpKind::BatchNorm: return lower_batch_norm_train(i, rw);
