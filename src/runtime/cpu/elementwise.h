@@ -9,6 +9,7 @@
 // element is read before it is written.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -34,8 +35,9 @@ struct BroadcastPlan {
 /// Unsupported beyond kMaxDims axes after merging.
 BroadcastPlan make_broadcast_plan(const Shape& out, const std::vector<Shape>& inputs);
 
-/// Walks rows [begin, end) of `plan`, calling row(offsets, count) with each operand's
-/// element offset for the row's first element and the output offset (row * inner).
+/// Walks rows [begin, end) of `plan`, calling row(offsets, out_offset, count) with each
+/// operand's element offset for the row's first element, the output offset (row * inner)
+/// and count = inner.
 template <class Row>
 void for_rows(const BroadcastPlan& plan, std::int64_t begin, std::int64_t end, const Row& row) {
   const int outer = plan.rank - 1;
@@ -49,7 +51,7 @@ void for_rows(const BroadcastPlan& plan, std::int64_t begin, std::int64_t end, c
   }
   const std::int64_t inner = plan.inner();
   for (std::int64_t row_index = begin; row_index < end; ++row_index) {
-    row(off, row_index * inner);
+    row(off, row_index * inner, inner);
     for (int d = outer - 1; d >= 0; --d) {  // odometer step
       for (int k = 0; k < plan.operands; ++k) off[k] += plan.stride[k][d];
       if (++idx[d] < plan.dims[d]) break;
@@ -59,10 +61,32 @@ void for_rows(const BroadcastPlan& plan, std::int64_t begin, std::int64_t end, c
   }
 }
 
-/// Runs `plan` in parallel: row(offsets, out_offset) for every row.
+/// Runs `plan` in parallel. Short rows are grouped; a row longer than 2 * kSerialElements
+/// is cut into pieces of kSerialElements (x * scalar over a whole tensor is one row), so
+/// every large op splits over threads, in pieces that depend only on the shape.
 template <class Row>
 void run_rows(const BroadcastPlan& plan, const Row& row) {
-  parallel_for(plan.rows(), grain_for(plan.inner()), [&](std::int64_t b, std::int64_t e) { for_rows(plan, b, e, row); });
+  const std::int64_t inner = plan.inner(), rows = plan.rows();
+  if (inner < 2 * kSerialElements) {
+    parallel_for(rows, grain_for(inner), [&](std::int64_t b, std::int64_t e) { for_rows(plan, b, e, row); });
+    return;
+  }
+  const std::int64_t pieces = (inner + kSerialElements - 1) / kSerialElements;
+  const int last = plan.rank - 1;
+  parallel_for(rows * pieces, 1, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t item = b; item < e; ++item) {
+      const std::int64_t r = item / pieces, col = (item % pieces) * kSerialElements;
+      std::int64_t off[kMaxOperands] = {};
+      std::int64_t rest = r;
+      for (int d = last - 1; d >= 0; --d) {
+        const std::int64_t i = rest % plan.dims[d];
+        rest /= plan.dims[d];
+        for (int k = 0; k < plan.operands; ++k) off[k] += i * plan.stride[k][d];
+      }
+      for (int k = 0; k < plan.operands; ++k) off[k] += col * plan.stride[k][last];
+      row(off, r * inner + col, std::min(kSerialElements, inner - col));
+    }
+  });
 }
 
 /// out[i] = Op(a[i*sa], b[i*sb]) for i < n, specialized for contiguous and broadcast operands.
@@ -83,10 +107,9 @@ inline void binary_inner(const T* a, std::int64_t sa, const T* b, std::int64_t s
 
 template <class Op, class T, class R>
 void binary_loop(const BroadcastPlan& plan, const T* a, const T* b, R* out) {
-  const std::int64_t inner = plan.inner();
   const std::int64_t sa = plan.stride[0][plan.rank - 1], sb = plan.stride[1][plan.rank - 1];
-  run_rows(plan, [&](const std::int64_t* off, std::int64_t o) {
-    binary_inner<Op>(a + off[0], sa, b + off[1], sb, out + o, inner);
+  run_rows(plan, [&](const std::int64_t* off, std::int64_t o, std::int64_t n) {
+    binary_inner<Op>(a + off[0], sa, b + off[1], sb, out + o, n);
   });
 }
 

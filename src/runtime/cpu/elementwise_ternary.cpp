@@ -42,9 +42,8 @@ class TernaryKernel final : public Kernel {
     auto* out = static_cast<T*>(a.out[0]);
     const int last = plan_.rank - 1;
     const std::int64_t sx = plan_.stride[0][last], sy = plan_.stride[1][last], sz = plan_.stride[2][last];
-    const std::int64_t inner = plan_.inner();
-    run_rows(plan_, [&](const std::int64_t* off, std::int64_t o) {
-      ternary_inner<Op>(x + off[0], sx, y + off[1], sy, z + off[2], sz, out + o, inner);
+    run_rows(plan_, [&](const std::int64_t* off, std::int64_t o, std::int64_t n) {
+      ternary_inner<Op>(x + off[0], sx, y + off[1], sy, z + off[2], sz, out + o, n);
     });
   }
 
