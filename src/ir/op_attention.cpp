@@ -13,7 +13,8 @@ using namespace detail;
 Value scaled_dot_product_attention(const Value& q, const Value& k, const Value& v, const AttentionOptions& options,
                                    Loc loc) {
   if (!q.valid()) fail(ErrorKind::InvalidArgument, cat("attention at ", where(loc), ": q is absent"));
-  if (q.rank() < 2) fail(ErrorKind::ShapeMismatch, cat("attention at ", where(loc), ": q must be [..., Lq, D], got ", q.to_string()));
+  if (q.rank() < 2 || q.shape()[q.rank() - 1] == 0)
+    fail(ErrorKind::ShapeMismatch, cat("attention at ", where(loc), ": q must be [..., Lq, D] with D > 0, got ", q.to_string()));
   const double scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(q.shape()[q.rank() - 1])));
   if (!std::isfinite(scale)) fail(ErrorKind::InvalidArgument, cat("attention at ", where(loc), ": the scale is not finite"));
   return add_op(OpKind::Attention, {q, k, v, options.mask}, AttentionAttrs{options.causal, scale}, loc).front();

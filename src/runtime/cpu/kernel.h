@@ -7,7 +7,9 @@
 // temporary space is scratch, planned into the arena with everything else.
 //
 // To add an op: infer its type (ir/op_*.cpp), give it a gradient rule (autodiff/grad_*.cpp)
-// and a kernel here (the family's make_*_kernel), then add a case to tests/op_conformance_test.
+// and a kernel here (the family's make_*_kernel), then add its finite-difference gradient
+// check to tests/autodiff_test.cpp (or the family's own test file) and a comparison with a
+// naive loop or an f64 reference to tests/kernels_test.cpp.
 #pragma once
 
 #include <cstddef>
