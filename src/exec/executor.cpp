@@ -38,7 +38,6 @@ Executor::Executor(const ScheduledGraph& graph, VariableStore& variables, cpu::O
     : graph_(graph), variables_(variables), guard_node_(options.guard_node) {
   const GraphImpl& g = *graph.graph;
   const auto n = static_cast<std::size_t>(g.size());
-  feeds_.assign(n, nullptr);
   variable_of_.assign(n, nullptr);
   constants_.resize(n);
 
@@ -100,22 +99,23 @@ void* Executor::resolve(const BufferRef& ref) const {
     case Storage::arena: return arena_.get() + ref.offset;
     case Storage::variable: return variable_of_[static_cast<std::size_t>(ref.node)]->data.get() + ref.offset;
     case Storage::input:
-      return const_cast<std::byte*>(static_cast<const std::byte*>(feeds_[static_cast<std::size_t>(ref.node)])) + ref.offset;
+      return const_cast<std::byte*>(static_cast<const std::byte*>((*feeds_)[static_cast<std::size_t>(ref.node)])) + ref.offset;
     case Storage::constant: return constants_[static_cast<std::size_t>(ref.node)].get() + ref.offset;
   }
   return nullptr;
 }
 
-void Executor::run(const std::function<const void*(std::int32_t)>& feed_of, const std::function<void()>& on_guard) {
-  for (std::int32_t node : required_inputs_) feeds_[static_cast<std::size_t>(node)] = feed_of(node);
+void Executor::run(const std::vector<const void*>& feeds, void (*on_guard)(void*), void* context) {
+  feeds_ = &feeds;
   for (Step& s : steps_) {
     if (s.kernel) {
       for (std::size_t i = 0; i < s.in_refs.size(); ++i) s.in[i] = resolve(s.in_refs[i]);
       for (std::size_t i = 0; i < s.out_refs.size(); ++i) s.out[i] = resolve(s.out_refs[i]);
       s.kernel->run({s.in.data(), s.out.data(), s.has_scratch ? arena_.get() + s.scratch_offset : nullptr});
     }
-    if (s.node == guard_node_ && on_guard) on_guard();
+    if (s.node == guard_node_ && on_guard) on_guard(context);
   }
+  feeds_ = nullptr;
 }
 
 const void* Executor::data(ValueId v) const { return resolve(plan_.at(v)); }

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <vector>
 
@@ -35,9 +34,10 @@ class Executor {
 
   /// Input nodes that the schedule reads (each needs a feed).
   const std::vector<std::int32_t>& required_inputs() const noexcept { return required_inputs_; }
-  /// Runs one pass. `feed_of(input node)` gives that input's data. `on_guard` (may be
-  /// empty) runs after the guard node; if it throws, the pass stops there.
-  void run(const std::function<const void*(std::int32_t)>& feed_of, const std::function<void()>& on_guard);
+  /// Runs one pass. `feeds[node]` is the data of each required input node. `on_guard`
+  /// (may be null) is called with `context` after the guard node; if it throws, the pass
+  /// stops there. Plain pointers, not std::function: a step must not allocate.
+  void run(const std::vector<const void*>& feeds, void (*on_guard)(void*), void* context);
   /// Where value `v` lives after run() (valid until the next run).
   const void* data(ValueId v) const;
   const MemoryPlan& plan() const noexcept { return plan_; }
@@ -51,7 +51,7 @@ class Executor {
   MemoryPlan plan_;
   AlignedBuffer arena_;
   std::vector<AlignedBuffer> constants_;          // by node, for Constant/Full nodes
-  std::vector<const void*> feeds_;                // by node, during run()
+  const std::vector<const void*>* feeds_ = nullptr;  // by node, during run()
   std::vector<VariableEntry*> variable_of_;       // by node
   std::vector<std::int32_t> required_inputs_;
   std::vector<Step> steps_;

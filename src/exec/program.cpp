@@ -29,6 +29,7 @@ namespace detail {
 struct Plan {
   ScheduledGraph graph;
   std::unique_ptr<Executor> exec;
+  std::vector<const void*> feeds;  // by node of `graph`; refilled by every run, never reallocated
 };
 
 class ProgramImpl {
@@ -51,8 +52,11 @@ class ProgramImpl {
 
  private:
   std::vector<Tensor> evaluate_ids(const Feeds& feeds, const std::vector<ValueId>& ids);
-  /// Validates feeds against `plan`'s inputs; returns the data pointer of each input node.
-  std::vector<const void*> bind(const Plan& plan, const Feeds& feeds, const char* call) const;
+  /// Validates feeds against `plan`'s inputs and stores each input node's data pointer in
+  /// plan.feeds (throws before the plan runs).
+  void bind(Plan& plan, const Feeds& feeds, const char* call) const;
+  /// The finite-loss check after the loss node (CompileOptions::check_finite_loss).
+  static void check_loss(void* self);
 
   std::shared_ptr<GraphImpl> source_;  // the user's graph as compiled, plus the step counter
   std::uint64_t user_graph_id_;
@@ -143,9 +147,10 @@ ValueId ProgramImpl::source_id(const Value& v, std::string_view what) const {
   return id_of(v);
 }
 
-std::vector<const void*> ProgramImpl::bind(const Plan& plan, const Feeds& feeds, const char* call) const {
+void ProgramImpl::bind(Plan& plan, const Feeds& feeds, const char* call) const {
   const GraphImpl& g = *plan.graph.graph;
-  std::vector<const void*> data(static_cast<std::size_t>(g.size()), nullptr);
+  std::vector<const void*>& data = plan.feeds;
+  data.assign(static_cast<std::size_t>(g.size()), nullptr);  // capacity is kept: no allocation after the first
   for (const Feed& f : feeds.items()) {
     const std::int32_t node = source_->find(f.name);
     if (node < 0 || source_->node(node).kind != OpKind::Input) {
@@ -169,25 +174,26 @@ std::vector<const void*> ProgramImpl::bind(const Plan& plan, const Feeds& feeds,
   for (std::int32_t node : plan.exec->required_inputs())
     if (data[static_cast<std::size_t>(node)] == nullptr)
       fail(ErrorKind::NotFound, cat(call, ": missing feed '", g.node(node).name, "' (", g.node(node).outputs[0].to_string(), ")"));
-  return data;
+}
+
+void ProgramImpl::check_loss(void* self) {
+  auto& p = *static_cast<ProgramImpl*>(self);
+  const ValueId loss = p.train_.graph.from_source(p.loss_);
+  const float l = read_scalar(p.train_.exec->data(loss), p.train_.graph.graph->type(loss).dtype);
+  if (!std::isfinite(l))
+    fail(ErrorKind::Runtime, cat("Program::step: the loss is ", l, " at step ", p.scalar_variable(kStepVariable),
+                                 "; parameters, optimizer state and running statistics are unchanged "
+                                 "(CompileOptions::check_finite_loss)"));
 }
 
 StepResult ProgramImpl::step(const Feeds& feeds) {
-  const std::vector<const void*> data = bind(train_, feeds, "Program::step");
+  bind(train_, feeds, "Program::step");
   const ValueId loss = train_.graph.from_source(loss_);
   const DType loss_dtype = train_.graph.graph->type(loss).dtype;
   const std::int64_t allocations_before = aligned_allocation_count();
   arena_.execute([&] {
     dnn_.prepare_thread();
-    train_.exec->run([&](std::int32_t node) { return data[static_cast<std::size_t>(node)]; },
-                     [&] {
-                       const float l = read_scalar(train_.exec->data(loss), loss_dtype);
-                       if (!std::isfinite(l))
-                         fail(ErrorKind::Runtime, cat("Program::step: the loss is ", l, " at step ",
-                                                      scalar_variable(kStepVariable),
-                                                      "; parameters, optimizer state and running statistics are "
-                                                      "unchanged (CompileOptions::check_finite_loss)"));
-                     });
+    train_.exec->run(train_.feeds, check_finite_loss_ ? &ProgramImpl::check_loss : nullptr, this);
   });
   if (stats_.steps > 0) stats_.allocations_in_steps += aligned_allocation_count() - allocations_before;
   ++stats_.steps;
@@ -225,10 +231,10 @@ std::vector<Tensor> ProgramImpl::evaluate_ids(const Feeds& feeds, const std::vec
     }
   }
   Plan& plan = it->second;
-  const std::vector<const void*> data = bind(plan, feeds, "Program::evaluate");
+  bind(plan, feeds, "Program::evaluate");
   arena_.execute([&] {
     dnn_.prepare_thread();
-    plan.exec->run([&](std::int32_t node) { return data[static_cast<std::size_t>(node)]; }, {});
+    plan.exec->run(plan.feeds, nullptr, nullptr);
   });
   std::vector<Tensor> out;
   for (const ValueId& f : ids) {

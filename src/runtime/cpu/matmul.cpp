@@ -86,28 +86,27 @@ class OneDnnMatmul final : public Kernel {
       scratch_ = memory(pd.scratchpad_desc(), impl.engine, DNNL_MEMORY_NONE);
       return 0;
     });
-    args_ = {{DNNL_ARG_SRC, a_}, {DNNL_ARG_WEIGHTS, b_}, {DNNL_ARG_DST, c_}, {DNNL_ARG_SCRATCHPAD, scratch_}};
+    args_.add(DNNL_ARG_SRC, a_);
+    args_.add(DNNL_ARG_WEIGHTS, b_);
+    args_.add(DNNL_ARG_DST, c_);
+    args_.add(DNNL_ARG_SCRATCHPAD, scratch_);
   }
 
   std::size_t scratch_bytes() const override { return scratch_bytes_; }
 
   void run(const KernelArgs& a) override {
-    onednn_call("running a matmul", [&] {
-      a_.set_data_handle(const_cast<void*>(a.in[0]));
-      b_.set_data_handle(const_cast<void*>(a.in[1]));
-      c_.set_data_handle(a.out[0]);
-      scratch_.set_data_handle(a.scratch);
-      prim_.execute(dnn_.impl().stream, args_);
-      dnn_.impl().stream.wait();
-      return 0;
-    });
+    onednn_bind(a_, a.in[0]);
+    onednn_bind(b_, a.in[1]);
+    onednn_bind(c_, a.out[0]);
+    onednn_bind(scratch_, a.scratch);
+    onednn_execute(dnn_, prim_, args_, "running a matmul");
   }
 
  private:
   OneDnn& dnn_;
   dnnl::matmul prim_;
   memory a_, b_, c_, scratch_;
-  std::unordered_map<int, memory> args_;
+  OneDnnArgs args_;
   std::size_t scratch_bytes_ = 0;
 };
 

@@ -25,6 +25,18 @@ dnnl::memory::data_type onednn_type(DType dtype) {
   fail(ErrorKind::Unsupported, cat("oneDNN has no ", name(dtype), " data type"));
 }
 
+void onednn_bind(const dnnl::memory& m, const void* data) {
+  const dnnl_status_t status = dnnl_memory_set_data_handle_v2(m.get(), const_cast<void*>(data), nullptr);
+  if (status != dnnl_success) onednn_fail("binding a buffer", dnnl::error(status, "dnnl_memory_set_data_handle_v2"));
+}
+
+void onednn_execute(OneDnn& dnn, const dnnl::primitive& prim, const OneDnnArgs& args, const char* what) {
+  dnnl_status_t status = dnnl_primitive_execute(prim.get(), dnn.impl().stream.get(), static_cast<int>(args.args.size()),
+                                                args.args.data());
+  if (status == dnnl_success) status = dnnl_stream_wait(dnn.impl().stream.get());
+  if (status != dnnl_success) onednn_fail(what, dnnl::error(status, "dnnl_primitive_execute"));
+}
+
 void onednn_fail(const char* what, const dnnl::error& e) {
   fail(ErrorKind::Runtime, cat("oneDNN failed while ", what, ": ", e.what(), " (status ", static_cast<int>(e.status), ")"));
 }

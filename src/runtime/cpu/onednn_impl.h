@@ -3,6 +3,8 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <vector>
+
 #include "runtime/cpu/onednn.h"
 #include "trainrt/dtype.hpp"
 
@@ -15,6 +17,19 @@ struct OneDnn::Impl {
 
 /// oneDNN's data type for `dtype`; throws Unsupported for dtypes oneDNN lacks (f64, i64).
 dnnl::memory::data_type onednn_type(DType dtype);
+
+/// Arguments of one primitive, made once at compile time: (DNNL_ARG_*, memory) pairs whose
+/// data handles run() points at the step's buffers.
+struct OneDnnArgs {
+  std::vector<dnnl_exec_arg_t> args;
+  void add(int kind, const dnnl::memory& m) { args.push_back({kind, m.get()}); }
+};
+
+/// Sets `m`'s data handle (no allocation, unlike nothing else here; throws trainrt::Error).
+void onednn_bind(const dnnl::memory& m, const void* data);
+/// Executes `prim` on the CPU stream and waits. Goes through oneDNN's C API: the C++
+/// wrapper's execute() copies its argument map into a new vector at every call.
+void onednn_execute(OneDnn& dnn, const dnnl::primitive& prim, const OneDnnArgs& args, const char* what);
 
 /// Runs `fn`, turning a dnnl::error into trainrt::Error naming `what` and oneDNN's status.
 template <class Fn>
