@@ -133,7 +133,11 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
   eo.keep_alive.push_back(train_.graph.from_source(loss_));
   for (const ValueId& o : outputs_) eo.keep_alive.push_back(train_.graph.from_source(o));
   if (check_finite_loss_) eo.guard_node = train_.graph.from_source(loss_).node;
-  arena_.execute([&] { train_.exec = std::make_unique<Executor>(train_.graph, variables_, dnn_, threads_, eo); });
+  // oneDNN fixes a primitive's thread count when it is created: size OpenMP first.
+  arena_.execute([&] {
+    dnn_.prepare_thread();
+    train_.exec = std::make_unique<Executor>(train_.graph, variables_, dnn_, threads_, eo);
+  });
   log().debug("compiled a training step: {} nodes scheduled, arena {} bytes, variables {} bytes",
               train_.graph.schedule.size(), train_.exec->plan().arena_bytes, variables_.total_bytes());
 }
@@ -224,7 +228,10 @@ std::vector<Tensor> ProgramImpl::evaluate_ids(const Feeds& feeds, const std::vec
       variables_.add_from(*plan.graph.graph, seed_);
       ExecutorOptions eo;
       for (const ValueId& f : ids) eo.keep_alive.push_back(plan.graph.from_source(f));
-      arena_.execute([&] { plan.exec = std::make_unique<Executor>(plan.graph, variables_, dnn_, threads_, eo); });
+      arena_.execute([&] {
+        dnn_.prepare_thread();
+        plan.exec = std::make_unique<Executor>(plan.graph, variables_, dnn_, threads_, eo);
+      });
     } catch (...) {
       eval_plans_.erase(it);
       throw;
