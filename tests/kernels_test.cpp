@@ -121,6 +121,32 @@ TEST(Kernels, LargeReductionsAreAccurateAndThreadIndependent) {
     EXPECT_EQ(std::memcmp(results[0][k].raw_data(), results[1][k].raw_data(), results[0][k].nbytes()), 0) << "output " << k;
 }
 
+TEST(Kernels, BatchNormStatisticsAreAccurateFarFromZero) {
+  // One-pass shifted moments in f32 lanes: check mean and variance of data offset by 1e3
+  // (where unshifted sums of squares would lose every digit of the variance) against f64.
+  std::mt19937 rng(21);
+  std::normal_distribution<double> noise(0.0, 0.5);
+  const Shape s{64, 3, 10, 10};
+  Tensor x = Tensor::empty(s, f32);
+  for (std::int64_t i = 0; i < s.numel(); ++i) x.data<float>()[i] = static_cast<float>(1000.0 + noise(rng));
+  Graph g;
+  auto in = g.input("x", s);
+  nn::BatchNorm2d bn(g, "bn", 3, {.momentum = 1.0});  // running statistics = this batch's
+  Program p = compile(g, mean(bn(in)), optim::None{});
+  p.step({{"x", x}});
+  const std::int64_t per = 64 * 100;
+  for (std::int64_t c = 0; c < 3; ++c) {
+    double sum = 0, sq = 0;
+    for (std::int64_t n = 0; n < 64; ++n)
+      for (std::int64_t i = 0; i < 100; ++i) sum += x.at((n * 3 + c) * 100 + i);
+    const double mu = sum / per;
+    for (std::int64_t n = 0; n < 64; ++n)
+      for (std::int64_t i = 0; i < 100; ++i) sq += (x.at((n * 3 + c) * 100 + i) - mu) * (x.at((n * 3 + c) * 100 + i) - mu);
+    EXPECT_NEAR(p.get("bn.running_mean").at(c), mu, 1e-4);
+    EXPECT_NEAR(p.get("bn.running_var").at(c), sq / (per - 1), 1e-4 * sq / per);
+  }
+}
+
 TEST(Kernels, MatmulOneDnnMatchesReference) {
   std::mt19937 rng(14);
   struct Case {

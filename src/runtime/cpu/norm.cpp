@@ -1,8 +1,8 @@
 // runtime/cpu/norm.cpp — batch normalization (training, evaluation, backward) and layer
 // normalization (forward, backward).
 //
-// Batch norm views x as [N, C, S] and works per channel: the statistics are two-pass
-// (mean, then the mean squared deviation) in double; the variance is biased (the
+// Batch norm views x as [N, C, S] and works per channel: the statistics take one pass of
+// moments shifted by a value of the channel (accumulate.h); the variance is biased (the
 // unbiased running-variance update is graph code, see passes/lower_mode.cpp).
 //   backward: dx = gamma / sigma * (g - mean(g) - xhat * mean(g * xhat)),
 //             dgamma = sum(g * xhat), dbeta = sum(g).
@@ -60,12 +60,14 @@ class BatchNormKernel final : public Kernel {
     const double m = static_cast<double>(n_ * s_);
     parallel_for(c_, grain_for(3 * n_ * s_), [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t c = b; c < e; ++c) {
-        double sum = 0;
-        for (std::int64_t n = 0; n < n_; ++n) sum += lane_sum(plane(x, n, c), s_);
-        const double mu = sum / m;
-        double sq = 0;
-        for (std::int64_t n = 0; n < n_; ++n) sq += lane_sum_sq_dev(plane(x, n, c), s_, mu);
-        const double v = sq / m;
+        // One pass over the channel: moments shifted by one of its values (no cancellation
+        // when the data sit far from zero), then mean and biased variance in double.
+        const double shift = n_ * s_ > 0 ? static_cast<double>(plane(x, 0, c)[0]) : 0.0;
+        double s1 = 0, s2 = 0;
+        for (std::int64_t n = 0; n < n_; ++n) lane_shifted_moments(plane(x, n, c), s_, shift, s1, s2);
+        const double d = s1 / m;
+        const double mu = shift + d;
+        const double v = std::max(s2 / m - d * d, 0.0);
         mean[c] = static_cast<T>(mu);
         var[c] = static_cast<T>(v);
         const double scale = (gamma ? static_cast<double>(gamma[c]) : 1.0) / std::sqrt(v + eps_);
