@@ -71,6 +71,30 @@ class PassLog {
   std::vector<std::pair<std::string, double>> timings_;
 };
 
+/// The passes both pipelines end with: dead code, dtype legalization, dead code again,
+/// scheduling. `roots` are values of the pipeline's source graph (through out.from_source).
+void finish(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& out, const std::vector<ValueId>& roots) {
+  auto mapped = [&] {
+    std::vector<ValueId> r;
+    for (const ValueId& v : roots) r.push_back(out.from_source(v));
+    return r;
+  };
+  log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, mapped()); }, &g);
+  ValueMap legal;
+  log.run("legalize_dtypes", [&] {
+    bool changed = false;
+    g = legalize_dtypes_for_cpu(*g, legal, changed);
+    return changed;
+  }, &g);
+  out.from_source = out.from_source.then(legal);
+  log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, mapped()); }, &g);
+  log.run("schedule_nodes", [&] {
+    out.schedule = schedule_nodes(*g);
+    return false;
+  }, nullptr);
+  out.graph = g;
+}
+
 }  // namespace
 
 ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingRequest& request) {
@@ -107,27 +131,9 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
     return true;
   }, &g);
 
-  std::vector<ValueId> roots{loss};
-  for (const ValueId& o : request.outputs) roots.push_back(out.from_source(o));
-  log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, roots); }, &g);
-
-  ValueMap legal;
-  log.run("legalize_dtypes", [&] {
-    bool changed = false;
-    g = legalize_dtypes_for_cpu(*g, legal, changed);
-    return changed;
-  }, &g);
-  out.from_source = out.from_source.then(legal);
-  roots.clear();
-  roots.push_back(out.from_source(request.loss));
-  for (const ValueId& o : request.outputs) roots.push_back(out.from_source(o));
-  log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, roots); }, &g);
-
-  log.run("schedule_nodes", [&] {
-    out.schedule = schedule_nodes(*g);
-    return false;
-  }, nullptr);
-  out.graph = g;
+  std::vector<ValueId> roots{request.loss};
+  roots.insert(roots.end(), request.outputs.begin(), request.outputs.end());
+  finish(log, g, out, roots);
   return out;
 }
 
@@ -139,25 +145,7 @@ ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vect
     g = lower_for_evaluation(source, out.from_source);
     return true;
   }, &g);
-  auto roots = [&] {
-    std::vector<ValueId> r;
-    for (const ValueId& f : fetches) r.push_back(out.from_source(f));
-    return r;
-  };
-  log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, roots()); }, &g);
-  ValueMap legal;
-  log.run("legalize_dtypes", [&] {
-    bool changed = false;
-    g = legalize_dtypes_for_cpu(*g, legal, changed);
-    return changed;
-  }, &g);
-  out.from_source = out.from_source.then(legal);
-  log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, roots()); }, &g);
-  log.run("schedule_nodes", [&] {
-    out.schedule = schedule_nodes(*g);
-    return false;
-  }, nullptr);
-  out.graph = g;
+  finish(log, g, out, fetches);
   return out;
 }
 
