@@ -31,9 +31,12 @@ struct LabeledImages {
 LabeledImages load_mnist_split(const std::string& dir, const std::string& split, std::int64_t num_classes = 10);
 
 /// Cuts a dataset into mini-batches in a seeded random order (or in order). The order of
-/// epoch e is a function of (seed, e) only. With drop_last, a last partial batch is skipped;
-/// otherwise it is padded by repeating samples from the start of the epoch's order, so
-/// every batch has the same static shape.
+/// epoch e is a function of (seed, e) only (splitmix64 and Fisher-Yates, the same on every
+/// platform). With drop_last, a last partial batch is skipped; otherwise it is padded by
+/// repeating samples from the start of the epoch's order, so every batch has the same
+/// static shape. Images may have any rank >= 2 ([N, ...]); batches keep the trailing shape.
+/// The constructor starts epoch 0 and throws trainrt::Error when there is no full batch to
+/// give (an empty dataset, batch_size <= 0, or drop_last with fewer samples than a batch).
 class BatchSampler {
  public:
   BatchSampler(LabeledImages dataset, std::int64_t batch_size, bool shuffle, std::uint64_t seed,
@@ -43,7 +46,8 @@ class BatchSampler {
   /// Starts epoch `epoch` (0-based): fixes its order.
   void start_epoch(std::int64_t epoch);
   /// Fills `images` (f32 [batch, rows, cols]) and `labels` (i64 [batch]) with batch `index`
-  /// of the current epoch. The tensors are allocated once by the sampler and reused.
+  /// of the current epoch. The tensors are allocated once by the sampler and reused: the
+  /// next call overwrites what this one returned.
   void batch(std::int64_t index, Tensor& images, Tensor& labels);
 
  private:
