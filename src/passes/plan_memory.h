@@ -4,7 +4,9 @@
 // constants in buffers filled once, reshapes in their operand's buffer. Everything else is
 // placed in one arena by liveness over the schedule: a buffer is allocated when its
 // producer runs and released after its last reader, and released space is reused best-fit.
-// Elementwise ops write in place over an operand of the same type that dies at that op.
+// Elementwise ops write in place over an operand of the same type that dies at that op; no
+// other op ever gets a result buffer that overlaps one of its operands (library calls such
+// as oneDNN's convolution write their result while still reading their inputs).
 // An assignment whose value is computed after every other read of the variable (and after
 // the loss is known, so a failed finite-loss check changes nothing) is elided: the producer
 // writes straight into the variable. Each node's scratch space is a block live only while

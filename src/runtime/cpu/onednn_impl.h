@@ -25,7 +25,7 @@ struct OneDnnArgs {
   void add(int kind, const dnnl::memory& m) { args.push_back({kind, m.get()}); }
 };
 
-/// Sets `m`'s data handle (no allocation, unlike nothing else here; throws trainrt::Error).
+/// Points `m` at `data` (allocates nothing; throws trainrt::Error on failure).
 void onednn_bind(const dnnl::memory& m, const void* data);
 /// Executes `prim` on the CPU stream and waits. Goes through oneDNN's C API: the C++
 /// wrapper's execute() copies its argument map into a new vector at every call.
