@@ -70,6 +70,30 @@ TEST(Program, SameSeedSameResultAnyThreadCount) {
   }
 }
 
+TEST(Program, ConvolutionNetworksGiveTheSameBitsForAnyThreadCount) {
+  // Large enough that every convolution is cut into several batch pieces; the weight
+  // gradients sum over pieces in a fixed order.
+  Graph g;
+  auto x = g.input("x", {32, 8, 16, 16});
+  auto y = g.input("y", {32}, i64);
+  nn::Conv2d c1(g, "c1", 8, 16, {3, 3}, {.padding = {1, 1}}), c2(g, "c2", 16, 16, {3, 3}, {.stride = {2, 2}, .padding = {1, 1}});
+  nn::BatchNorm2d bn(g, "bn", 16);
+  nn::Linear head(g, "head", 16, 10);
+  auto loss = cross_entropy(head(global_avg_pool2d(relu(c2(max_pool2d(relu(bn(c1(x)))))))), y);
+  std::mt19937 rng(3);
+  std::vector<std::int64_t> labels(32);
+  for (auto& l : labels) l = static_cast<std::int64_t>(rng() % 10);
+  const Feeds f{{"x", test::random_tensor({32, 8, 16, 16}, f32, rng)}, {"y", Tensor::from_vector<std::int64_t>({32}, labels)}};
+  std::vector<std::vector<Tensor>> results;
+  for (int threads : {1, 2}) {
+    Program p = compile(g, loss, optim::Adam{.lr = 0.01}, {.threads = threads, .seed = 5});
+    for (int i = 0; i < 3; ++i) p.step(f);
+    results.push_back(snapshot(p));
+  }
+  for (std::size_t i = 0; i < results[0].size(); ++i)
+    EXPECT_TRUE(same_bits(results[0][i], results[1][i])) << "1 vs 2 threads, variable " << i;
+}
+
 TEST(Program, ParameterInitDependsOnNameAndSeedNotOrder) {
   auto build = [](bool reversed, std::uint64_t seed) {
     Graph g;

@@ -24,6 +24,7 @@ const Settings& settings() {
     r.dump_ir = flag("TRAINRT_DUMP_IR", false);
     r.time_passes = flag("TRAINRT_TIME_PASSES", false);
     r.verify = flag("TRAINRT_VERIFY", kDebug);
+    r.profile = flag("TRAINRT_PROFILE", false);
     return r;
   }();
   return s;

@@ -1,9 +1,14 @@
 #include "exec/executor.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "core/element.h"
 #include "core/error.h"
+#include "core/settings.h"
+#include "ir/printer.h"
 
 namespace trainrt::detail {
 
@@ -31,11 +36,12 @@ struct Executor::Step {
   bool has_scratch = false;
   std::vector<const void*> in;
   std::vector<void*> out;
+  double seconds = 0;  // TRAINRT_PROFILE: total time in this kernel
 };
 
 Executor::Executor(const ScheduledGraph& graph, VariableStore& variables, cpu::OneDnn& dnn, int threads,
                    const ExecutorOptions& options)
-    : graph_(graph), variables_(variables), guard_node_(options.guard_node) {
+    : graph_(graph), variables_(variables), guard_node_(options.guard_node), profile_(settings().profile) {
   const GraphImpl& g = *graph.graph;
   const auto n = static_cast<std::size_t>(g.size());
   variable_of_.assign(n, nullptr);
@@ -91,7 +97,25 @@ Executor::Executor(const ScheduledGraph& graph, VariableStore& variables, cpu::O
   }
 }
 
-Executor::~Executor() = default;
+Executor::~Executor() {
+  if (profile_ && runs_ > 0) print_profile();
+}
+
+void Executor::print_profile() const {
+  const GraphImpl& g = *graph_.graph;
+  std::vector<const Step*> order;
+  double total = 0;
+  for (const Step& s : steps_) order.push_back(&s), total += s.seconds;
+  std::sort(order.begin(), order.end(), [](const Step* a, const Step* b) { return a->seconds > b->seconds; });
+  std::fprintf(stderr, "[trainrt] profile: %lld runs, %.3f ms per run in kernels; the ops that took longest:\n",
+               static_cast<long long>(runs_), 1e3 * total / static_cast<double>(runs_));
+  for (std::size_t i = 0; i < order.size() && i < 25; ++i) {
+    const Node& n = g.node(order[i]->node);
+    std::fprintf(stderr, "  %8.3f ms %5.1f%%  %-24s %s\n", 1e3 * order[i]->seconds / static_cast<double>(runs_),
+                 100.0 * order[i]->seconds / std::max(total, 1e-12), std::string(op_name(n.kind)).c_str(),
+                 n.outputs.empty() ? "" : n.outputs[0].to_string().c_str());
+  }
+}
 
 void* Executor::resolve(const BufferRef& ref) const {
   switch (ref.storage) {
@@ -111,11 +135,19 @@ void Executor::run(const std::vector<const void*>& feeds, void (*on_guard)(void*
     if (s.kernel) {
       for (std::size_t i = 0; i < s.in_refs.size(); ++i) s.in[i] = resolve(s.in_refs[i]);
       for (std::size_t i = 0; i < s.out_refs.size(); ++i) s.out[i] = resolve(s.out_refs[i]);
-      s.kernel->run({s.in.data(), s.out.data(), s.has_scratch ? arena_.get() + s.scratch_offset : nullptr});
+      const cpu::KernelArgs args{s.in.data(), s.out.data(), s.has_scratch ? arena_.get() + s.scratch_offset : nullptr};
+      if (profile_) {
+        const auto start = std::chrono::steady_clock::now();
+        s.kernel->run(args);
+        s.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      } else {
+        s.kernel->run(args);
+      }
     }
     if (s.node == guard_node_ && on_guard) on_guard(context);
   }
   feeds_ = nullptr;
+  ++runs_;
 }
 
 const void* Executor::data(ValueId v) const { return resolve(plan_.at(v)); }

@@ -45,6 +45,7 @@ class Executor {
  private:
   struct Step;
   void* resolve(const BufferRef& ref) const;
+  void print_profile() const;
 
   const ScheduledGraph& graph_;
   VariableStore& variables_;
@@ -56,6 +57,8 @@ class Executor {
   std::vector<std::int32_t> required_inputs_;
   std::vector<Step> steps_;
   std::int32_t guard_node_;
+  bool profile_;            // TRAINRT_PROFILE: time every kernel
+  std::int64_t runs_ = 0;   // passes timed
 };
 
 }  // namespace trainrt::detail

@@ -20,10 +20,14 @@
 // also serve the tests as the oracle of the oneDNN path. Each parallel task owns whole
 // output planes (or whole weight filters) and sums in a fixed order, so results do not
 // depend on the thread count.
+#include <tbb/task_arena.h>
+
 #include <algorithm>
 #include <array>
+#include <tuple>
 #include <vector>
 
+#include "core/error.h"
 #include "runtime/cpu/kernel.h"
 #include "runtime/cpu/onednn_impl.h"
 #include "runtime/cpu/parallel.h"
@@ -96,11 +100,44 @@ bool prefer_blocked(OpKind kind, const ConvGeometry& s) {
 
 std::size_t align64(std::size_t bytes) { return (bytes + 63) & ~std::size_t{63}; }
 
+/// Batch pieces of one call: as many as make every piece at least kMinPieceFlops of work,
+/// at most kMaxPieces, never more than the batch. The count depends on the shape alone.
+std::int64_t pieces_for(const ConvGeometry& s) {
+  constexpr double kMinPieceFlops = 4e6;  // ~0.1 ms on one AVX-512 core: task overhead is noise
+  constexpr std::int64_t kMaxPieces = 16;
+  const double flops = 2.0 * static_cast<double>(s.n * s.o * s.oh * s.ow * s.cg() * s.kh * s.kw);
+  const auto by_work = static_cast<std::int64_t>(flops / kMinPieceFlops);
+  return std::clamp<std::int64_t>(by_work, 1, std::min(kMaxPieces, s.n));
+}
+
+/// f32 convolution on oneDNN, cut into batch pieces that run as TBB tasks, each piece a
+/// single-threaded oneDNN call.
+///
+/// Why pieces rather than oneDNN's own threads: Debian's oneDNN parallelizes with OpenMP,
+/// whose idle workers spin for about a millisecond after every call, taking cores from the
+/// TBB kernels that run next (a CNN step at 2 threads: 72 ms, against 60 ms with
+/// OMP_WAIT_POLICY=passive). Run on fixed batch pieces inside our own task arena, the
+/// convolutions are as fast (32->64 channels on 14x14, batch 128, forward: 3.88 ms on
+/// OpenMP's 2 threads; 3.88-3.90 ms as 2, 4 or 8 pieces on 2 TBB threads), nothing spins,
+/// and every result — the weight gradient too, summed over pieces in order — is the same
+/// whatever the number of threads.
+///
+/// Layout: the pieces' primitives and reorders are made once, at compile time, for the
+/// piece batch (and a tail piece when the batch does not divide). Weights are reordered
+/// once per call, before the pieces; activations are reordered per piece into the worker's
+/// own scratch slot. Scratch:
+///   [weights in the primitive's layout | slot 0 | slot 1 | ... | weight-gradient partials]
+/// where a slot holds one scratchpad (shared by a piece's reorders and convolution, which
+/// run in order) and the reordered activations of one piece.
 class OneDnnConv final : public Kernel {
  public:
-  OneDnnConv(const KernelEnv& env, const ConvGeometry& s, bool has_bias) : kind_(env.n().kind), dnn_(env.dnn) {
+  OneDnnConv(const KernelEnv& env, const ConvGeometry& s, bool has_bias)
+      : kind_(env.n().kind), s_(s), has_bias_(has_bias), slots_(std::max(env.threads, 1)) {
+    pieces_ = pieces_for(s);
+    piece_batch_ = (s.n + pieces_ - 1) / pieces_;
+    pieces_ = (s.n + piece_batch_ - 1) / piece_batch_;
     onednn_call("creating a convolution primitive", [&] {
-      build(env, s, has_bias);
+      build(env);
       return 0;
     });
   }
@@ -109,145 +146,318 @@ class OneDnnConv final : public Kernel {
 
   void run(const KernelArgs& a) override {
     auto* scratch = static_cast<std::byte*>(a.scratch);
-    onednn_bind(scratchpad_, scratch);
-    for (const Operand& op : operands_) {
-      onednn_bind(op.user, op.output ? a.out[op.slot] : a.in[op.slot]);
-      if (op.reordered) onednn_bind(op.inner, scratch + op.offset);
+    if (weights_.reordered) {  // once per call, shared by every piece
+      onednn_bind(weights_.user, a.in[1]);
+      onednn_bind(weights_.inner, scratch);
+      onednn_bind(weights_.scratchpad, scratch + slot_offset_);
+      OneDnn::single_thread();
+      onednn_execute(weights_.stream, weights_.reorder, weights_.args, "reordering conv weights");
     }
-    for (const Operand& op : operands_)
-      if (op.reordered && !op.output) onednn_execute(dnn_, op.reorder, op.reorder_args, "reordering a conv input");
-    onednn_execute(dnn_, prim_, args_, "running a convolution");
-    for (const Operand& op : operands_)
-      if (op.reordered && op.output) onednn_execute(dnn_, op.reorder, op.reorder_args, "reordering a conv output");
+    parallel_for(pieces_, 1, [&](std::int64_t lo, std::int64_t hi) {
+      OneDnn::single_thread();
+      const int slot = tbb::this_task_arena::current_thread_index();
+      check_internal(slot >= 0 && slot < slots_, "conv: a worker index outside the arena's scratch slots");
+      for (std::int64_t p = lo; p < hi; ++p) run_piece(a, scratch, slot, p);
+    });
+    if (kind_ == OpKind::Conv2dBackwardWeight) sum_partials(a, scratch);
   }
 
  private:
-  /// One argument of the primitive: the caller's plain buffer and, when the primitive
-  /// wants another layout, a scratch buffer in that layout with the reorder between them.
-  struct Operand {
+  /// An activation operand (sliced along the batch) of a piece.
+  struct Act {
     int arg = 0;           // DNNL_ARG_*
     int slot = 0;          // index into KernelArgs::in, or ::out for the output
     bool output = false;
     bool reordered = false;
-    memory user, inner;    // inner is user when not reordered
+    std::int64_t sample_bytes = 0;  // bytes of one sample in the plain tensor
+    std::size_t inner_offset = 0;   // in the scratch slot
+  };
+  /// One primitive shape: the main piece or the tail.
+  struct Shape {
+    std::int64_t batch = 0;
+    dnnl::primitive prim;
+    std::vector<dnnl::reorder> reorders;  // per Act (empty handle when not reordered)
+  };
+  /// What one worker needs to run one shape: its own memory objects and stream.
+  struct Runner {
+    dnnl::stream stream;
+    memory scratchpad, weights, bias, weight_grad;
+    std::vector<memory> user, inner;  // per Act
+    OneDnnArgs args;
+    std::vector<OneDnnArgs> reorder_args;  // per Act
+  };
+  /// The weights' one reorder per call (forward and backward data).
+  struct Weights {
+    bool reordered = false;
+    memory user, inner, scratchpad;
     dnnl::reorder reorder;
-    OneDnnArgs reorder_args;
-    std::size_t offset = 0;             // of inner in the scratch
-    std::size_t scratchpad_bytes = 0;   // the reorder's own scratchpad
+    dnnl::stream stream;
+    OneDnnArgs args;
   };
 
-  void build(const KernelEnv& env, const ConvGeometry& s, bool has_bias) {
-    auto& engine = env.dnn.impl().engine;
-    const memory::data_type dt = memory::data_type::f32;
-    using tag = memory::format_tag;
-    const memory::dims x_dims{s.n, s.c, s.h, s.w}, y_dims{s.n, s.o, s.oh, s.ow};
-    // Grouped weights are 5-D [G, O/G, C/G, KH, KW]; our [O, C/G, KH, KW] is that in goihw.
-    const memory::dims w_dims = s.groups == 1 ? memory::dims{s.o, s.c, s.kh, s.kw}
-                                              : memory::dims{s.groups, s.og(), s.cg(), s.kh, s.kw};
+  void build(const KernelEnv& env);
+  void run_piece(const KernelArgs& a, std::byte* scratch, int slot, std::int64_t p);
+  void sum_partials(const KernelArgs& a, std::byte* scratch);
+
+  OpKind kind_;
+  ConvGeometry s_;
+  bool has_bias_;
+  int slots_;
+  std::int64_t pieces_ = 1, piece_batch_ = 1;
+  std::vector<Act> acts_;
+  std::vector<Shape> shapes_;               // [main] or [main, tail]
+  std::vector<std::vector<Runner>> runners_;  // [shape][slot]
+  Weights weights_;
+  memory::desc grad_md_;                    // backward weights: the primitive's diff_weights layout
+  bool grad_reordered_ = false;
+  dnnl::reorder grad_reorder_;
+  Runner grad_runner_;                      // binds the summed gradient and the caller's buffer
+  std::size_t weights_bytes_ = 0, slot_offset_ = 0, slot_bytes_ = 0, partial_offset_ = 0, grad_bytes_ = 0;
+  std::size_t scratch_bytes_ = 0;
+};
+
+void OneDnnConv::build(const KernelEnv& env) {
+  auto& engine = env.dnn.impl().engine;
+  const ConvGeometry& s = s_;
+  const memory::data_type dt = memory::data_type::f32;
+  using tag = memory::format_tag;
+  // Grouped weights are 5-D [G, O/G, C/G, KH, KW]; our [O, C/G, KH, KW] is that in goihw.
+  const memory::dims w_dims = s.groups == 1 ? memory::dims{s.o, s.c, s.kh, s.kw}
+                                            : memory::dims{s.groups, s.og(), s.cg(), s.kh, s.kw};
+  const memory::desc w_plain(w_dims, dt, s.groups == 1 ? tag::oihw : tag::goihw);
+  const memory::desc b_plain({s.o}, dt, tag::x);
+  const bool blocked = prefer_blocked(kind_, s);
+  const memory::dims strides{s.stride[0], s.stride[1]}, pad{s.padding[0], s.padding[1]};
+  const memory::dims dil{s.dilation[0] - 1, s.dilation[1] - 1};  // oneDNN counts dilation from 0
+  const auto algo = dnnl::algorithm::convolution_direct;
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  // Primitives are made for one thread: oneDNN fixes a primitive's work split when it is
+  // created, and each piece runs on one thread.
+  OneDnn::single_thread();
+
+  const std::int64_t tail = s.n - (pieces_ - 1) * piece_batch_;
+  std::vector<std::int64_t> batches{piece_batch_};
+  if (tail != piece_batch_) batches.push_back(tail);
+  std::size_t scratchpad = 0, inner_bytes = 0;
+  memory::desc w_wanted;
+  std::vector<std::vector<memory::desc>> wanted(batches.size());  // per shape, per Act
+  std::vector<memory::desc> plains;                               // per Act, for the main shape
+  for (std::size_t k = 0; k < batches.size(); ++k) {
+    const std::int64_t nb = batches[k];
+    const memory::dims x_dims{nb, s.c, s.h, s.w}, y_dims{nb, s.o, s.oh, s.ow};
     const memory::desc x_plain(x_dims, dt, tag::nchw), y_plain(y_dims, dt, tag::nchw);
-    const memory::desc w_plain(w_dims, dt, s.groups == 1 ? tag::oihw : tag::goihw);
-    const memory::desc b_plain({s.o}, dt, tag::x);
-    const bool blocked = prefer_blocked(kind_, s);
     const memory::desc x_md = blocked ? memory::desc(x_dims, dt, tag::any) : x_plain;
     const memory::desc y_md = blocked ? memory::desc(y_dims, dt, tag::any) : y_plain;
     const memory::desc w_md = blocked ? memory::desc(w_dims, dt, tag::any) : w_plain;
-    // oneDNN counts dilation from 0 (dense), PyTorch from 1.
-    const memory::dims strides{s.stride[0], s.stride[1]}, pad{s.padding[0], s.padding[1]};
-    const memory::dims dil{s.dilation[0] - 1, s.dilation[1] - 1};
-    const auto algo = dnnl::algorithm::convolution_direct;
-
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     using Fwd = dnnl::convolution_forward;
-    const auto fwd_desc = has_bias ? Fwd::desc(dnnl::prop_kind::forward_training, algo, x_md, w_md, b_plain, y_md,
-                                               strides, dil, pad, pad)
-                                   : Fwd::desc(dnnl::prop_kind::forward_training, algo, x_md, w_md, y_md, strides,
-                                               dil, pad, pad);
+    const auto fwd_desc = has_bias_ ? Fwd::desc(dnnl::prop_kind::forward_training, algo, x_md, w_md, b_plain, y_md,
+                                                strides, dil, pad, pad)
+                                    : Fwd::desc(dnnl::prop_kind::forward_training, algo, x_md, w_md, y_md, strides,
+                                                dil, pad, pad);
     const Fwd::primitive_desc fwd(fwd_desc, attr, engine);
-    memory::desc scratchpad_md;
+    Shape shape;
+    shape.batch = nb;
+    // (operand, plain layout, wanted layout) of the activations, in execution order.
+    std::vector<std::tuple<Act, memory::desc, memory::desc>> acts;
+    auto act = [&](int arg, int slot, bool output, const memory::desc& plain, const memory::desc& want) {
+      Act a;
+      a.arg = arg, a.slot = slot, a.output = output;
+      a.reordered = !(plain == want);
+      a.sample_bytes = static_cast<std::int64_t>(plain.get_size()) / nb;
+      acts.emplace_back(a, plain, want);
+    };
     switch (kind_) {
       case OpKind::Conv2d:
-        prim_ = Fwd(fwd);
-        scratchpad_md = fwd.scratchpad_desc();
-        add(env, DNNL_ARG_SRC, 0, false, x_plain, fwd.src_desc());
-        add(env, DNNL_ARG_WEIGHTS, 1, false, w_plain, fwd.weights_desc());
-        if (has_bias) add(env, DNNL_ARG_BIAS, 2, false, b_plain, fwd.bias_desc());
-        add(env, DNNL_ARG_DST, 0, true, y_plain, fwd.dst_desc());
+        shape.prim = Fwd(fwd);
+        scratchpad = std::max(scratchpad, fwd.scratchpad_desc().get_size());
+        w_wanted = fwd.weights_desc();
+        act(DNNL_ARG_SRC, 0, false, x_plain, fwd.src_desc());
+        act(DNNL_ARG_DST, 0, true, y_plain, fwd.dst_desc());
         break;
       case OpKind::Conv2dBackwardData: {
         using Bwd = dnnl::convolution_backward_data;
         const Bwd::primitive_desc pd(Bwd::desc(algo, x_md, w_md, y_md, strides, dil, pad, pad), attr, engine, fwd);
-        prim_ = Bwd(pd);
-        scratchpad_md = pd.scratchpad_desc();
-        add(env, DNNL_ARG_DIFF_DST, 0, false, y_plain, pd.diff_dst_desc());
-        add(env, DNNL_ARG_WEIGHTS, 1, false, w_plain, pd.weights_desc());
-        add(env, DNNL_ARG_DIFF_SRC, 0, true, x_plain, pd.diff_src_desc());
+        shape.prim = Bwd(pd);
+        scratchpad = std::max(scratchpad, pd.scratchpad_desc().get_size());
+        w_wanted = pd.weights_desc();
+        act(DNNL_ARG_DIFF_DST, 0, false, y_plain, pd.diff_dst_desc());
+        act(DNNL_ARG_DIFF_SRC, 0, true, x_plain, pd.diff_src_desc());
         break;
       }
       default: {
         using Bwd = dnnl::convolution_backward_weights;
         const Bwd::primitive_desc pd(Bwd::desc(algo, x_md, w_md, y_md, strides, dil, pad, pad), attr, engine, fwd);
-        prim_ = Bwd(pd);
-        scratchpad_md = pd.scratchpad_desc();
-        add(env, DNNL_ARG_DIFF_DST, 0, false, y_plain, pd.diff_dst_desc());
-        add(env, DNNL_ARG_SRC, 1, false, x_plain, pd.src_desc());
-        add(env, DNNL_ARG_DIFF_WEIGHTS, 0, true, w_plain, pd.diff_weights_desc());
+        shape.prim = Bwd(pd);
+        scratchpad = std::max(scratchpad, pd.scratchpad_desc().get_size());
+        grad_md_ = pd.diff_weights_desc();
+        act(DNNL_ARG_DIFF_DST, 0, false, y_plain, pd.diff_dst_desc());
+        act(DNNL_ARG_SRC, 1, false, x_plain, pd.src_desc());
         break;
       }
     }
-    // Scratch: [shared scratchpad | one buffer per reordered operand]. The reorders and the
-    // convolution run one after another on an in-order stream, so they share the scratchpad.
-    std::size_t shared = scratchpad_md.get_size();
-    for (const Operand& op : operands_)
-      if (op.reordered) shared = std::max(shared, op.scratchpad_bytes);
-    const memory::desc bytes({static_cast<memory::dim>(shared)}, memory::data_type::u8, tag::x);
-    scratchpad_ = memory(shared == scratchpad_md.get_size() ? scratchpad_md : bytes, engine, DNNL_MEMORY_NONE);
-    std::size_t offset = align64(shared);
-    for (Operand& op : operands_) {
-      if (!op.reordered) continue;
-      op.offset = offset;
-      offset += align64(op.inner.get_desc().get_size());
-      op.reorder_args.add(DNNL_ARG_SCRATCHPAD, scratchpad_);
+    if (k == 0) {
+      for (auto& [a, plain, want] : acts) {
+        acts_.push_back(a);
+        plains.push_back(plain);
+      }
     }
-    scratch_bytes_ = offset;
-    args_.add(DNNL_ARG_SCRATCHPAD, scratchpad_);
-    for (const Operand& op : operands_) args_.add(op.arg, op.inner);
+    std::size_t offset = 0;
+    for (std::size_t i = 0; i < acts.size(); ++i) {
+      const auto& [a, plain, want] = acts[i];
+      wanted[k].push_back(want);
+      dnnl::reorder r;
+      if (a.reordered) {
+        const dnnl::reorder::primitive_desc rpd(engine, a.output ? want : plain, engine, a.output ? plain : want, attr);
+        r = dnnl::reorder(rpd);
+        scratchpad = std::max(scratchpad, rpd.scratchpad_desc().get_size());
+        if (k == 0) acts_[i].inner_offset = offset;
+        offset += align64(want.get_size());
+      }
+      shape.reorders.push_back(r);
+    }
+    inner_bytes = std::max(inner_bytes, offset);
+    shapes_.push_back(std::move(shape));
   }
 
-  /// Adds the operand `arg`, stored at `slot` in `plain` layout, which the primitive wants
-  /// in layout `wanted`.
-  void add(const KernelEnv& env, int arg, int slot, bool output, const memory::desc& plain,
-           const memory::desc& wanted) {
-    auto& engine = env.dnn.impl().engine;
-    Operand op;
-    op.arg = arg;
-    op.slot = slot;
-    op.output = output;
-    op.user = memory(plain, engine, DNNL_MEMORY_NONE);
-    op.reordered = !(plain == wanted);
-    op.inner = op.reordered ? memory(wanted, engine, DNNL_MEMORY_NONE) : op.user;
-    if (op.reordered) {
-      dnnl::primitive_attr attr;
-      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      const memory::desc& from = output ? wanted : plain;
-      const memory::desc& to = output ? plain : wanted;
-      const dnnl::reorder::primitive_desc pd(engine, from, engine, to, attr);
-      op.reorder = dnnl::reorder(pd);
-      op.scratchpad_bytes = pd.scratchpad_desc().get_size();
-      op.reorder_args.add(DNNL_ARG_FROM, output ? op.inner : op.user);
-      op.reorder_args.add(DNNL_ARG_TO, output ? op.user : op.inner);
+  // The weights (forward, backward data): reordered once per call when the layout differs.
+  const memory::desc b_md = b_plain;
+  if (kind_ != OpKind::Conv2dBackwardWeight) {
+    weights_.reordered = !(w_plain == w_wanted);
+    weights_.user = memory(w_plain, engine, DNNL_MEMORY_NONE);
+    weights_.inner = weights_.reordered ? memory(w_wanted, engine, DNNL_MEMORY_NONE) : weights_.user;
+    if (weights_.reordered) {
+      const dnnl::reorder::primitive_desc rpd(engine, w_plain, engine, w_wanted, attr);
+      weights_.reorder = dnnl::reorder(rpd);
+      scratchpad = std::max(scratchpad, rpd.scratchpad_desc().get_size());
+      weights_.stream = dnnl::stream(engine);
+      weights_.args.add(DNNL_ARG_FROM, weights_.user);
+      weights_.args.add(DNNL_ARG_TO, weights_.inner);
+      weights_bytes_ = align64(w_wanted.get_size());
     }
-    operands_.push_back(std::move(op));
+  } else {
+    grad_reordered_ = !(w_plain == grad_md_);
+    grad_bytes_ = align64(grad_md_.get_size());
+    if (grad_reordered_) {
+      const dnnl::reorder::primitive_desc rpd(engine, grad_md_, engine, w_plain, attr);
+      grad_reorder_ = dnnl::reorder(rpd);
+      scratchpad = std::max(scratchpad, rpd.scratchpad_desc().get_size());
+      grad_runner_.stream = dnnl::stream(engine);
+      grad_runner_.weight_grad = memory(grad_md_, engine, DNNL_MEMORY_NONE);
+      grad_runner_.weights = memory(w_plain, engine, DNNL_MEMORY_NONE);
+      grad_runner_.scratchpad = memory(memory::desc({static_cast<memory::dim>(std::max<std::size_t>(scratchpad, 1))},
+                                                    memory::data_type::u8, tag::x),
+                                       engine, DNNL_MEMORY_NONE);
+      grad_runner_.args.add(DNNL_ARG_FROM, grad_runner_.weight_grad);
+      grad_runner_.args.add(DNNL_ARG_TO, grad_runner_.weights);
+      grad_runner_.args.add(DNNL_ARG_SCRATCHPAD, grad_runner_.scratchpad);
+    }
+  }
+  const memory::desc pad_md({static_cast<memory::dim>(std::max<std::size_t>(scratchpad, 1))}, memory::data_type::u8,
+                            tag::x);
+  if (weights_.reordered) {
+    weights_.scratchpad = memory(pad_md, engine, DNNL_MEMORY_NONE);
+    weights_.args.add(DNNL_ARG_SCRATCHPAD, weights_.scratchpad);
   }
 
-  OpKind kind_;
-  OneDnn& dnn_;
-  dnnl::primitive prim_;
-  memory scratchpad_;
-  std::vector<Operand> operands_;
-  OneDnnArgs args_;
-  std::size_t scratch_bytes_ = 0;
-};
+  // Scratch layout (see the class comment).
+  slot_offset_ = weights_bytes_;
+  slot_bytes_ = align64(scratchpad) + inner_bytes;
+  for (Act& a : acts_) a.inner_offset += align64(scratchpad);
+  partial_offset_ = slot_offset_ + static_cast<std::size_t>(slots_) * slot_bytes_;
+  scratch_bytes_ = partial_offset_ + (kind_ == OpKind::Conv2dBackwardWeight ? static_cast<std::size_t>(pieces_) * grad_bytes_ : 0);
+
+  // Runners: every shape for every worker slot, each with its own memory objects.
+  runners_.resize(shapes_.size());
+  for (std::size_t k = 0; k < shapes_.size(); ++k) {
+    const std::int64_t nb = shapes_[k].batch;
+    for (int w = 0; w < slots_; ++w) {
+      Runner r;
+      r.stream = dnnl::stream(engine);
+      r.scratchpad = memory(pad_md, engine, DNNL_MEMORY_NONE);
+      r.args.add(DNNL_ARG_SCRATCHPAD, r.scratchpad);
+      for (std::size_t i = 0; i < acts_.size(); ++i) {
+        const Act& a = acts_[i];
+        memory::dims dims = plains[i].dims();
+        dims[0] = nb;
+        const memory::desc plain(dims, dt, tag::nchw);
+        r.user.push_back(memory(plain, engine, DNNL_MEMORY_NONE));
+        r.inner.push_back(a.reordered ? memory(wanted[k][i], engine, DNNL_MEMORY_NONE) : r.user.back());
+        r.args.add(a.arg, r.inner.back());
+        OneDnnArgs ra;
+        if (a.reordered) {
+          ra.add(DNNL_ARG_FROM, a.output ? r.inner.back() : r.user.back());
+          ra.add(DNNL_ARG_TO, a.output ? r.user.back() : r.inner.back());
+          ra.add(DNNL_ARG_SCRATCHPAD, r.scratchpad);
+        }
+        r.reorder_args.push_back(std::move(ra));
+      }
+      if (kind_ == OpKind::Conv2dBackwardWeight) {
+        r.weight_grad = memory(grad_md_, engine, DNNL_MEMORY_NONE);
+        r.args.add(DNNL_ARG_DIFF_WEIGHTS, r.weight_grad);
+      } else {
+        r.weights = memory(weights_.reordered ? w_wanted : w_plain, engine, DNNL_MEMORY_NONE);
+        r.args.add(DNNL_ARG_WEIGHTS, r.weights);
+        if (kind_ == OpKind::Conv2d && has_bias_) {
+          r.bias = memory(b_md, engine, DNNL_MEMORY_NONE);
+          r.args.add(DNNL_ARG_BIAS, r.bias);
+        }
+      }
+      runners_[k].push_back(std::move(r));
+    }
+  }
+}
+
+void OneDnnConv::run_piece(const KernelArgs& a, std::byte* scratch, int slot, std::int64_t p) {
+  const std::size_t k = (shapes_.size() > 1 && p == pieces_ - 1) ? 1 : 0;
+  Runner& r = runners_[k][static_cast<std::size_t>(slot)];
+  std::byte* slot_base = scratch + slot_offset_ + static_cast<std::size_t>(slot) * slot_bytes_;
+  const std::int64_t first = p * piece_batch_;
+  onednn_bind(r.scratchpad, slot_base);
+  for (std::size_t i = 0; i < acts_.size(); ++i) {
+    const Act& act = acts_[i];
+    const std::byte* base = static_cast<const std::byte*>(act.output ? a.out[act.slot] : a.in[act.slot]);
+    onednn_bind(r.user[i], base + first * act.sample_bytes);
+    if (act.reordered) onednn_bind(r.inner[i], slot_base + act.inner_offset);
+  }
+  if (kind_ == OpKind::Conv2dBackwardWeight) {
+    onednn_bind(r.weight_grad, scratch + partial_offset_ + static_cast<std::size_t>(p) * grad_bytes_);
+  } else {
+    onednn_bind(r.weights, weights_.reordered ? static_cast<const void*>(scratch) : a.in[1]);
+    if (kind_ == OpKind::Conv2d && has_bias_) onednn_bind(r.bias, a.in[2]);
+  }
+  const Shape& shape = shapes_[k];
+  for (std::size_t i = 0; i < acts_.size(); ++i)
+    if (acts_[i].reordered && !acts_[i].output)
+      onednn_execute(r.stream, shape.reorders[i], r.reorder_args[i], "reordering a conv input");
+  onednn_execute(r.stream, shape.prim, r.args, "running a convolution");
+  for (std::size_t i = 0; i < acts_.size(); ++i)
+    if (acts_[i].reordered && acts_[i].output)
+      onednn_execute(r.stream, shape.reorders[i], r.reorder_args[i], "reordering a conv output");
+}
+
+/// dW = the sum over pieces of their partial gradients, in piece order (element by element,
+/// in parallel over elements), then into the caller's layout.
+void OneDnnConv::sum_partials(const KernelArgs& a, std::byte* scratch) {
+  const std::int64_t n = static_cast<std::int64_t>(grad_md_.get_size() / sizeof(float));
+  auto* total = reinterpret_cast<float*>(scratch + partial_offset_);
+  float* out = grad_reordered_ ? total : static_cast<float*>(a.out[0]);
+  const std::size_t stride = grad_bytes_ / sizeof(float);
+  parallel_for(n, kSerialElements / std::max<std::int64_t>(pieces_, 1), [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) {
+      float v = total[i];
+      for (std::int64_t p = 1; p < pieces_; ++p) v += total[static_cast<std::size_t>(p) * stride + static_cast<std::size_t>(i)];
+      out[i] = v;
+    }
+  });
+  if (grad_reordered_) {
+    onednn_bind(grad_runner_.weight_grad, total);
+    onednn_bind(grad_runner_.weights, a.out[0]);
+    onednn_bind(grad_runner_.scratchpad, scratch + slot_offset_);  // slot 0 is free by now
+    OneDnn::single_thread();
+    onednn_execute(grad_runner_.stream, grad_reorder_, grad_runner_.args, "reordering a weight gradient");
+  }
+}
 
 // ---- reference loops (f64; f32 with a zero extent) --------------------------------------------
 

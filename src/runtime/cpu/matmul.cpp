@@ -58,9 +58,16 @@ MatmulShape describe(const KernelEnv& env) {
   return s;
 }
 
+/// Matmuls below this many flops run on one thread: an OpenMP team would cost more to wake
+/// than it saves, and its workers would then spin while the next (TBB) kernel runs.
+constexpr double kTeamFlops = 8e6;
+
 class OneDnnMatmul final : public Kernel {
  public:
-  OneDnnMatmul(const KernelEnv& env, const MatmulShape& s) : dnn_(env.dnn) {
+  OneDnnMatmul(const KernelEnv& env, const MatmulShape& s)
+      : dnn_(env.dnn),
+        team_(2.0 * static_cast<double>(s.batch * s.m * s.n * s.k) < kTeamFlops ? 1 : env.threads) {
+    OneDnn::use_threads(team_);  // oneDNN fixes the work split of a primitive when it is made
     auto& impl = env.dnn.impl();
     const memory::data_type dt = onednn_type(env.out(0).dtype);
     auto md = [&](const std::vector<std::int64_t>& dims, std::vector<std::int64_t> strides) {
@@ -95,6 +102,7 @@ class OneDnnMatmul final : public Kernel {
   std::size_t scratch_bytes() const override { return scratch_bytes_; }
 
   void run(const KernelArgs& a) override {
+    OneDnn::use_threads(team_);
     onednn_bind(a_, a.in[0]);
     onednn_bind(b_, a.in[1]);
     onednn_bind(c_, a.out[0]);
@@ -104,6 +112,7 @@ class OneDnnMatmul final : public Kernel {
 
  private:
   OneDnn& dnn_;
+  int team_;  // OpenMP threads of this matmul
   dnnl::matmul prim_;
   memory a_, b_, c_, scratch_;
   OneDnnArgs args_;

@@ -12,7 +12,7 @@ OneDnn::OneDnn(int threads)
 
 OneDnn::~OneDnn() = default;
 
-void OneDnn::prepare_thread() const { omp_set_num_threads(threads_); }
+void OneDnn::use_threads(int n) { omp_set_num_threads(n); }
 
 dnnl::memory::data_type onednn_type(DType dtype) {
   switch (dtype) {
@@ -30,11 +30,15 @@ void onednn_bind(const dnnl::memory& m, const void* data) {
   if (status != dnnl_success) onednn_fail("binding a buffer", dnnl::error(status, "dnnl_memory_set_data_handle_v2"));
 }
 
-void onednn_execute(OneDnn& dnn, const dnnl::primitive& prim, const OneDnnArgs& args, const char* what) {
-  dnnl_status_t status = dnnl_primitive_execute(prim.get(), dnn.impl().stream.get(), static_cast<int>(args.args.size()),
-                                                args.args.data());
-  if (status == dnnl_success) status = dnnl_stream_wait(dnn.impl().stream.get());
+void onednn_execute(const dnnl::stream& stream, const dnnl::primitive& prim, const OneDnnArgs& args, const char* what) {
+  dnnl_status_t status =
+      dnnl_primitive_execute(prim.get(), stream.get(), static_cast<int>(args.args.size()), args.args.data());
+  if (status == dnnl_success) status = dnnl_stream_wait(stream.get());
   if (status != dnnl_success) onednn_fail(what, dnnl::error(status, "dnnl_primitive_execute"));
+}
+
+void onednn_execute(OneDnn& dnn, const dnnl::primitive& prim, const OneDnnArgs& args, const char* what) {
+  onednn_execute(dnn.impl().stream, prim, args, what);
 }
 
 void onednn_fail(const char* what, const dnnl::error& e) {

@@ -3,9 +3,11 @@
 // Only files that call oneDNN include onednn_impl.h (and with it dnnl.hpp, a several-
 // hundred-kilobyte header); everything else sees this forward-declared handle.
 //
-// Threads: Debian's oneDNN runs its primitives on an OpenMP pool, not on TBB. Before a step
-// the executor calls prepare_thread() so that pool has as many threads as the Program's
-// task arena; the two pools take turns (kernels run one at a time in this executor).
+// Threads: Debian's oneDNN runs its primitives on an OpenMP pool, not on TBB. Convolutions
+// run oneDNN single-threaded on batch pieces inside our TBB tasks (runtime/cpu/conv.cpp
+// says why); large matmuls use an OpenMP team of the Program's thread count, small ones one
+// thread. OpenMP's team size is a per-thread setting, so each kernel sets it right before
+// it creates or runs a primitive: use_threads(n).
 #pragma once
 
 #include <memory>
@@ -19,8 +21,12 @@ class OneDnn {
   OneDnn(const OneDnn&) = delete;
   OneDnn& operator=(const OneDnn&) = delete;
 
-  /// Sizes the calling thread's OpenMP team for oneDNN calls made from it.
-  void prepare_thread() const;
+  /// Sizes the calling thread's OpenMP team for oneDNN calls made from it to the Program's
+  /// thread count.
+  void prepare_thread() const { use_threads(threads_); }
+  /// Sizes the calling thread's OpenMP team to `n` (1: no team, nothing spins afterwards).
+  static void use_threads(int n);
+  static void single_thread() { use_threads(1); }
   int threads() const noexcept { return threads_; }
 
   struct Impl;

@@ -30,6 +30,8 @@ void onednn_bind(const dnnl::memory& m, const void* data);
 /// Executes `prim` on the CPU stream and waits. Goes through oneDNN's C API: the C++
 /// wrapper's execute() copies its argument map into a new vector at every call.
 void onednn_execute(OneDnn& dnn, const dnnl::primitive& prim, const OneDnnArgs& args, const char* what);
+/// The same on `stream` (one per worker thread: a oneDNN stream is not thread-safe).
+void onednn_execute(const dnnl::stream& stream, const dnnl::primitive& prim, const OneDnnArgs& args, const char* what);
 
 /// Runs `fn`, turning a dnnl::error into trainrt::Error naming `what` and oneDNN's status.
 template <class Fn>
