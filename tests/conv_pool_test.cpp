@@ -305,6 +305,50 @@ TEST(MaxPool2dHand, TiesGoToTheFirstMaximum) {
   EXPECT_EQ(test::values(out2[1]), (std::vector<double>{0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
 }
 
+TEST(MaxPool2dTiled, MatchesNaiveLoopsWithTiesNanAndUncoveredEdges) {
+  // Windows that tile the input (kernel == stride, no padding) take a dedicated kernel; it
+  // must match a naive window-by-window loop exactly: ties (small integers), NaN, and rows
+  // and columns past the last full window (odd sizes) that receive no gradient.
+  std::mt19937 rng(41);
+  for (const Pair kernel : {Pair{2, 2}, Pair{3, 2}}) {
+    const std::int64_t n = 2, c = 3, h = 7, w = 9;
+    const std::int64_t oh = h / kernel[0], ow = w / kernel[1];
+    Tensor x = Tensor::empty({n, c, h, w}, f64), g = Tensor::empty({n, c, oh, ow}, f64);
+    for (std::int64_t i = 0; i < x.numel(); ++i) x.data<double>()[i] = static_cast<double>(rng() % 4);
+    for (std::int64_t i = 0; i < g.numel(); ++i) g.data<double>()[i] = 1.0 + static_cast<double>(i);
+    x.data<double>()[5] = std::numeric_limits<double>::quiet_NaN();
+    for (DType dt : {f64, f32}) {
+      const auto out = run_pool(true, pool_options(kernel), x.to(dt), g, 2);
+      for (std::int64_t p = 0; p < n * c; ++p)
+        for (std::int64_t i = 0; i < oh; ++i)
+          for (std::int64_t j = 0; j < ow; ++j) {
+            double m = 0;
+            std::int64_t first = -1;
+            for (std::int64_t a = 0; a < kernel[0]; ++a)
+              for (std::int64_t b = 0; b < kernel[1]; ++b) {
+                const std::int64_t at = (p * h + i * kernel[0] + a) * w + j * kernel[1] + b;
+                const double v = x.at(at);
+                if (first < 0 || v > m || (std::isnan(v) && !std::isnan(m))) m = v, first = at;
+              }
+            const double got = out[0].at((p * oh + i) * ow + j);
+            EXPECT_TRUE(got == m || (std::isnan(got) && std::isnan(m))) << got << " vs " << m;
+            // The gradient lands on the first element equal to the maximum.
+            for (std::int64_t a = 0; a < kernel[0]; ++a)
+              for (std::int64_t b = 0; b < kernel[1]; ++b) {
+                const std::int64_t at = (p * h + i * kernel[0] + a) * w + j * kernel[1] + b;
+                EXPECT_EQ(out[1].at(at), at == first ? g.at((p * oh + i) * ow + j) : 0.0) << name(dt) << " at " << at;
+              }
+          }
+      for (std::int64_t p = 0; p < n * c; ++p)
+        for (std::int64_t r = 0; r < h; ++r)
+          for (std::int64_t col = 0; col < w; ++col)
+            if (r >= oh * kernel[0] || col >= ow * kernel[1]) {
+              EXPECT_EQ(out[1].at((p * h + r) * w + col), 0.0);
+            }
+    }
+  }
+}
+
 TEST(AvgPool2dHand, CountIncludePad) {
   // x = [[1 2] [3 4]], kernel 2, stride 1, padding 1: a 3x3 output whose windows hold
   // 1, 2, 4, 2, 1, ... real elements; count_include_pad divides by 4 always, else by the count.

@@ -222,6 +222,103 @@ class PoolKernel final : public Kernel {
 
 }  // namespace
 
+/// Max pooling whose windows tile the input: kernel == stride, no padding, every window
+/// inside the input (the common 2x2/2 pooling of CNNs). Each input element then belongs to
+/// at most one window, so the backward writes every element of dx exactly once — the
+/// gradient where the first maximum of its window sits, zero elsewhere — with no zero-fill
+/// pass and no scatter, and the 2x2 case runs as straight-line code the compiler
+/// vectorizes. Results equal PoolKernel's (the same first-maximum rule, NaN propagating).
+/// Measured with TRAINRT_PROFILE=1 on the example CNN's first pooling (f32[128,32,28,28] to
+/// 14x14), one thread, against PoolKernel: forward 5.5 -> 1.8 ms, backward 14.6 -> 4.5 ms.
+template <class T>
+class TiledMaxPool final : public Kernel {
+ public:
+  TiledMaxPool(OpKind kind, const Shape& x, const Shape& y, const Pool2dAttrs& a)
+      : backward_(kind == OpKind::MaxPool2dBackward),
+        planes_(x[0] * x[1]), h_(x[2]), w_(x[3]), oh_(y[2]), ow_(y[3]), kh_(a.kernel[0]), kw_(a.kernel[1]) {}
+
+  static bool applies(const Shape& x, const Shape& y, const Pool2dAttrs& a) {
+    return a.kernel == a.stride && a.padding[0] == 0 && a.padding[1] == 0 && y[2] * a.kernel[0] <= x[2] &&
+           y[3] * a.kernel[1] <= x[3];
+  }
+
+  void run(const KernelArgs& a) override {
+    const std::int64_t in_plane = h_ * w_, out_plane = oh_ * ow_;
+    parallel_for(planes_, grain_for(2 * in_plane), [&](std::int64_t lo, std::int64_t hi) {
+      for (std::int64_t p = lo; p < hi; ++p) {
+        if (backward_)
+          backward(static_cast<const T*>(a.in[0]) + p * out_plane, static_cast<const T*>(a.in[1]) + p * in_plane,
+                   static_cast<const T*>(a.in[2]) + p * out_plane, static_cast<T*>(a.out[0]) + p * in_plane);
+        else
+          forward(static_cast<const T*>(a.in[0]) + p * in_plane, static_cast<T*>(a.out[0]) + p * out_plane);
+      }
+    });
+  }
+
+ private:
+  /// max(m, v) that keeps the first maximum and lets NaN win (v != v only for NaN).
+  static T pick(T m, T v) { return (v > m || v != v) ? v : m; }
+  /// Whether v is the maximum m (NaN matches NaN).
+  static bool is_max(T v, T m) { return (v == m) | ((v != v) & (m != m)); }
+
+  void forward(const T* x, T* y) const {
+    for (std::int64_t i = 0; i < oh_; ++i) {
+      const T* r0 = x + i * kh_ * w_;
+      T* yr = y + i * ow_;
+      if (kh_ == 2 && kw_ == 2) {
+        const T* r1 = r0 + w_;
+        for (std::int64_t j = 0; j < ow_; ++j) yr[j] = pick(pick(pick(r0[2 * j], r0[2 * j + 1]), r1[2 * j]), r1[2 * j + 1]);
+        continue;
+      }
+      for (std::int64_t j = 0; j < ow_; ++j) {
+        T m = r0[j * kw_];
+        for (std::int64_t a = 0; a < kh_; ++a)
+          for (std::int64_t b = 0; b < kw_; ++b) m = pick(m, r0[a * w_ + j * kw_ + b]);
+        yr[j] = m;
+      }
+    }
+  }
+
+  void backward(const T* g, const T* x, const T* y, T* dx) const {
+    for (std::int64_t i = 0; i < oh_; ++i) {
+      const T* xr = x + i * kh_ * w_;
+      T* dr = dx + i * kh_ * w_;
+      const T* gr = g + i * ow_;
+      const T* yr = y + i * ow_;
+      if (kh_ == 2 && kw_ == 2) {
+        // Bitwise logic, no short-circuit: the compiler turns the selects into blends and
+        // vectorizes the loop.
+        for (std::int64_t j = 0; j < ow_; ++j) {
+          const T m = yr[j], gv = gr[j];
+          const bool i0 = is_max(xr[2 * j], m), i1 = is_max(xr[2 * j + 1], m), i2 = is_max(xr[w_ + 2 * j], m);
+          const bool h1 = i1 & !i0, h2 = i2 & !(i0 | i1), h3 = !(i0 | i1 | i2);  // the first maximum wins
+          dr[2 * j] = i0 ? gv : T(0);
+          dr[2 * j + 1] = h1 ? gv : T(0);
+          dr[w_ + 2 * j] = h2 ? gv : T(0);
+          dr[w_ + 2 * j + 1] = h3 ? gv : T(0);
+        }
+      } else {
+        for (std::int64_t j = 0; j < ow_; ++j) {
+          bool found = false;
+          for (std::int64_t a = 0; a < kh_; ++a)
+            for (std::int64_t b = 0; b < kw_; ++b) {
+              const std::int64_t at = a * w_ + j * kw_ + b;
+              const bool hit = !found && is_max(xr[at], yr[j]);
+              dr[at] = hit ? gr[j] : T(0);
+              found = found || hit;
+            }
+        }
+      }
+      for (std::int64_t a = 0; a < kh_; ++a)  // columns no window covers
+        std::fill(dr + a * w_ + ow_ * kw_, dr + (a + 1) * w_, T(0));
+    }
+    std::fill(dx + oh_ * kh_ * w_, dx + h_ * w_, T(0));  // rows no window covers
+  }
+
+  bool backward_;
+  std::int64_t planes_, h_, w_, oh_, ow_, kh_, kw_;
+};
+
 std::unique_ptr<Kernel> make_pool_kernel(const KernelEnv& env) {
   const OpKind kind = env.n().kind;
   const auto& attrs = std::get<Pool2dAttrs>(env.n().attrs);
@@ -234,6 +331,11 @@ std::unique_ptr<Kernel> make_pool_kernel(const KernelEnv& env) {
     default: check_internal(false, "make_pool_kernel: not a pooling op"); return nullptr;
   }
   const DType dtype = env.out(0).dtype;
+  const bool max = kind == OpKind::MaxPool2d || kind == OpKind::MaxPool2dBackward;
+  if (max && TiledMaxPool<float>::applies(x, y, attrs)) {
+    if (dtype == DType::f32) return std::make_unique<TiledMaxPool<float>>(kind, x, y, attrs);
+    if (dtype == DType::f64) return std::make_unique<TiledMaxPool<double>>(kind, x, y, attrs);
+  }
   switch (dtype) {
     case DType::f32: return std::make_unique<PoolKernel<float>>(kind, x, y, attrs);
     case DType::f64: return std::make_unique<PoolKernel<double>>(kind, x, y, attrs);
