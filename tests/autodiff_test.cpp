@@ -270,6 +270,25 @@ TEST(Gradients, SmallNetworkEndToEnd) {
                    -1, 1});
 }
 
+TEST(Gradients, CastPassesTheGradientBackInTheOperandsDtype) {
+  // A finite difference through f32 would drown h = 1e-6 in rounding: check exactly instead.
+  // d/dx sum(w * cast(x, f32)) = cast(w, f64) elementwise, and no gradient crosses a cast
+  // from an integer or bool.
+  Graph g;
+  auto x = g.input("x", {5}, f64);
+  const Tensor w = Tensor::from_vector<float>({5}, {0.5f, -2.0f, 3.0f, 0.25f, 1.0f});
+  auto loss = cast(sum(cast(x, f32) * g.constant(w)), f64) + sum(cast(cast(x, i64), f64));
+  auto grads = gradients(loss, {x});
+  std::mt19937 rng(8);
+  auto out = test::run_train(loss, grads, {{"x", test::random_tensor({5}, f64, rng)}});
+  EXPECT_EQ(test::values(out[0]), (std::vector<double>{0.5, -2.0, 3.0, 0.25, 1.0}));
+  EXPECT_EQ(out[0].dtype(), f64);
+}
+
+TEST(Gradients, GlobalAveragePooling) {
+  check_gradients({"global_avg_pool2d", {Shape{2, 3, 4, 5}}, [](Graph&, const V& x) { return global_avg_pool2d(x[0]); }});
+}
+
 TEST(Gradients, UnreachableValuesGetZeros) {
   Graph g;
   auto x = g.input("x", {2}, f64);
