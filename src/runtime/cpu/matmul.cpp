@@ -58,8 +58,9 @@ MatmulShape describe(const KernelEnv& env) {
   return s;
 }
 
-/// Matmuls below this many flops run on one thread: an OpenMP team would cost more to wake
-/// than it saves, and its workers would then spin while the next (TBB) kernel runs.
+/// Matmuls below this many flops run on one thread: they take under 0.1 ms there (one core
+/// did 103 MFLOP, 128x784 @ 784x512, in 0.85 ms), and an OpenMP team's workers would spin
+/// for about a millisecond afterwards, while the next (TBB) kernel wants their cores.
 constexpr double kTeamFlops = 8e6;
 
 class OneDnnMatmul final : public Kernel {
