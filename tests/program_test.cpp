@@ -267,6 +267,10 @@ TEST(Program, MemoryIsPlannedAndReused) {
   // the base and current learning rates (8 bytes each).
   EXPECT_EQ(m.variable_bytes, 2 * 4u * (20 + 4 + 12 + 3) + 3 * 8u);
   EXPECT_NE(m.to_string().find("arena"), std::string::npos);
+  ASSERT_FALSE(m.largest.empty());
+  EXPECT_GE(m.largest.front().bytes, m.largest.back().bytes);
+  EXPECT_NE(m.largest.front().op.find("program_test.cpp:"), std::string::npos) << m.largest.front().op;
+  EXPECT_NE(m.to_string().find(m.largest.front().type), std::string::npos);
 }
 
 TEST(Program, MovedProgramsKeepWorking) {

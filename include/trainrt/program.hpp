@@ -39,6 +39,9 @@ struct CompileOptions {
   /// Worker threads of the Program's task arena (kernels split their loops over them);
   /// 0 means every core of the machine.
   int threads = 0;
+  /// Run independent steps of the schedule at the same time (a TBB flow graph over the
+  /// step's DAG); false runs them one after another. Results are the same bits either way.
+  bool inter_op = true;
   /// Seeds parameter initialization and dropout (Philox keyed by seed, step and node).
   std::uint64_t seed = 0;
   /// Extra values that step() returns after the loss (e.g. logits for training accuracy).
@@ -46,6 +49,11 @@ struct CompileOptions {
   /// Check the loss after the forward pass; a NaN or infinite loss throws trainrt::Error
   /// (Runtime) before any parameter, optimizer state or running statistic changes.
   bool check_finite_loss = false;
+  /// Activation memory budget in bytes (0: none). When the planned arena of the step exceeds
+  /// it, cheap forward ops (elementwise, normalization applies) are recomputed in the
+  /// backward pass instead of keeping their outputs alive, largest first, until the plan fits
+  /// or nothing cheap is left. Results are unchanged; memory_report() tells what was planned.
+  std::size_t memory_budget = 0;
 };
 
 /// One named tensor fed to a step.
@@ -83,11 +91,20 @@ class StepResult {
   std::vector<Tensor> outputs_;
 };
 
+/// One buffer of a plan, for reports.
+struct BufferInfo {
+  std::string op;     ///< the op that produces it ("conv2d at main.cpp:42")
+  std::string type;   ///< "f32[128,64,14,14]"
+  std::size_t bytes = 0;
+};
+
 /// Where the memory of a Program goes.
 struct MemoryReport {
-  std::size_t arena_bytes = 0;     ///< planned scratch arena of the training step
+  std::size_t arena_bytes = 0;     ///< planned peak: the arena of the training step
   std::size_t naive_bytes = 0;     ///< the sum of every intermediate buffer, without reuse
   std::size_t variable_bytes = 0;  ///< parameters, optimizer state and other state tensors
+  std::size_t recomputed = 0;      ///< forward ops recomputed in backward (memory_budget)
+  std::vector<BufferInfo> largest; ///< the largest intermediate buffers, largest first
   std::string to_string() const;
 };
 

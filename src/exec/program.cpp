@@ -269,6 +269,11 @@ MemoryReport ProgramImpl::memory_report() const {
   r.arena_bytes = p.arena_bytes;
   r.naive_bytes = p.naive_bytes;
   r.variable_bytes = variables_.total_bytes();
+  const GraphImpl& g = *train_.graph.graph;
+  for (const auto& [bytes, node] : p.largest) {
+    const Node& n = g.node(node);
+    r.largest.push_back({cat(op_name(n.kind), " at ", where(n.loc.file, n.loc.line)), n.outputs.at(0).to_string(), bytes});
+  }
   return r;
 }
 
@@ -280,6 +285,8 @@ std::string MemoryReport::to_string() const {
   std::ostringstream os;
   os << "arena " << arena_bytes << " B (planned peak of the step's intermediates), without reuse " << naive_bytes
      << " B, variables " << variable_bytes << " B";
+  if (recomputed) os << ", " << recomputed << " forward op(s) recomputed in backward";
+  for (const BufferInfo& b : largest) os << "\n  " << b.bytes << " B  " << b.type << "  " << b.op;
   return os.str();
 }
 
