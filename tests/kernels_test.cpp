@@ -155,7 +155,10 @@ TEST(Kernels, MatmulOneDnnMatchesReference) {
   };
   const Case cases[] = {{{33, 17}, {17, 9}, {}},          {{17, 33}, {17, 9}, {true, false}},
                         {{33, 17}, {9, 17}, {false, true}}, {{17, 33}, {9, 17}, {true, true}},
-                        {{4, 1, 5, 6}, {3, 6, 7}, {}},       {{2, 64, 128}, {128, 256}, {}}};
+                        {{4, 1, 5, 6}, {3, 6, 7}, {}},       {{2, 64, 128}, {128, 256}, {}},
+                        // Large enough to be cut into row pieces (6, then a shorter tail; and
+                        // 2 pieces over every batch, transposed operands).
+                        {{333, 512}, {512, 512}, {}},        {{3, 256, 131}, {300, 256}, {true, true}}};
   for (const Case& c : cases) {
     const Tensor a = test::random_tensor(c.a, f64, rng), b = test::random_tensor(c.b, f64, rng);
     Graph g;

@@ -151,7 +151,7 @@ TEST(Passes, MemoryPlanReusesWithoutOverlapWritesInPlaceAndElidesAssignments) {
   optimizer_variable(g.impl_ptr(), kStepVariable, Shape{}, init::zeros(), i64);
   const ScheduledGraph s = compile_training_graph(g.impl(), {id_of(loss), {}, optim::SGD{.momentum = 0.9}, 0});
   const ValueId l = s.from_source(id_of(loss));
-  const MemoryPlan plan = plan_memory(*s.graph, s.schedule, {{l}, {}, -1});
+  const MemoryPlan plan = plan_memory(*s.graph, s.schedule, build_dag(*s.graph, s.schedule, false, -1), {{l}, {}});
   EXPECT_LT(plan.arena_bytes, plan.naive_bytes);
   expect_no_overlap(s, plan);
   int in_place = 0, elided = 0;
@@ -167,6 +167,87 @@ TEST(Passes, MemoryPlanReusesWithoutOverlapWritesInPlaceAndElidesAssignments) {
   EXPECT_GE(elided, 12);
 }
 
+/// With a parallel DAG: two arena buffers that share bytes must be ordered — every node that
+/// touches one happens before the node that writes the other — unless the second is written
+/// in place over the first by an elementwise op that is its last user.
+void expect_no_race(const ScheduledGraph& s, const Dag& dag, const MemoryPlan& plan) {
+  const GraphImpl& g = *s.graph;
+  const Ancestors anc(s.schedule, dag);
+  std::map<std::int32_t, int> pos;
+  for (std::size_t p = 0; p < s.schedule.size(); ++p) pos[s.schedule[p]] = static_cast<int>(p);
+  auto root = [&](ValueId v) {
+    while (g.node(v.node).kind == OpKind::Reshape) v = g.node(v.node).inputs[0];
+    return v;
+  };
+  struct Buf {
+    ValueId v;
+    std::size_t begin, end;
+    int writer;
+    std::vector<int> users;
+  };
+  std::map<ValueId, Buf> bufs;
+  for (std::int32_t node : s.schedule) {
+    const Node& n = g.node(node);
+    for (std::int32_t o = 0; o < static_cast<std::int32_t>(n.outputs.size()); ++o) {
+      const ValueId v{node, o};
+      const BufferRef& r = plan.at(v);
+      if (r.storage != Storage::arena) continue;
+      const ValueId rv = root(v);
+      const TensorType& t = g.type(rv);
+      auto [it, fresh] = bufs.try_emplace(rv, Buf{rv, r.offset, r.offset + static_cast<std::size_t>(t.shape.numel()) * size_of(t.dtype), pos[rv.node], {}});
+      it->second.users.push_back(pos[node]);
+    }
+    for (const ValueId& in : n.inputs)
+      if (in.valid() && plan.at(in).storage == Storage::arena) bufs.at(root(in)).users.push_back(pos[node]);
+  }
+  std::vector<Buf> list;
+  for (auto& [v, b] : bufs) list.push_back(b);
+  auto ordered = [&](const Buf& first, const Buf& second) {
+    return std::all_of(first.users.begin(), first.users.end(), [&](int u) { return u == second.writer ? false : anc.before(u, second.writer); });
+  };
+  auto in_place = [&](const Buf& first, const Buf& second) {
+    if (first.begin != second.begin || !is_elementwise(g.node(s.schedule[static_cast<std::size_t>(second.writer)]).kind)) return false;
+    return std::all_of(first.users.begin(), first.users.end(),
+                       [&](int u) { return u == second.writer || anc.before(u, second.writer); });
+  };
+  for (std::size_t i = 0; i < list.size(); ++i)
+    for (std::size_t j = i + 1; j < list.size(); ++j) {
+      const Buf &a = list[i], &b = list[j];
+      if (!(a.begin < b.end && b.begin < a.end)) continue;
+      EXPECT_TRUE(ordered(a, b) || ordered(b, a) || in_place(a, b) || in_place(b, a))
+          << value_name(g, a.v) << " and " << value_name(g, b.v) << " share bytes but may run at the same time";
+    }
+}
+
+TEST(Passes, ParallelMemoryPlanNeverSharesBetweenConcurrentNodes) {
+  // A residual network with two branches per block and a two-layer head: plenty of nodes
+  // the DAG lets run at once, forward and backward.
+  Graph g;
+  auto x = g.input("x", {8, 4, 6, 6});
+  auto y = g.input("y", {8}, i64);
+  Value h = x;
+  for (int b = 0; b < 2; ++b) {
+    const std::string name = "b" + std::to_string(b);
+    nn::Conv2d c1(g, name + ".c1", 4, 4, {3, 3}, {.padding = {1, 1}}), c2(g, name + ".c2", 4, 4, {1, 1});
+    nn::BatchNorm2d bn(g, name + ".bn", 4);
+    h = relu(bn(c1(h)) + c2(h) + h);
+  }
+  nn::Linear fc1(g, "fc1", 4, 16), fc2(g, "fc2", 16, 3);
+  auto loss = cross_entropy(fc2(gelu(fc1(global_avg_pool2d(h)))), y, {.label_smoothing = 0.1});
+  optimizer_variable(g.impl_ptr(), kStepVariable, Shape{}, init::zeros(), i64);
+  const ScheduledGraph s = compile_training_graph(g.impl(), {id_of(loss), {}, optim::Adam{}, 0});
+  const ValueId l = s.from_source(id_of(loss));
+  for (bool parallel : {true, false}) {
+    Dag dag = build_dag(*s.graph, s.schedule, parallel, -1);
+    const MemoryPlan plan = plan_memory(*s.graph, s.schedule, dag, {{l}, {}});
+    for (std::size_t i = 0; i < dag.preds.size(); ++i)  // the executor runs the plan's orderings too
+      dag.preds[i].insert(dag.preds[i].end(), plan.extra_preds[i].begin(), plan.extra_preds[i].end());
+    SCOPED_TRACE(parallel ? "parallel DAG" : "chain");
+    expect_no_race(s, dag, plan);
+    EXPECT_LT(plan.arena_bytes, plan.naive_bytes);
+  }
+}
+
 TEST(Passes, FiniteLossGuardDisablesEarlyVariableWrites) {
   Graph g;
   auto x = g.input("x", {8, 3});
@@ -175,7 +256,7 @@ TEST(Passes, FiniteLossGuardDisablesEarlyVariableWrites) {
   optimizer_variable(g.impl_ptr(), kStepVariable, Shape{}, init::zeros(), i64);
   const ScheduledGraph s = compile_training_graph(g.impl(), {id_of(loss), {}, optim::None{}, 0});
   const ValueId l = s.from_source(id_of(loss));
-  const MemoryPlan guarded = plan_memory(*s.graph, s.schedule, {{l}, {}, l.node});
+  const MemoryPlan guarded = plan_memory(*s.graph, s.schedule, build_dag(*s.graph, s.schedule, true, l.node), {{l}, {}});
   std::size_t guard_pos = 0;
   while (s.schedule[guard_pos] != l.node) ++guard_pos;
   for (std::size_t p = 0; p <= guard_pos; ++p) {

@@ -70,6 +70,39 @@ TEST(Program, SameSeedSameResultAnyThreadCount) {
   }
 }
 
+TEST(Program, ParallelExecutionGivesTheSameBitsForAnyThreadCount) {
+  // Residual branches, weight and activation gradients side by side, updates overlapping the
+  // rest of backward: 1, 2 and 4 threads, inter-op parallelism on and off, same bits.
+  Graph g;
+  auto x = g.input("x", {16, 4, 8, 8});
+  auto y = g.input("y", {16}, i64);
+  nn::Conv2d stem(g, "stem", 4, 8, {3, 3}, {.padding = {1, 1}});
+  nn::Conv2d a(g, "a", 8, 8, {3, 3}, {.padding = {1, 1}}), b(g, "b", 8, 8, {1, 1});
+  nn::BatchNorm2d bn(g, "bn", 8);
+  nn::Linear fc(g, "fc", 8 * 16, 10);
+  auto h = relu(stem(x));
+  h = relu(bn(a(h)) + b(h) + h);
+  auto loss = cross_entropy(fc(dropout(flatten(max_pool2d(h)), 0.2)), y);
+  std::mt19937 rng(9);
+  std::vector<std::int64_t> labels(16);
+  for (auto& l : labels) l = static_cast<std::int64_t>(rng() % 10);
+  const Feeds f{{"x", test::random_tensor({16, 4, 8, 8}, f32, rng)}, {"y", Tensor::from_vector<std::int64_t>({16}, labels)}};
+  std::vector<Tensor> reference;
+  for (int threads : {1, 2, 4})
+    for (bool inter_op : {true, false}) {
+      Program p = compile(g, loss, optim::AdamW{.lr = 0.01}, {.threads = threads, .inter_op = inter_op, .seed = 2});
+      for (int i = 0; i < 4; ++i) p.step(f);
+      const auto got = snapshot(p);
+      if (reference.empty()) {
+        reference = got;
+        continue;
+      }
+      ASSERT_EQ(got.size(), reference.size());
+      for (std::size_t i = 0; i < got.size(); ++i)
+        EXPECT_TRUE(same_bits(got[i], reference[i])) << threads << " threads, inter-op " << inter_op << ", variable " << i;
+    }
+}
+
 TEST(Program, ConvolutionNetworksGiveTheSameBitsForAnyThreadCount) {
   // Large enough that every convolution is cut into several batch pieces; the weight
   // gradients sum over pieces in a fixed order.
@@ -271,6 +304,43 @@ TEST(Program, MemoryIsPlannedAndReused) {
   EXPECT_GE(m.largest.front().bytes, m.largest.back().bytes);
   EXPECT_NE(m.largest.front().op.find("program_test.cpp:"), std::string::npos) << m.largest.front().op;
   EXPECT_NE(m.to_string().find(m.largest.front().type), std::string::npos);
+}
+
+TEST(Program, RecomputationUnderAMemoryBudgetChangesNothingButMemory) {
+  // conv -> batch norm -> relu blocks keep, without a budget, both the normalized and the
+  // activated tensors for backward; recomputing them from the convolution's output saves
+  // memory and must give the same bits.
+  Graph g;
+  auto x = g.input("x", {16, 4, 12, 12});
+  auto y = g.input("y", {16}, i64);
+  Value h = x;
+  std::int64_t in = 4;
+  for (int b = 0; b < 3; ++b) {
+    const std::string name = "b" + std::to_string(b);
+    nn::Conv2d conv(g, name + ".conv", in, 8, {3, 3}, {.padding = {1, 1}}, false);
+    nn::BatchNorm2d bn(g, name + ".bn", 8);
+    h = gelu(bn(conv(h)) * 2.0);
+    in = 8;
+  }
+  nn::Linear fc(g, "fc", 8, 10);
+  auto loss = cross_entropy(fc(global_avg_pool2d(h)), y);
+  std::mt19937 rng(12);
+  std::vector<std::int64_t> labels(16);
+  for (auto& l : labels) l = static_cast<std::int64_t>(rng() % 10);
+  const Feeds f{{"x", test::random_tensor({16, 4, 12, 12}, f32, rng)}, {"y", Tensor::from_vector<std::int64_t>({16}, labels)}};
+  Program full = compile(g, loss, optim::Adam{.lr = 0.01}, {.seed = 4});
+  Program lean = compile(g, loss, optim::Adam{.lr = 0.01}, {.seed = 4, .memory_budget = 1});
+  const MemoryReport a = full.memory_report(), b = lean.memory_report();
+  EXPECT_EQ(a.recomputed, 0u);
+  EXPECT_GT(b.recomputed, 0u);
+  EXPECT_LT(b.arena_bytes, a.arena_bytes) << a.to_string() << "\n" << b.to_string();
+  EXPECT_NE(b.to_string().find("recomputed in backward"), std::string::npos);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(full.step(f).get(), lean.step(f).get()) << "step " << i;
+  const auto va = snapshot(full), vb = snapshot(lean);
+  for (std::size_t i = 0; i < va.size(); ++i) EXPECT_TRUE(same_bits(va[i], vb[i])) << "variable " << i;
+  // A budget already met changes nothing.
+  Program roomy = compile(g, loss, optim::Adam{.lr = 0.01}, {.seed = 4, .memory_budget = std::size_t{1} << 40});
+  EXPECT_EQ(roomy.memory_report().recomputed, 0u);
 }
 
 TEST(Program, MovedProgramsKeepWorking) {

@@ -1,5 +1,7 @@
 #include "exec/executor.h"
 
+#include <tbb/flow_graph.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -9,6 +11,7 @@
 #include "core/error.h"
 #include "core/settings.h"
 #include "ir/printer.h"
+#include "passes/schedule.h"
 
 namespace trainrt::detail {
 
@@ -30,13 +33,21 @@ class AssignCopy final : public cpu::Kernel {
 
 struct Executor::Step {
   std::int32_t node;
-  std::unique_ptr<cpu::Kernel> kernel;
+  std::unique_ptr<cpu::Kernel> kernel;  // null only for a guard node without work
   std::vector<BufferRef> in_refs, out_refs;
   std::size_t scratch_offset = 0;
   bool has_scratch = false;
   std::vector<const void*> in;
   std::vector<void*> out;
   double seconds = 0;  // TRAINRT_PROFILE: total time in this kernel
+};
+
+/// The flow graph: one continue_node per task (a chain of steps run one after another).
+struct Executor::Flow {
+  tbb::flow::graph graph;
+  std::vector<std::vector<std::size_t>> tasks;  // step indices, in order
+  std::vector<std::unique_ptr<tbb::flow::continue_node<tbb::flow::continue_msg>>> nodes;
+  std::vector<std::size_t> sources;  // tasks with no predecessor
 };
 
 Executor::Executor(const ScheduledGraph& graph, VariableStore& variables, cpu::OneDnn& dnn, int threads,
@@ -49,7 +60,7 @@ Executor::Executor(const ScheduledGraph& graph, VariableStore& variables, cpu::O
 
   // Kernels first: their scratch needs feed the memory plan.
   std::vector<std::unique_ptr<cpu::Kernel>> kernels(n);
-  PlanOptions popts{options.keep_alive, std::vector<std::size_t>(n, 0), options.guard_node};
+  PlanOptions popts{options.keep_alive, std::vector<std::size_t>(n, 0)};
   for (std::int32_t node : graph.schedule) {
     const Node& nd = g.node(node);
     if (nd.kind == OpKind::Input) required_inputs_.push_back(node);
@@ -61,7 +72,10 @@ Executor::Executor(const ScheduledGraph& graph, VariableStore& variables, cpu::O
     if (kernels[static_cast<std::size_t>(node)])
       popts.scratch_bytes[static_cast<std::size_t>(node)] = kernels[static_cast<std::size_t>(node)]->scratch_bytes();
   }
-  plan_ = plan_memory(g, graph.schedule, popts);
+  Dag dag = build_dag(g, graph.schedule, options.inter_op, options.guard_node);
+  plan_ = plan_memory(g, graph.schedule, dag, popts);
+  for (std::size_t i = 0; i < dag.preds.size(); ++i)  // the ordering memory reuse relies on
+    dag.preds[i].insert(dag.preds[i].end(), plan_.extra_preds[i].begin(), plan_.extra_preds[i].end());
   arena_ = aligned_alloc_bytes(plan_.arena_bytes);
 
   for (std::int32_t node : graph.schedule) {
@@ -95,25 +109,76 @@ Executor::Executor(const ScheduledGraph& graph, VariableStore& variables, cpu::O
     s.out.resize(s.out_refs.size());
     steps_.push_back(std::move(s));
   }
+  if (options.inter_op) build_flow(dag);
 }
 
 Executor::~Executor() {
   if (profile_ && runs_ > 0) print_profile();
 }
 
-void Executor::print_profile() const {
+std::size_t Executor::tasks() const noexcept { return flow_ ? flow_->tasks.size() : 0; }
+std::size_t Executor::work_nodes() const noexcept { return steps_.size(); }
+
+/// Tasks and their edges from the DAG. Nodes without a step (inputs, variables, constants,
+/// reshapes, elided assignments) are contracted: a step depends on the nearest steps behind
+/// them. A step with exactly one predecessor step, which has no other successor, joins its
+/// task: straight chains (most of a network) cost one task, not one per kernel.
+void Executor::build_flow(const Dag& dag) {
   const GraphImpl& g = *graph_.graph;
-  std::vector<const Step*> order;
-  double total = 0;
-  for (const Step& s : steps_) order.push_back(&s), total += s.seconds;
-  std::sort(order.begin(), order.end(), [](const Step* a, const Step* b) { return a->seconds > b->seconds; });
-  std::fprintf(stderr, "[trainrt] profile: %lld runs, %.3f ms per run in kernels; the ops that took longest:\n",
-               static_cast<long long>(runs_), 1e3 * total / static_cast<double>(runs_));
-  for (std::size_t i = 0; i < order.size() && i < 25; ++i) {
-    const Node& n = g.node(order[i]->node);
-    std::fprintf(stderr, "  %8.3f ms %5.1f%%  %-24s %s\n", 1e3 * order[i]->seconds / static_cast<double>(runs_),
-                 100.0 * order[i]->seconds / std::max(total, 1e-12), std::string(op_name(n.kind)).c_str(),
-                 n.outputs.empty() ? "" : n.outputs[0].to_string().c_str());
+  const auto n = static_cast<std::size_t>(g.size());
+  std::vector<int> step_of(n, -1);
+  for (std::size_t i = 0; i < steps_.size(); ++i) step_of[static_cast<std::size_t>(steps_[i].node)] = static_cast<int>(i);
+
+  // nearest[node]: the steps a node stands for (itself if it is one), sorted.
+  std::vector<std::vector<int>> nearest(n), step_preds(steps_.size());
+  for (std::int32_t node : graph_.schedule) {
+    std::vector<int> reach;
+    for (std::int32_t p : dag.preds[static_cast<std::size_t>(node)])
+      reach.insert(reach.end(), nearest[static_cast<std::size_t>(p)].begin(), nearest[static_cast<std::size_t>(p)].end());
+    std::sort(reach.begin(), reach.end());
+    reach.erase(std::unique(reach.begin(), reach.end()), reach.end());
+    const int s = step_of[static_cast<std::size_t>(node)];
+    if (s >= 0) {
+      step_preds[static_cast<std::size_t>(s)] = std::move(reach);
+      nearest[static_cast<std::size_t>(node)] = {s};
+    } else {
+      nearest[static_cast<std::size_t>(node)] = std::move(reach);
+    }
+  }
+  std::vector<int> successors(steps_.size(), 0);
+  for (const auto& preds : step_preds)
+    for (int p : preds) ++successors[static_cast<std::size_t>(p)];
+
+  flow_ = std::make_unique<Flow>();
+  std::vector<int> task_of(steps_.size(), -1);
+  for (std::size_t s = 0; s < steps_.size(); ++s) {
+    const auto& preds = step_preds[s];
+    if (preds.size() == 1 && successors[static_cast<std::size_t>(preds[0])] == 1) {
+      const int t = task_of[static_cast<std::size_t>(preds[0])];
+      if (!flow_->tasks[static_cast<std::size_t>(t)].empty() && flow_->tasks[static_cast<std::size_t>(t)].back() ==
+                                                                     static_cast<std::size_t>(preds[0])) {
+        task_of[s] = t;
+        flow_->tasks[static_cast<std::size_t>(t)].push_back(s);
+        continue;
+      }
+    }
+    task_of[s] = static_cast<int>(flow_->tasks.size());
+    flow_->tasks.push_back({s});
+  }
+  for (std::size_t t = 0; t < flow_->tasks.size(); ++t) {
+    const std::vector<std::size_t>* chain = &flow_->tasks[t];
+    flow_->nodes.push_back(std::make_unique<tbb::flow::continue_node<tbb::flow::continue_msg>>(
+        flow_->graph, [this, chain](const tbb::flow::continue_msg&) {
+          for (std::size_t s : *chain) run_step(steps_[s]);
+        }));
+  }
+  std::vector<std::vector<int>> task_preds(flow_->tasks.size());
+  for (std::size_t t = 0; t < flow_->tasks.size(); ++t) {
+    for (int p : step_preds[flow_->tasks[t].front()]) task_preds[t].push_back(task_of[static_cast<std::size_t>(p)]);
+    std::sort(task_preds[t].begin(), task_preds[t].end());
+    task_preds[t].erase(std::unique(task_preds[t].begin(), task_preds[t].end()), task_preds[t].end());
+    for (int p : task_preds[t]) tbb::flow::make_edge(*flow_->nodes[static_cast<std::size_t>(p)], *flow_->nodes[t]);
+    if (task_preds[t].empty()) flow_->sources.push_back(t);
   }
 }
 
@@ -129,25 +194,59 @@ void* Executor::resolve(const BufferRef& ref) const {
   return nullptr;
 }
 
+void Executor::run_step(Step& s) {
+  if (s.kernel) {
+    for (std::size_t i = 0; i < s.in_refs.size(); ++i) s.in[i] = resolve(s.in_refs[i]);
+    for (std::size_t i = 0; i < s.out_refs.size(); ++i) s.out[i] = resolve(s.out_refs[i]);
+    const cpu::KernelArgs args{s.in.data(), s.out.data(), s.has_scratch ? arena_.get() + s.scratch_offset : nullptr};
+    if (profile_) {
+      const auto start = std::chrono::steady_clock::now();
+      s.kernel->run(args);
+      s.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    } else {
+      s.kernel->run(args);
+    }
+  }
+  if (s.node == guard_node_ && on_guard_) on_guard_(guard_context_);
+}
+
 void Executor::run(const std::vector<const void*>& feeds, void (*on_guard)(void*), void* context) {
   feeds_ = &feeds;
-  for (Step& s : steps_) {
-    if (s.kernel) {
-      for (std::size_t i = 0; i < s.in_refs.size(); ++i) s.in[i] = resolve(s.in_refs[i]);
-      for (std::size_t i = 0; i < s.out_refs.size(); ++i) s.out[i] = resolve(s.out_refs[i]);
-      const cpu::KernelArgs args{s.in.data(), s.out.data(), s.has_scratch ? arena_.get() + s.scratch_offset : nullptr};
-      if (profile_) {
-        const auto start = std::chrono::steady_clock::now();
-        s.kernel->run(args);
-        s.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      } else {
-        s.kernel->run(args);
-      }
+  on_guard_ = on_guard;
+  guard_context_ = context;
+  struct Done {  // clears the per-run pointers however run() ends
+    Executor& e;
+    ~Done() { e.feeds_ = nullptr, e.on_guard_ = nullptr, e.guard_context_ = nullptr; }
+  } done{*this};
+  if (!flow_) {
+    for (Step& s : steps_) run_step(s);
+  } else {
+    for (std::size_t t : flow_->sources) flow_->nodes[t]->try_put(tbb::flow::continue_msg());
+    try {
+      flow_->graph.wait_for_all();
+    } catch (...) {
+      // A kernel or the guard threw: the graph is cancelled; reset it for the next run.
+      flow_->graph.reset();
+      throw;
     }
-    if (s.node == guard_node_ && on_guard) on_guard(context);
   }
-  feeds_ = nullptr;
   ++runs_;
+}
+
+void Executor::print_profile() const {
+  const GraphImpl& g = *graph_.graph;
+  std::vector<const Step*> order;
+  double total = 0;
+  for (const Step& s : steps_) order.push_back(&s), total += s.seconds;
+  std::sort(order.begin(), order.end(), [](const Step* a, const Step* b) { return a->seconds > b->seconds; });
+  std::fprintf(stderr, "[trainrt] profile: %lld runs, %.3f ms per run in kernels (%zu tasks); the ops that took longest:\n",
+               static_cast<long long>(runs_), 1e3 * total / static_cast<double>(runs_), tasks());
+  for (std::size_t i = 0; i < order.size() && i < 25; ++i) {
+    const Node& n = g.node(order[i]->node);
+    std::fprintf(stderr, "  %8.3f ms %5.1f%%  %-24s %s\n", 1e3 * order[i]->seconds / static_cast<double>(runs_),
+                 100.0 * order[i]->seconds / std::max(total, 1e-12), std::string(op_name(n.kind)).c_str(),
+                 n.outputs.empty() ? "" : n.outputs[0].to_string().c_str());
+  }
 }
 
 const void* Executor::data(ValueId v) const { return resolve(plan_.at(v)); }

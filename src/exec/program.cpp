@@ -64,6 +64,7 @@ class ProgramImpl {
   ValueId loss_;
   std::vector<ValueId> outputs_;
   bool check_finite_loss_;
+  bool inter_op_;
   int threads_;
   std::uint64_t seed_;
   VariableStore variables_;
@@ -110,6 +111,7 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
     : user_graph_id_(graph.impl().id()),
       user_graph_size_(graph.impl().size()),
       check_finite_loss_(options.check_finite_loss),
+      inter_op_(options.inter_op),
       threads_(resolve_threads(options.threads)),
       seed_(options.seed),
       dnn_(threads_),
@@ -127,9 +129,10 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
     fail(ErrorKind::InvalidArgument, cat("compile: the name '", kStepVariable, "' is reserved for the step counter"));
   optimizer_variable(source_, kStepVariable, Shape{}, init::zeros(), DType::i64);
 
-  train_.graph = compile_training_graph(*source_, {loss_, outputs_, optimizer, seed_});
+  train_.graph = compile_training_graph(*source_, {loss_, outputs_, optimizer, seed_, options.memory_budget});
   variables_.add_from(*train_.graph.graph, seed_);
   ExecutorOptions eo;
+  eo.inter_op = inter_op_;
   eo.keep_alive.push_back(train_.graph.from_source(loss_));
   for (const ValueId& o : outputs_) eo.keep_alive.push_back(train_.graph.from_source(o));
   if (check_finite_loss_) eo.guard_node = train_.graph.from_source(loss_).node;
@@ -227,6 +230,7 @@ std::vector<Tensor> ProgramImpl::evaluate_ids(const Feeds& feeds, const std::vec
       plan.graph = compile_evaluation_graph(*source_, ids);
       variables_.add_from(*plan.graph.graph, seed_);
       ExecutorOptions eo;
+      eo.inter_op = inter_op_;
       for (const ValueId& f : ids) eo.keep_alive.push_back(plan.graph.from_source(f));
       arena_.execute([&] {
         dnn_.prepare_thread();
@@ -269,6 +273,7 @@ MemoryReport ProgramImpl::memory_report() const {
   r.arena_bytes = p.arena_bytes;
   r.naive_bytes = p.naive_bytes;
   r.variable_bytes = variables_.total_bytes();
+  r.recomputed = train_.graph.recomputed;
   const GraphImpl& g = *train_.graph.graph;
   for (const auto& [bytes, node] : p.largest) {
     const Node& n = g.node(node);

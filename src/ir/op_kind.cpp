@@ -32,4 +32,9 @@ bool is_predicate(OpKind kind) noexcept {
   }
 }
 
+bool checks_data(OpKind kind) noexcept {
+  return kind == OpKind::CrossEntropy || kind == OpKind::CrossEntropyBackward || kind == OpKind::Embedding ||
+         kind == OpKind::EmbeddingBackward;
+}
+
 }  // namespace trainrt::detail

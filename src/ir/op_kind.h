@@ -115,5 +115,8 @@ OpFamily op_family(OpKind kind) noexcept;
 bool is_elementwise(OpKind kind) noexcept;
 /// Comparisons and logical ops: their result is bool and carries no gradient.
 bool is_predicate(OpKind kind) noexcept;
+/// Ops whose kernel checks the data it reads and may throw (labels and indices in range):
+/// a step writes no variable before they have all run.
+bool checks_data(OpKind kind) noexcept;
 
 }  // namespace trainrt::detail

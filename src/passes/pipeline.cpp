@@ -7,7 +7,8 @@
 //   4. eliminate_dead_code     keep what the loss, the outputs and the assignments need
 //   5. legalize_dtypes         f16/bf16 computed in f32 on the CPU
 //   6. eliminate_dead_code     drop what legalization made unused
-//   7. schedule_nodes          the order of one step
+//   7. recompute_activations   with a memory budget: recompute cheap activations in backward
+//   8. schedule_nodes          the order of one step
 // Evaluation: lower_for_evaluation, eliminate_dead_code, legalize_dtypes, schedule_nodes.
 // Memory is planned by the executor (plan_memory), which knows each kernel's scratch needs.
 //
@@ -29,6 +30,7 @@
 #include "passes/eliminate_dead_code.h"
 #include "passes/legalize_dtypes.h"
 #include "passes/lower_mode.h"
+#include "passes/recompute_activations.h"
 #include "passes/schedule.h"
 
 namespace trainrt::detail {
@@ -72,8 +74,10 @@ class PassLog {
 };
 
 /// The passes both pipelines end with: dead code, dtype legalization, dead code again,
-/// scheduling. `roots` are values of the pipeline's source graph (through out.from_source).
-void finish(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& out, const std::vector<ValueId>& roots) {
+/// recomputation under a memory budget (0: none), scheduling. `roots` are values of the
+/// pipeline's source graph (through out.from_source).
+void finish(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& out, const std::vector<ValueId>& roots,
+            std::size_t memory_budget = 0) {
   auto mapped = [&] {
     std::vector<ValueId> r;
     for (const ValueId& v : roots) r.push_back(out.from_source(v));
@@ -88,6 +92,16 @@ void finish(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& out, co
   }, &g);
   out.from_source = out.from_source.then(legal);
   log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, mapped()); }, &g);
+  if (memory_budget > 0) {
+    ValueMap recomputed;
+    log.run("recompute_activations", [&] {
+      const RecomputeResult r = recompute_activations(g, mapped(), memory_budget, recomputed);
+      g = r.graph;
+      out.recomputed = r.recomputed;
+      return r.recomputed > 0;
+    }, &g);
+    out.from_source = out.from_source.then(recomputed);
+  }
   log.run("schedule_nodes", [&] {
     out.schedule = schedule_nodes(*g);
     return false;
@@ -133,7 +147,7 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
 
   std::vector<ValueId> roots{request.loss};
   roots.insert(roots.end(), request.outputs.begin(), request.outputs.end());
-  finish(log, g, out, roots);
+  finish(log, g, out, roots, request.memory_budget);
   return out;
 }
 

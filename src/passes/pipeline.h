@@ -16,6 +16,7 @@ struct ScheduledGraph {
   std::shared_ptr<GraphImpl> graph;
   ValueMap from_source;                // values of the source graph -> this graph
   std::vector<std::int32_t> schedule;  // node order of one run
+  std::size_t recomputed = 0;          // nodes recompute_activations cloned into backward
 };
 
 struct TrainingRequest {
@@ -23,6 +24,7 @@ struct TrainingRequest {
   std::vector<ValueId> outputs;  // extra values the step returns
   optim::Optimizer optimizer;
   std::uint64_t seed = 0;
+  std::size_t memory_budget = 0;  // 0: keep every activation (CompileOptions::memory_budget)
 };
 
 /// `source` must hold the step counter variable (passes/lower_mode.h). Throws on invalid

@@ -6,6 +6,7 @@
 
 #include "core/aligned.h"
 #include "core/error.h"
+#include "passes/schedule.h"
 
 namespace trainrt::detail {
 
@@ -15,25 +16,67 @@ std::size_t bytes_of(const TensorType& t) {
   return align_up(static_cast<std::size_t>(t.shape.numel()) * size_of(t.dtype));
 }
 
-/// Best-fit placement of blocks in a growing arena.
+/// Ancestor sets by schedule position, grown while planning: the plan's own ordering edges
+/// (to the node being placed, from earlier ones) extend the current node's set, and later
+/// nodes inherit it through their predecessors.
+class Order {
+ public:
+  Order(std::size_t nodes) : words_((nodes + 63) / 64), bits_(nodes * words_, 0) {}
+  bool before(int a, int b) const {
+    return (bits_[static_cast<std::size_t>(b) * words_ + static_cast<std::size_t>(a) / 64] >> (a % 64)) & 1u;
+  }
+  /// Makes a (and its ancestors) ancestors of b.
+  void add(int a, int b) {
+    std::uint64_t* to = bits_.data() + static_cast<std::size_t>(b) * words_;
+    const std::uint64_t* from = bits_.data() + static_cast<std::size_t>(a) * words_;
+    for (std::size_t w = 0; w < words_; ++w) to[w] |= from[w];
+    to[static_cast<std::size_t>(a) / 64] |= std::uint64_t{1} << (a % 64);
+  }
+
+ private:
+  std::size_t words_;
+  std::vector<std::uint64_t> bits_;
+};
+
+/// Best-fit placement of blocks in a growing arena. A free block remembers the schedule
+/// positions of the nodes that last touched it. The node at position p takes, in order of
+/// preference: the best-fitting block all of whose users happen before p; the best-fitting
+/// block at all, ordering its users before p (their positions go to `ordered`); new space.
 class ArenaAllocator {
  public:
-  std::size_t allocate(std::size_t size) {
+  explicit ArenaAllocator(Order& order) : order_(order) {}
+
+  std::size_t allocate(std::size_t size, int p, std::vector<int>& ordered) {
     if (size == 0) return 0;
-    auto best = free_.end();
-    for (auto it = free_.begin(); it != free_.end(); ++it)
-      if (it->second >= size && (best == free_.end() || it->second < best->second)) best = it;
+    auto best = free_.end(), any = free_.end();
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (it->second.size < size) continue;
+      if (safe(it->second, p) && (best == free_.end() || it->second.size < best->second.size)) best = it;
+      if (any == free_.end() || it->second.size < any->second.size) any = it;
+    }
+    if (best == free_.end() && any != free_.end()) {
+      for (int u : any->second.users)
+        if (!order_.before(u, p)) {
+          order_.add(u, p);
+          ordered.push_back(u);
+        }
+      best = any;
+    }
     if (best != free_.end()) {
-      const std::size_t off = best->first, rest = best->second - size;
+      const std::size_t off = best->first;
+      Block rest = best->second;
       free_.erase(best);
-      if (rest) free_[off + size] = rest;
+      if (rest.size > size) {
+        rest.size -= size;
+        free_.emplace(off + size, std::move(rest));
+      }
       return off;
     }
-    // Grow: reuse a free block that ends at the arena's end, else append.
+    // Grow: start from a safe free block that ends at the arena's end, else append.
     std::size_t off = end_;
     if (!free_.empty()) {
       auto last = std::prev(free_.end());
-      if (last->first + last->second == end_) {
+      if (last->first + last->second.size == end_ && safe(last->second, p)) {
         off = last->first;
         free_.erase(last);
       }
@@ -43,19 +86,23 @@ class ArenaAllocator {
     return off;
   }
 
-  void release(std::size_t off, std::size_t size) {
+  /// Frees [off, off + size), last touched by the nodes at `users`.
+  void release(std::size_t off, std::size_t size, std::vector<int> users) {
     if (size == 0) return;
-    auto [it, inserted] = free_.emplace(off, size);
+    auto [it, inserted] = free_.emplace(off, Block{size, std::move(users)});
     check_internal(inserted, "arena block released twice");
+    // Merge with free neighbours; the merged block remembers every user.
     auto next = std::next(it);
-    if (next != free_.end() && it->first + it->second == next->first) {
-      it->second += next->second;
+    if (next != free_.end() && it->first + it->second.size == next->first) {
+      it->second.size += next->second.size;
+      merge(it->second.users, next->second.users);
       free_.erase(next);
     }
     if (it != free_.begin()) {
       auto prev = std::prev(it);
-      if (prev->first + prev->second == it->first) {
-        prev->second += it->second;
+      if (prev->first + prev->second.size == it->first) {
+        prev->second.size += it->second.size;
+        merge(prev->second.users, it->second.users);
         free_.erase(it);
       }
     }
@@ -64,24 +111,50 @@ class ArenaAllocator {
   std::size_t peak() const noexcept { return peak_; }
 
  private:
-  std::map<std::size_t, std::size_t> free_;  // offset -> size
+  struct Block {
+    std::size_t size;
+    std::vector<int> users;  // schedule positions, sorted, unique
+  };
+
+  bool safe(const Block& b, int p) const {
+    for (int u : b.users)
+      if (!order_.before(u, p)) return false;
+    return true;
+  }
+  static void merge(std::vector<int>& into, const std::vector<int>& from) {
+    std::vector<int> out;
+    std::set_union(into.begin(), into.end(), from.begin(), from.end(), std::back_inserter(out));
+    into.swap(out);
+  }
+
+  Order& order_;
+  std::map<std::size_t, Block> free_;  // offset -> block
   std::size_t end_ = 0, peak_ = 0;
 };
 
 }  // namespace
 
-MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& schedule, const PlanOptions& options) {
+MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& schedule, const Dag& dag,
+                       const PlanOptions& options) {
   const std::size_t n = static_cast<std::size_t>(graph.size());
   MemoryPlan plan;
   plan.buffers.resize(n);
   plan.scratch_offset.assign(n, 0);
   plan.elided.assign(n, false);
+  plan.extra_preds.resize(n);
   for (std::size_t i = 0; i < n; ++i) plan.buffers[i].resize(graph.node(static_cast<std::int32_t>(i)).outputs.size());
 
   std::vector<int> pos(n, -1);
   for (std::size_t p = 0; p < schedule.size(); ++p) pos[static_cast<std::size_t>(schedule[p])] = static_cast<int>(p);
+  const Ancestors anc(schedule, dag);
+  auto before = [&](std::int32_t a, std::int32_t b) { return anc.before(pos[static_cast<std::size_t>(a)], pos[static_cast<std::size_t>(b)]); };
 
-  // Last reader of every value (keep-alive values: the end of the step).
+  // Readers of every value, in schedule order; the last one ends its life (keep-alive
+  // values live to the end of the step).
+  std::map<ValueId, std::vector<std::int32_t>> readers;
+  for (std::int32_t node : schedule)
+    for (const ValueId& in : graph.node(node).inputs)
+      if (in.valid()) readers[in].push_back(node);
   std::map<ValueId, int> last_use;
   for (std::int32_t node : schedule) {
     const Node& nd = graph.node(node);
@@ -91,28 +164,24 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
   }
   for (const ValueId& v : options.keep_alive) last_use[v] = INT_MAX;
 
-  // Which assignments can be elided: see the header.
+  // Which assignments can be elided: the producer writes straight into the variable.
   std::map<ValueId, std::int32_t> write_into_variable;  // value -> variable node
-  const int guard_pos = options.guard_node >= 0 ? pos[static_cast<std::size_t>(options.guard_node)] : -1;
   for (std::int32_t a : schedule) {
     const Node& an = graph.node(a);
     if (an.kind != OpKind::Assign) continue;
     const ValueId var = an.inputs[0], value = an.inputs[1];
     const Node& producer = graph.node(value.node);
-    const int ppos = pos[static_cast<std::size_t>(value.node)];
     if (op_family(producer.kind) == OpFamily::State || producer.kind == OpKind::Reshape) continue;
-    if (ppos <= guard_pos || write_into_variable.count(value)) continue;
+    if (write_into_variable.count(value)) continue;
+    if (!std::all_of(dag.barriers.begin(), dag.barriers.end(), [&](std::int32_t b) { return before(b, value.node); }))
+      continue;
     bool ok = true;
-    for (std::int32_t r : schedule) {
+    for (std::int32_t r : readers[var]) {
       if (r == a) continue;
-      const Node& rn = graph.node(r);
-      for (std::size_t k = 0; ok && k < rn.inputs.size(); ++k) {
-        if (rn.inputs[k] != var) continue;
-        if (r == value.node)  // the producer reads the old value: safe only elementwise, same type
-          ok = is_elementwise(rn.kind) && graph.type(var) == rn.outputs[static_cast<std::size_t>(value.output)];
-        else
-          ok = pos[static_cast<std::size_t>(r)] < ppos;
-      }
+      if (r == value.node)  // the producer reads the old value: safe only elementwise, same type
+        ok = is_elementwise(producer.kind) && graph.type(var) == producer.outputs[static_cast<std::size_t>(value.output)];
+      else
+        ok = before(r, value.node);
       if (!ok) break;
     }
     if (!ok) continue;
@@ -121,12 +190,13 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
   }
 
   // Arena buffers are groups: a value and the reshapes that alias it. A group lives from
-  // its producer to the last reader of any member.
+  // its producer to the last reader of any member; `users` are the positions that touch it.
   struct Group {
     std::size_t bytes = 0;
     std::size_t offset = 0;
     int last = -1;
     std::int32_t producer = -1;
+    std::vector<int> users;
   };
   std::vector<Group> groups;
   std::map<ValueId, int> group_of;
@@ -134,28 +204,40 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
     const Node& nd = graph.node(node);
     for (std::int32_t o = 0; o < static_cast<std::int32_t>(nd.outputs.size()); ++o) {
       const ValueId v{node, o};
+      int gi = -1;
       if (nd.kind == OpKind::Reshape && group_of.count(nd.inputs[0])) {
-        const int gi = group_of[nd.inputs[0]];
-        group_of[v] = gi;
-        groups[static_cast<std::size_t>(gi)].last = std::max(groups[static_cast<std::size_t>(gi)].last, last_use[v]);
-        continue;
+        gi = group_of[nd.inputs[0]];
+      } else if (op_family(nd.kind) != OpFamily::State && nd.kind != OpKind::Reshape && !write_into_variable.count(v)) {
+        gi = static_cast<int>(groups.size());
+        groups.push_back({bytes_of(nd.outputs[static_cast<std::size_t>(o)]), 0, -1, node, {}});
       }
-      if (op_family(nd.kind) == OpFamily::State || nd.kind == OpKind::Reshape || write_into_variable.count(v)) continue;
-      group_of[v] = static_cast<int>(groups.size());
-      groups.push_back({bytes_of(nd.outputs[static_cast<std::size_t>(o)]), 0, last_use[v], node});
+      if (gi < 0) continue;
+      group_of[v] = gi;
+      Group& g = groups[static_cast<std::size_t>(gi)];
+      g.last = std::max(g.last, last_use[v]);
+      g.users.push_back(pos[static_cast<std::size_t>(node)]);
+      for (std::int32_t r : readers[v]) g.users.push_back(pos[static_cast<std::size_t>(r)]);
     }
   }
+  for (Group& g : groups) {
+    std::sort(g.users.begin(), g.users.end());
+    g.users.erase(std::unique(g.users.begin(), g.users.end()), g.users.end());
+  }
 
-  ArenaAllocator arena;
+  Order order(schedule.size());
+  ArenaAllocator arena(order);
   std::vector<bool> placed(groups.size(), false);
   std::vector<std::vector<int>> release_at(schedule.size());
   for (std::size_t p = 0; p < schedule.size(); ++p) {
     const std::int32_t node = schedule[p];
     const Node& nd = graph.node(node);
+    // This node's ancestors: its DAG predecessors' and the orderings the plan added to them.
+    for (std::int32_t pred : dag.preds[static_cast<std::size_t>(node)])
+      order.add(pos[static_cast<std::size_t>(pred)], static_cast<int>(p));
+    std::vector<int> ordered;  // positions this node must now wait for
     std::vector<int> taken;  // operand groups handed over to outputs (in place)
     for (std::int32_t o = 0; o < static_cast<std::int32_t>(nd.outputs.size()); ++o) {
-      const ValueId v{node, o};
-      auto it = group_of.find(v);
+      auto it = group_of.find({node, o});
       if (it == group_of.end() || placed[static_cast<std::size_t>(it->second)]) continue;
       Group& g = groups[static_cast<std::size_t>(it->second)];
       bool in_place = false;
@@ -163,17 +245,22 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
         for (const ValueId& in : nd.inputs) {
           auto git = group_of.find(in);
           if (git == group_of.end() || !placed[static_cast<std::size_t>(git->second)]) continue;
-          Group& src = groups[static_cast<std::size_t>(git->second)];
+          const Group& src = groups[static_cast<std::size_t>(git->second)];
           if (src.last != static_cast<int>(p) || src.bytes != g.bytes || !(graph.type(in) == nd.outputs[static_cast<std::size_t>(o)]))
             continue;
           if (std::find(taken.begin(), taken.end(), git->second) != taken.end()) continue;
+          // Every other node that touches the operand must be done before this one writes.
+          const bool exclusive = std::all_of(src.users.begin(), src.users.end(), [&](int u) {
+            return u == static_cast<int>(p) || order.before(u, static_cast<int>(p));
+          });
+          if (!exclusive) continue;
           g.offset = src.offset;
           taken.push_back(git->second);
           in_place = true;
           break;
         }
       }
-      if (!in_place) g.offset = arena.allocate(g.bytes);
+      if (!in_place) g.offset = arena.allocate(g.bytes, static_cast<int>(p), ordered);
       placed[static_cast<std::size_t>(it->second)] = true;
       if (g.last != INT_MAX) release_at[static_cast<std::size_t>(std::max(g.last, static_cast<int>(p)))].push_back(it->second);
     }
@@ -181,13 +268,17 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
                                     ? align_up(options.scratch_bytes[static_cast<std::size_t>(node)])
                                     : 0;
     if (scratch) {
-      plan.scratch_offset[static_cast<std::size_t>(node)] = arena.allocate(scratch);
-      arena.release(plan.scratch_offset[static_cast<std::size_t>(node)], scratch);
+      plan.scratch_offset[static_cast<std::size_t>(node)] = arena.allocate(scratch, static_cast<int>(p), ordered);
+      arena.release(plan.scratch_offset[static_cast<std::size_t>(node)], scratch, {static_cast<int>(p)});
       plan.naive_bytes += scratch;
     }
+    for (int u : ordered) plan.extra_preds[static_cast<std::size_t>(node)].push_back(schedule[static_cast<std::size_t>(u)]);
     for (int gi : release_at[p]) {
       if (std::find(taken.begin(), taken.end(), gi) != taken.end()) continue;  // lives on as an output
-      arena.release(groups[static_cast<std::size_t>(gi)].offset, groups[static_cast<std::size_t>(gi)].bytes);
+      // Users of a group this one was written in place over all happen before its writer,
+      // which is among its own users: the group's users alone guard the block.
+      const Group& g = groups[static_cast<std::size_t>(gi)];
+      arena.release(g.offset, g.bytes, g.users);
     }
   }
 

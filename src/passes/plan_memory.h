@@ -4,13 +4,26 @@
 // constants in buffers filled once, reshapes in their operand's buffer. Everything else is
 // placed in one arena by liveness over the schedule: a buffer is allocated when its
 // producer runs and released after its last reader, and released space is reused best-fit.
-// Elementwise ops write in place over an operand of the same type that dies at that op; no
-// other op ever gets a result buffer that overlaps one of its operands (library calls such
-// as oneDNN's convolution write their result while still reading their inputs).
-// An assignment whose value is computed after every other read of the variable (and after
-// the loss is known, so a failed finite-loss check changes nothing) is elided: the producer
-// writes straight into the variable. Each node's scratch space is a block live only while
-// the node runs. Sizes are rounded up to 64 bytes.
+//
+// The step may run independent nodes at the same time (the DAG of passes/schedule.h), so
+// two nodes that may run at once must never share memory. Released space is reused by a
+// node, best-fit, preferably when every node that touched it is already an ancestor of that
+// node in the DAG. When no such block fits, the best-fitting block is reused anyway and the
+// plan adds ordering edges from its previous users to the new writer (MemoryPlan::
+// extra_preds, which the executor adds to the DAG): the arena grows only when no free block
+// fits at all, so memory stays close to a sequential plan's and parallelism is given up
+// only where memory would be paid for it. Three other reuses follow the "already ordered"
+// rule alone (they add no edges):
+//  - elementwise ops write in place over an operand of the same type that dies at that op
+//    (when every other reader of the operand is an ancestor); no other op ever gets a
+//    result buffer that overlaps one of its operands (library calls such as oneDNN's
+//    convolution write their result while still reading their inputs);
+//  - an assignment whose value's producer comes after every other reader of the variable
+//    (and after the DAG's barriers, so a step that throws changes nothing) is elided: the
+//    producer writes straight into the variable;
+//  - each node's scratch space is a block live only while the node runs.
+// With a chain DAG (a sequential run) this is plain liveness planning. Sizes are rounded
+// up to 64 bytes.
 #pragma once
 
 #include <cstddef>
@@ -47,6 +60,8 @@ struct MemoryPlan {
   std::size_t naive_bytes = 0;
   /// The largest arena buffers, for reports: (bytes, node).
   std::vector<std::pair<std::size_t, std::int32_t>> largest;
+  /// Ordering the plan relies on beyond the DAG: extra_preds[node] must finish before node.
+  std::vector<std::vector<std::int32_t>> extra_preds;
 
   const BufferRef& at(ValueId v) const {
     return buffers[static_cast<std::size_t>(v.node)][static_cast<std::size_t>(v.output)];
@@ -56,9 +71,12 @@ struct MemoryPlan {
 struct PlanOptions {
   std::vector<ValueId> keep_alive;           // read after the step (fetches): never reused
   std::vector<std::size_t> scratch_bytes;    // per node index
-  std::int32_t guard_node = -1;              // no variable is written before this node runs
 };
 
-MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& schedule, const PlanOptions& options);
+struct Dag;
+
+/// `dag` orders the nodes of `schedule` (a topological order of it); see the header comment.
+MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& schedule, const Dag& dag,
+                       const PlanOptions& options);
 
 }  // namespace trainrt::detail

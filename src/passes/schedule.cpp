@@ -1,5 +1,9 @@
 #include "passes/schedule.h"
 
+#include <algorithm>
+
+#include "core/error.h"
+
 namespace trainrt::detail {
 
 std::vector<std::int32_t> schedule_nodes(const GraphImpl& graph) {
@@ -11,6 +15,54 @@ std::vector<std::int32_t> schedule_nodes(const GraphImpl& graph) {
   }
   order.insert(order.end(), assigns.begin(), assigns.end());
   return order;
+}
+
+Dag build_dag(const GraphImpl& graph, const std::vector<std::int32_t>& order, bool parallel, std::int32_t guard_node) {
+  Dag dag;
+  dag.preds.resize(static_cast<std::size_t>(graph.size()));
+  if (guard_node >= 0) dag.barriers.push_back(guard_node);
+  for (std::int32_t node : order)
+    if (checks_data(graph.node(node).kind)) dag.barriers.push_back(node);
+  std::vector<std::vector<std::int32_t>> readers(static_cast<std::size_t>(graph.size()));  // of each variable
+  for (std::int32_t node : order) {
+    const Node& n = graph.node(node);
+    auto& p = dag.preds[static_cast<std::size_t>(node)];
+    for (const ValueId& in : n.inputs)
+      if (in.valid()) p.push_back(in.node);
+    if (n.kind != OpKind::Assign)
+      for (const ValueId& in : n.inputs)
+        if (in.valid() && graph.node(in.node).kind == OpKind::Variable) readers[static_cast<std::size_t>(in.node)].push_back(node);
+  }
+  for (std::int32_t node : order) {
+    const Node& n = graph.node(node);
+    if (n.kind != OpKind::Assign) continue;
+    auto& p = dag.preds[static_cast<std::size_t>(node)];
+    for (std::int32_t r : readers[static_cast<std::size_t>(n.inputs[0].node)]) p.push_back(r);  // write after read
+    p.insert(p.end(), dag.barriers.begin(), dag.barriers.end());
+  }
+  if (!parallel)
+    for (std::size_t i = 1; i < order.size(); ++i) dag.preds[static_cast<std::size_t>(order[i])].push_back(order[i - 1]);
+  for (auto& p : dag.preds) {
+    std::sort(p.begin(), p.end());
+    p.erase(std::unique(p.begin(), p.end()), p.end());
+  }
+  return dag;
+}
+
+Ancestors::Ancestors(const std::vector<std::int32_t>& order, const Dag& dag) : words_((order.size() + 63) / 64) {
+  bits_.assign(order.size() * words_, 0);
+  std::vector<int> pos(dag.preds.size(), -1);
+  for (std::size_t p = 0; p < order.size(); ++p) pos[static_cast<std::size_t>(order[p])] = static_cast<int>(p);
+  for (std::size_t p = 0; p < order.size(); ++p) {
+    std::uint64_t* mine = bits_.data() + p * words_;
+    for (std::int32_t pred : dag.preds[static_cast<std::size_t>(order[p])]) {
+      const int q = pos[static_cast<std::size_t>(pred)];
+      check_internal(q >= 0 && static_cast<std::size_t>(q) < p, "a DAG edge against the schedule order");
+      const std::uint64_t* theirs = bits_.data() + static_cast<std::size_t>(q) * words_;
+      for (std::size_t w = 0; w < words_; ++w) mine[w] |= theirs[w];
+      mine[static_cast<std::size_t>(q) / 64] |= std::uint64_t{1} << (q % 64);
+    }
+  }
 }
 
 }  // namespace trainrt::detail

@@ -2,10 +2,14 @@
 //
 // f32 runs on oneDNN's matmul primitive: transposed operands are described by strides (no
 // copy), batch axes broadcast natively, and the primitive is created once at compile time
-// with a user-managed scratchpad planned into the arena. f64 (oneDNN has none) runs a
+// with a user-managed scratchpad planned into the arena; the product is cut into row
+// pieces that run as TBB tasks (OneDnnMatmul says why). f64 (oneDNN has none) runs a
 // reference loop, which also serves the tests as the oracle for the oneDNN path.
+#include <tbb/task_arena.h>
+
 #include <algorithm>
 
+#include "core/error.h"
 #include "runtime/cpu/kernel.h"
 #include "runtime/cpu/onednn_impl.h"
 #include "runtime/cpu/parallel.h"
@@ -58,66 +62,124 @@ MatmulShape describe(const KernelEnv& env) {
   return s;
 }
 
-/// Matmuls below this many flops run on one thread: they take under 0.1 ms there (one core
-/// did 103 MFLOP, 128x784 @ 784x512, in 0.85 ms), and an OpenMP team's workers would spin
-/// for about a millisecond afterwards, while the next (TBB) kernel wants their cores.
-constexpr double kTeamFlops = 8e6;
+/// Row pieces of one product: each at least kMinPieceRows rows of M and kMinPieceFlops of
+/// work (a GEMM call packs its operands, so small pieces waste it), at most kMaxPieces. The
+/// count depends on the shape alone, so results do not depend on the thread count.
+/// Measured on the 2-core build machine, oneDNN 2.6, 128x784 @ 784x512 (103 MFLOP): its own
+/// OpenMP team of 2 threads 0.43 ms; 2 or 4 single-threaded row pieces on 2 TBB threads
+/// 0.48 or 0.52 ms; one thread 0.85 ms.
+std::int64_t pieces_for(const MatmulShape& s) {
+  constexpr std::int64_t kMinPieceRows = 32;
+  constexpr double kMinPieceFlops = 25e6;
+  constexpr std::int64_t kMaxPieces = 16;
+  const double flops = 2.0 * static_cast<double>(s.batch * s.m * s.n * s.k);
+  const auto by_work = static_cast<std::int64_t>(flops / kMinPieceFlops);
+  return std::clamp<std::int64_t>(std::min(by_work, s.m / kMinPieceRows), 1, kMaxPieces);
+}
 
+/// f32 matmul on oneDNN, cut into pieces of rows of M that run as TBB tasks, each a
+/// single-threaded oneDNN call — as conv.cpp does, and for the same reasons: Debian's
+/// oneDNN parallelizes with OpenMP, whose spinning workers take cores from the kernels that
+/// run next (or beside, in the parallel executor), and fixed pieces give the same bits for
+/// any thread count. A piece covers rows [m0, m0 + rows) of every batch: the same strides,
+/// shifted base pointers. The primitive for the piece shape (and a tail piece) is made once;
+/// each worker slot has its own memory objects, stream and scratchpad.
 class OneDnnMatmul final : public Kernel {
  public:
   OneDnnMatmul(const KernelEnv& env, const MatmulShape& s)
-      : dnn_(env.dnn),
-        team_(2.0 * static_cast<double>(s.batch * s.m * s.n * s.k) < kTeamFlops ? 1 : env.threads) {
-    OneDnn::use_threads(team_);  // oneDNN fixes the work split of a primitive when it is made
-    auto& impl = env.dnn.impl();
+      : s_(s), slots_(std::max(env.threads, 1)), elem_(size_of(env.out(0).dtype)) {
+    pieces_ = pieces_for(s);
+    rows_ = (s.m + pieces_ - 1) / pieces_;
+    pieces_ = (s.m + rows_ - 1) / rows_;
+    const std::size_t r = s.c_dims.size();
+    a_row_ = s.a_strides[r - 2];
+    c_row_ = s.n;
+    OneDnn::single_thread();  // oneDNN fixes a primitive's work split when it is made
+    onednn_call("creating a matmul primitive", [&] {
+      build(env, rows_);
+      const std::int64_t tail = s.m - (pieces_ - 1) * rows_;
+      if (tail != rows_) build(env, tail);
+      return 0;
+    });
+  }
+
+  std::size_t scratch_bytes() const override { return static_cast<std::size_t>(slots_) * slot_bytes_; }
+
+  void run(const KernelArgs& a) override {
+    parallel_for(pieces_, 1, [&](std::int64_t lo, std::int64_t hi) {
+      OneDnn::single_thread();
+      const int slot = tbb::this_task_arena::current_thread_index();
+      check_internal(slot >= 0 && slot < slots_, "matmul: a worker index outside the arena's scratch slots");
+      for (std::int64_t p = lo; p < hi; ++p) {
+        Piece& piece = pieces_by_shape_[(shapes_ > 1 && p == pieces_ - 1) ? 1 : 0][static_cast<std::size_t>(slot)];
+        const std::int64_t m0 = p * rows_;
+        onednn_bind(piece.a, static_cast<const std::byte*>(a.in[0]) + m0 * a_row_ * static_cast<std::int64_t>(elem_));
+        onednn_bind(piece.b, a.in[1]);
+        onednn_bind(piece.c, static_cast<std::byte*>(a.out[0]) + m0 * c_row_ * static_cast<std::int64_t>(elem_));
+        onednn_bind(piece.scratch, static_cast<std::byte*>(a.scratch) + static_cast<std::size_t>(slot) * slot_bytes_);
+        onednn_execute(piece.stream, prim_[piece.shape], piece.args, "running a matmul");
+      }
+    });
+  }
+
+ private:
+  struct Piece {
+    std::size_t shape = 0;
+    dnnl::stream stream;
+    memory a, b, c, scratch;
+    OneDnnArgs args;
+  };
+
+  /// The primitive for pieces of `rows` rows, and one Piece per worker slot.
+  void build(const KernelEnv& env, std::int64_t rows) {
+    auto& engine = env.dnn.impl().engine;
     const memory::data_type dt = onednn_type(env.out(0).dtype);
-    auto md = [&](const std::vector<std::int64_t>& dims, std::vector<std::int64_t> strides) {
+    auto md = [&](std::vector<std::int64_t> dims, std::vector<std::int64_t> strides) {
       // A broadcast (size-1) batch axis has stride 0 for the reference loop; oneDNN wants a
       // positive one, whose value is irrelevant for a size-1 axis.
       for (std::size_t d = 0; d < dims.size(); ++d)
         if (dims[d] == 1 && strides[d] == 0) strides[d] = 1;
       return memory::desc(memory::dims(dims.begin(), dims.end()), dt, memory::dims(strides.begin(), strides.end()));
     };
-    std::vector<std::int64_t> c_strides(s.c_dims.size());
-    std::int64_t acc = 1;
-    for (std::size_t d = s.c_dims.size(); d-- > 0;) c_strides[d] = acc, acc *= s.c_dims[d];
-    onednn_call("creating a matmul primitive", [&] {
-      dnnl::primitive_attr attr;
-      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      const auto a_md = md(s.a_dims, s.a_strides), b_md = md(s.b_dims, s.b_strides), c_md = md(s.c_dims, c_strides);
-      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, impl.engine);
-      prim_ = dnnl::matmul(pd);
-      a_ = memory(a_md, impl.engine, DNNL_MEMORY_NONE);
-      b_ = memory(b_md, impl.engine, DNNL_MEMORY_NONE);
-      c_ = memory(c_md, impl.engine, DNNL_MEMORY_NONE);
-      scratch_bytes_ = pd.scratchpad_desc().get_size();
-      scratch_ = memory(pd.scratchpad_desc(), impl.engine, DNNL_MEMORY_NONE);
-      return 0;
-    });
-    args_.add(DNNL_ARG_SRC, a_);
-    args_.add(DNNL_ARG_WEIGHTS, b_);
-    args_.add(DNNL_ARG_DST, c_);
-    args_.add(DNNL_ARG_SCRATCHPAD, scratch_);
+    const std::size_t r = s_.c_dims.size();
+    std::vector<std::int64_t> a_dims = s_.a_dims, c_dims = s_.c_dims, c_strides(r);
+    a_dims[r - 2] = rows;
+    c_dims[r - 2] = rows;
+    std::int64_t acc = 1;  // the full output's strides: a piece is a window of it
+    for (std::size_t d = r; d-- > 0;) c_strides[d] = acc, acc *= s_.c_dims[d];
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    const auto a_md = md(a_dims, s_.a_strides), b_md = md(s_.b_dims, s_.b_strides), c_md = md(c_dims, c_strides);
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, engine);
+    prim_.push_back(dnnl::matmul(pd));
+    slot_bytes_ = std::max(slot_bytes_, (pd.scratchpad_desc().get_size() + 63) & ~std::size_t{63});
+    std::vector<Piece> slots;
+    for (int w = 0; w < slots_; ++w) {
+      Piece p;
+      p.shape = static_cast<std::size_t>(shapes_);
+      p.stream = dnnl::stream(engine);
+      p.a = memory(a_md, engine, DNNL_MEMORY_NONE);
+      p.b = memory(b_md, engine, DNNL_MEMORY_NONE);
+      p.c = memory(c_md, engine, DNNL_MEMORY_NONE);
+      p.scratch = memory(pd.scratchpad_desc(), engine, DNNL_MEMORY_NONE);
+      p.args.add(DNNL_ARG_SRC, p.a);
+      p.args.add(DNNL_ARG_WEIGHTS, p.b);
+      p.args.add(DNNL_ARG_DST, p.c);
+      p.args.add(DNNL_ARG_SCRATCHPAD, p.scratch);
+      slots.push_back(std::move(p));
+    }
+    pieces_by_shape_.push_back(std::move(slots));
+    ++shapes_;
   }
 
-  std::size_t scratch_bytes() const override { return scratch_bytes_; }
-
-  void run(const KernelArgs& a) override {
-    OneDnn::use_threads(team_);
-    onednn_bind(a_, a.in[0]);
-    onednn_bind(b_, a.in[1]);
-    onednn_bind(c_, a.out[0]);
-    onednn_bind(scratch_, a.scratch);
-    onednn_execute(dnn_, prim_, args_, "running a matmul");
-  }
-
- private:
-  OneDnn& dnn_;
-  int team_;  // OpenMP threads of this matmul
-  dnnl::matmul prim_;
-  memory a_, b_, c_, scratch_;
-  OneDnnArgs args_;
-  std::size_t scratch_bytes_ = 0;
+  MatmulShape s_;
+  int slots_;
+  std::size_t elem_;
+  std::int64_t pieces_ = 1, rows_ = 1, a_row_ = 0, c_row_ = 0;
+  int shapes_ = 0;
+  std::vector<dnnl::matmul> prim_;                      // [main] or [main, tail]
+  std::vector<std::vector<Piece>> pieces_by_shape_;     // [shape][slot]
+  std::size_t slot_bytes_ = 0;
 };
 
 /// Reference kernel (f64, and any float type): c[b, i, :] = sum_k a[b, i, k] * b[b, k, :].
