@@ -1,13 +1,18 @@
-// tests/data_test.cpp — the IDX readers, load_mnist_split and BatchSampler (src/data/idx.cpp).
+// tests/data_test.cpp — the dataset readers of src/data: IDX, TensorDataset, IdxDataset,
+// CifarDataset and TokenDataset (the DataLoader is data_loader_test.cpp's).
 //
 // Contents:
 //   helpers          TempDir (a fresh directory, removed afterwards), IDX and gzip writers
 //   ReadIdx          values, shapes and scaling; every kind of damaged file
 //   LoadMnistSplit   finding plain and .gz files; missing files; count mismatch
-//   BatchSampler     determinism per (seed, epoch), coverage, padding, argument checks
+//   TensorDataset    fields, rows, columns, argument checks
+//   IdxDataset       the channel axis; loading a split; its errors
+//   CifarDataset     records, scaling, normalization, several files; missing, truncated, bad label
+//   TokenDataset     windows and targets, uint16 and uint32; missing, size, short, bad token
 //
 // Files are written by the test itself (gzip through zlib), so nothing depends on a dataset
-// being installed.
+// being installed. CIFAR-10 and token files have no header, hence no magic number to get
+// wrong: their only checks are the size and the values, and both are tested.
 #include <zlib.h>
 
 #include <algorithm>
@@ -17,7 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
-#include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -355,138 +360,269 @@ TEST(LoadMnistSplit, BadLabelIsReported) {
                {dir.file("train-labels-idx1-ubyte.gz"), "label 5", "index 5"});
 }
 
-// ---- BatchSampler --------------------------------------------------------------------------
+// ---- TensorDataset ---------------------------------------------------------------------------
 
-/// n samples of 2x2 pixels equal to the sample index, labelled with the index too, so that a
-/// batch shows which samples it holds.
-data::LabeledImages indexed_dataset(std::int64_t n) {
-  std::vector<float> px(static_cast<std::size_t>(n * 4));
-  for (std::size_t i = 0; i < px.size(); ++i) px[i] = static_cast<float>(i / 4);
-  std::vector<std::int64_t> labels(static_cast<std::size_t>(n));
-  std::iota(labels.begin(), labels.end(), std::int64_t{0});
-  return {Tensor::from_vector(Shape{n, 2, 2}, px), Tensor::from_vector(Shape{n}, labels)};
-}
-
-/// The sample indices of every batch of `epoch`, in order, checking that each image matches
-/// its label.
-std::vector<std::int64_t> epoch_order(data::BatchSampler& s, std::int64_t epoch) {
-  s.start_epoch(epoch);
-  std::vector<std::int64_t> order;
-  Tensor images, labels;
-  for (std::int64_t b = 0; b < s.batches_per_epoch(); ++b) {
-    s.batch(b, images, labels);
-    const std::vector<std::int64_t> y = labels.to_vector<std::int64_t>();
-    const std::vector<float> x = images.to_vector<float>();
-    EXPECT_EQ(images.shape()[0], labels.shape()[0]);
-    for (std::size_t i = 0; i < x.size(); ++i) EXPECT_EQ(x[i], static_cast<float>(y[i / 4])) << "batch " << b;
-    order.insert(order.end(), y.begin(), y.end());
+/// Reads sample `index` of `d` into freshly allocated tensors, one per field.
+std::vector<Tensor> read_sample(const data::Dataset& d, std::int64_t index) {
+  std::vector<Tensor> out;
+  std::vector<void*> ptrs;
+  for (const data::Field& f : d.fields()) {
+    out.push_back(Tensor::zeros(f.shape, f.dtype));
+    ptrs.push_back(out.back().raw_data());
   }
-  return order;
+  d.read(index, ptrs);
+  return out;
 }
 
-TEST(BatchSampler, SameSeedAndEpochGiveSameOrder) {
-  data::BatchSampler a(indexed_dataset(50), 8, true, 42), b(indexed_dataset(50), 8, true, 42);
-  const std::vector<std::int64_t> first = epoch_order(a, 3);
-  EXPECT_EQ(epoch_order(b, 3), first);
-  epoch_order(a, 4);
-  EXPECT_EQ(epoch_order(a, 3), first);  // a function of (seed, epoch), not of history
+TEST(TensorDataset, FieldsAndRows) {
+  const Tensor x = Tensor::from_vector(Shape{3, 2}, std::vector<float>{0, 1, 10, 11, 20, 21});
+  const Tensor y = Tensor::from_vector(Shape{3}, std::vector<std::int64_t>{7, 8, 9});
+  const data::TensorDataset d({{"x", x}, {"y", y}});
+  EXPECT_EQ(d.size(), 3);
+  const std::vector<data::Field> f = d.fields();
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(f[0].name, "x");
+  EXPECT_EQ(f[0].dtype, DType::f32);
+  EXPECT_EQ(f[0].shape, (Shape{2}));
+  EXPECT_EQ(f[1].name, "y");
+  EXPECT_EQ(f[1].dtype, DType::i64);
+  EXPECT_EQ(f[1].shape, Shape{});
+  const std::vector<Tensor> s = read_sample(d, 2);
+  EXPECT_EQ(s[0].to_vector<float>(), (std::vector<float>{20, 21}));
+  EXPECT_EQ(s[1].item(), 9);
+  EXPECT_EQ(d.column("y").raw_data(), y.raw_data());  // shared, not copied
+  expect_error([&] { d.column("z"); }, ErrorKind::NotFound, {"'z'", "x, y"});
 }
 
-TEST(BatchSampler, EpochsAndSeedsDiffer) {
-  data::BatchSampler a(indexed_dataset(50), 10, true, 7), b(indexed_dataset(50), 10, true, 8);
-  const std::vector<std::int64_t> e0 = epoch_order(a, 0), e1 = epoch_order(a, 1);
-  EXPECT_NE(e0, e1);
-  EXPECT_NE(epoch_order(b, 0), e0);
-  std::vector<std::int64_t> identity(50);
-  std::iota(identity.begin(), identity.end(), std::int64_t{0});
-  EXPECT_NE(e0, identity);
+TEST(TensorDataset, BadColumnsThrow) {
+  const Tensor x = Tensor::zeros(Shape{4, 2}, DType::f32);
+  expect_error([] { data::TensorDataset({}); }, ErrorKind::InvalidArgument, {"no columns"});
+  expect_error([&] { data::TensorDataset({{"x", x}, {"y", Tensor::zeros(Shape{3}, DType::i64)}}); },
+               ErrorKind::InvalidArgument, {"'x'", "[4,2]", "'y'", "[3]"});
+  expect_error([&] { data::TensorDataset({{"x", x}, {"x", x}}); }, ErrorKind::InvalidArgument, {"'x'", "twice"});
+  expect_error([&] { data::TensorDataset({{"", x}}); }, ErrorKind::InvalidArgument, {"empty name"});
+  expect_error([&] { data::TensorDataset({{"x", Tensor()}}); }, ErrorKind::InvalidArgument, {"'x'", "undefined"});
+  expect_error([&] { data::TensorDataset({{"s", Tensor::zeros(Shape{}, DType::f32)}}); }, ErrorKind::InvalidArgument,
+               {"'s'", "scalar"});
 }
 
-TEST(BatchSampler, OrderIsFixedAcrossPlatforms) {
-  // The shuffle is written out (splitmix64 counter + Fisher-Yates) rather than taken from
-  // <random>'s distributions, so its result is pinned here; a change must be deliberate.
-  data::BatchSampler s(indexed_dataset(10), 10, true, 0);
-  EXPECT_EQ(epoch_order(s, 0), (std::vector<std::int64_t>{9, 4, 5, 1, 7, 0, 8, 6, 2, 3}));
-  EXPECT_EQ(epoch_order(s, 1), (std::vector<std::int64_t>{2, 0, 7, 5, 4, 1, 6, 3, 8, 9}));
+// ---- IdxDataset ------------------------------------------------------------------------------
+
+TEST(IdxDataset, AddsAChannelAxis) {
+  TempDir dir;
+  write_split(dir, "train", 12, /*gz=*/true);
+  const data::IdxDataset d(dir.path(), "train");
+  EXPECT_EQ(d.size(), 12);
+  const std::vector<data::Field> f = d.fields();
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(f[0].name, "x");
+  EXPECT_EQ(f[0].shape, (Shape{1, 2, 2}));
+  EXPECT_EQ(f[1].name, "y");
+  EXPECT_EQ(f[1].shape, Shape{});
+  const std::vector<Tensor> s = read_sample(d, 11);
+  EXPECT_EQ(s[0].to_vector<float>(), std::vector<float>(4, 11.0f / 255.0f));
+  EXPECT_EQ(s[1].item(), 1);
 }
 
-TEST(BatchSampler, EverySampleOncePerEpochWithDropLast) {
-  data::BatchSampler exact(indexed_dataset(24), 6, true, 1);
-  EXPECT_EQ(exact.batches_per_epoch(), 4);
-  for (std::int64_t epoch = 0; epoch < 3; ++epoch) {
-    std::vector<std::int64_t> order = epoch_order(exact, epoch);
-    std::sort(order.begin(), order.end());
-    std::vector<std::int64_t> all(24);
-    std::iota(all.begin(), all.end(), std::int64_t{0});
-    EXPECT_EQ(order, all) << "epoch " << epoch;
+TEST(IdxDataset, ErrorsOfTheSplitAndOfTheTensors) {
+  TempDir dir;
+  write_split(dir, "train", 12, /*gz=*/false);
+  expect_error([&] { data::IdxDataset(dir.path(), "train", 5); }, ErrorKind::InvalidArgument,
+               {dir.file("train-labels-idx1-ubyte"), "label 5", "index 5"});
+  expect_error([&] { data::IdxDataset(dir.path(), "t10k"); }, ErrorKind::NotFound, {"t10k-images-idx3-ubyte"});
+  data::LabeledImages flat{Tensor::zeros(Shape{3, 4}, DType::f32), Tensor::zeros(Shape{3}, DType::i64)};
+  expect_error([&] { data::IdxDataset{flat}; }, ErrorKind::InvalidArgument, {"f32 [N, rows, cols]", "[3,4]"});
+  data::LabeledImages mismatch{Tensor::zeros(Shape{3, 2, 2}, DType::f32), Tensor::zeros(Shape{2}, DType::i64)};
+  expect_error([&] { data::IdxDataset{mismatch}; }, ErrorKind::InvalidArgument, {"3 images", "2 labels"});
+}
+
+// ---- CifarDataset ----------------------------------------------------------------------------
+
+/// A CIFAR-10 binary batch of `labels.size()` records: record r has label labels[r] and pixel
+/// bytes (r + i) % 256 at position i (channel i / 1024).
+Bytes cifar_records(const Bytes& labels) {
+  Bytes b;
+  for (std::size_t r = 0; r < labels.size(); ++r) {
+    b.push_back(labels[r]);
+    for (std::size_t i = 0; i < 3072; ++i) b.push_back(static_cast<unsigned char>((r + i) % 256));
   }
-  // 26 samples in batches of 6: 4 batches, 2 samples dropped, none repeated.
-  data::BatchSampler partial(indexed_dataset(26), 6, true, 1, /*drop_last=*/true);
-  EXPECT_EQ(partial.batches_per_epoch(), 4);
-  const std::vector<std::int64_t> order = epoch_order(partial, 0);
-  EXPECT_EQ(order.size(), 24u);
-  EXPECT_EQ(std::set<std::int64_t>(order.begin(), order.end()).size(), 24u);
+  return b;
 }
 
-TEST(BatchSampler, PaddingRepeatsStartOfEpoch) {
-  data::BatchSampler s(indexed_dataset(10), 4, true, 5, /*drop_last=*/false);
-  EXPECT_EQ(s.batches_per_epoch(), 3);
-  const std::vector<std::int64_t> order = epoch_order(s, 2);
-  ASSERT_EQ(order.size(), 12u);
-  EXPECT_EQ(std::set<std::int64_t>(order.begin(), order.begin() + 10).size(), 10u);
-  EXPECT_EQ(order[10], order[0]);
-  EXPECT_EQ(order[11], order[1]);
-  // A batch larger than the dataset wraps around as often as needed.
-  data::BatchSampler big(indexed_dataset(3), 8, false, 0, /*drop_last=*/false);
-  EXPECT_EQ(big.batches_per_epoch(), 1);
-  EXPECT_EQ(epoch_order(big, 0), (std::vector<std::int64_t>{0, 1, 2, 0, 1, 2, 0, 1}));
+TEST(CifarDataset, RecordsScaledToUnitRange) {
+  TempDir dir;
+  write_file(dir.file("data_batch_1.bin"), cifar_records({3, 9, 0}));
+  const data::CifarDataset d({dir.file("data_batch_1.bin")});
+  EXPECT_EQ(d.size(), 3);
+  const std::vector<data::Field> f = d.fields();
+  EXPECT_EQ(f[0].name, "x");
+  EXPECT_EQ(f[0].dtype, DType::f32);
+  EXPECT_EQ(f[0].shape, (Shape{3, 32, 32}));
+  EXPECT_EQ(f[1].name, "y");
+  EXPECT_EQ(f[1].dtype, DType::i64);
+  const std::vector<Tensor> s = read_sample(d, 1);
+  EXPECT_EQ(s[1].item(), 9);
+  const std::vector<float> x = s[0].to_vector<float>();
+  for (const std::size_t i : {std::size_t{0}, std::size_t{5}, std::size_t{1024}, std::size_t{3071}})
+    EXPECT_EQ(x[i], static_cast<float>((1 + i) % 256) / 255.0f) << i;
 }
 
-TEST(BatchSampler, WithoutShuffleKeepsFileOrder) {
-  data::BatchSampler s(indexed_dataset(9), 3, /*shuffle=*/false, 99);
-  EXPECT_EQ(epoch_order(s, 5), (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8}));
+TEST(CifarDataset, PerChannelNormalization) {
+  TempDir dir;
+  write_file(dir.file("b.bin"), cifar_records({1}));
+  const data::CifarDataset d({dir.file("b.bin")}, {.mean = {0.5f, 0.25f, 0.0f}, .stddev = {0.5f, 2.0f, 1.0f}});
+  const std::vector<float> x = read_sample(d, 0)[0].to_vector<float>();
+  EXPECT_FLOAT_EQ(x[10], (10.0f / 255.0f - 0.5f) / 0.5f);            // red
+  EXPECT_FLOAT_EQ(x[1024 + 10], (10.0f / 255.0f - 0.25f) / 2.0f);    // green: byte (1024 + 10) % 256
+  EXPECT_FLOAT_EQ(x[2048 + 255], 255.0f / 255.0f);                   // blue, unnormalized
+  expect_error([&] { data::CifarDataset({dir.file("b.bin")}, {.stddev = {1.0f, 0.0f, 1.0f}}); },
+               ErrorKind::InvalidArgument, {"channel 1", "stddev"});
 }
 
-TEST(BatchSampler, ReusesItsTensors) {
-  data::BatchSampler s(indexed_dataset(20), 5, true, 3);
-  Tensor x0, y0, x1, y1;
-  s.batch(0, x0, y0);  // usable before the first start_epoch(): epoch 0
-  const std::vector<std::int64_t> first = y0.to_vector<std::int64_t>();
-  s.batch(1, x1, y1);
-  EXPECT_EQ(x0.raw_data(), x1.raw_data());
-  EXPECT_EQ(y0.raw_data(), y1.raw_data());
-  EXPECT_EQ(x1.shape(), (Shape{5, 2, 2}));
-  EXPECT_EQ(x1.dtype(), DType::f32);
-  EXPECT_EQ(y1.dtype(), DType::i64);
-  const std::vector<std::int64_t> order = epoch_order(s, 0);
-  EXPECT_EQ(std::vector<std::int64_t>(order.begin(), order.begin() + 5), first);
+TEST(CifarDataset, SeveralFilesAreOneSequence) {
+  TempDir dir;
+  write_file(dir.file("a.bin"), cifar_records({1, 2}));
+  write_file(dir.file("b.bin"), cifar_records({7}));
+  const data::CifarDataset d({dir.file("a.bin"), dir.file("b.bin")});
+  EXPECT_EQ(d.size(), 3);
+  EXPECT_EQ(read_sample(d, 1)[1].item(), 2);
+  EXPECT_EQ(read_sample(d, 2)[1].item(), 7);
+  EXPECT_EQ(read_sample(d, 2)[0].to_vector<float>()[0], 0.0f);  // record 0 of b.bin
 }
 
-TEST(BatchSampler, BadArgumentsThrow) {
-  expect_error([] { data::BatchSampler(indexed_dataset(10), 0, true, 0); }, ErrorKind::InvalidArgument,
-               {"batch_size", "> 0", "got 0"});
-  expect_error([] { data::BatchSampler(indexed_dataset(10), -3, true, 0); }, ErrorKind::InvalidArgument,
-               {"batch_size"});
-  expect_error([] { data::BatchSampler(indexed_dataset(0), 4, true, 0, false); }, ErrorKind::InvalidArgument,
-               {"empty"});
-  expect_error([] { data::BatchSampler(indexed_dataset(3), 4, true, 0, /*drop_last=*/true); },
-               ErrorKind::InvalidArgument, {"drop_last", "no batch"});
-  expect_error([] { data::BatchSampler({}, 4, true, 0); }, ErrorKind::InvalidArgument, {"undefined"});
-  data::LabeledImages mismatch = indexed_dataset(10);
-  mismatch.labels = mismatch.labels.rows(0, 9);
-  expect_error([&] { data::BatchSampler(mismatch, 2, true, 0); }, ErrorKind::InvalidArgument,
-               {"10 images", "9 labels"});
-  data::LabeledImages wrong_dtype = indexed_dataset(10);
-  wrong_dtype.labels = wrong_dtype.labels.to(DType::i32);
-  expect_error([&] { data::BatchSampler(wrong_dtype, 2, true, 0); }, ErrorKind::InvalidArgument,
-               {"labels must be i64", "i32"});
+TEST(CifarDataset, SplitFiles) {
+  const std::vector<std::string> train = data::CifarDataset::split_files("/d", "train");
+  ASSERT_EQ(train.size(), 5u);
+  EXPECT_EQ(train[0], "/d/data_batch_1.bin");
+  EXPECT_EQ(train[4], "/d/data_batch_5.bin");
+  EXPECT_EQ(data::CifarDataset::split_files("/d", "test"), (std::vector<std::string>{"/d/test_batch.bin"}));
+  expect_error([] { data::CifarDataset::split_files("/d", "valid"); }, ErrorKind::InvalidArgument,
+               {"'valid'", "'train'", "'test'"});
+}
 
-  data::BatchSampler s(indexed_dataset(10), 4, true, 0);  // 2 batches with drop_last
-  Tensor x, y;
-  expect_error([&] { s.batch(2, x, y); }, ErrorKind::InvalidArgument, {"index 2", "2 batches"});
-  expect_error([&] { s.batch(-1, x, y); }, ErrorKind::InvalidArgument, {"index -1"});
-  expect_error([&] { s.start_epoch(-1); }, ErrorKind::InvalidArgument, {"epoch", ">= 0"});
-  EXPECT_FALSE(x.defined());  // nothing was handed out by the failed calls
+TEST(CifarDataset, MissingFile) {
+  TempDir dir;
+  write_file(dir.file("data_batch_1.bin"), cifar_records({0}));
+  const std::vector<std::string> files = data::CifarDataset::split_files(dir.path(), "train");
+  expect_error([&] { data::CifarDataset{files}; }, ErrorKind::NotFound, {"not found", dir.file("data_batch_2.bin")});
+  expect_error([&] { data::CifarDataset({dir.path()}); }, ErrorKind::Io, {dir.path(), "is a directory"});
+  expect_error([] { data::CifarDataset({}); }, ErrorKind::InvalidArgument, {"no files"});
+}
+
+TEST(CifarDataset, TruncatedFile) {
+  TempDir dir;
+  Bytes b = cifar_records({1, 2, 3});
+  b.resize(b.size() - 100);
+  write_file(dir.file("cut.bin"), b);
+  expect_error([&] { data::CifarDataset({dir.file("cut.bin")}); }, ErrorKind::Io,
+               {dir.file("cut.bin"), "truncated", "9119 bytes", "3073-byte records",
+                "2 records and 2973 bytes left over"});
+  write_file(dir.file("empty.bin"), {});
+  expect_error([&] { data::CifarDataset({dir.file("empty.bin")}); }, ErrorKind::Io, {dir.file("empty.bin"), "empty"});
+}
+
+TEST(CifarDataset, LabelOutOfRange) {
+  TempDir dir;
+  write_file(dir.file("good.bin"), cifar_records({0, 1}));
+  write_file(dir.file("bad.bin"), cifar_records({0, 9, 10, 3}));
+  expect_error([&] { data::CifarDataset({dir.file("good.bin"), dir.file("bad.bin")}); }, ErrorKind::Io,
+               {dir.file("bad.bin"), "record 2", "byte offset 6146", "label 10", "0 to 9"});
+}
+
+// ---- TokenDataset ----------------------------------------------------------------------------
+
+/// `ids` as a raw little-endian token file of `bytes` (2 or 4) per token.
+Bytes token_file(const std::vector<std::uint32_t>& ids, int bytes) {
+  Bytes b;
+  for (std::uint32_t id : ids)
+    for (int i = 0; i < bytes; ++i) b.push_back(static_cast<unsigned char>(id >> (8 * i)));
+  return b;
+}
+
+TEST(TokenDataset, WindowsAndShiftedTargets) {
+  TempDir dir;
+  std::vector<std::uint32_t> ids(11);
+  std::iota(ids.begin(), ids.end(), 100u);  // 100 .. 110
+  ids[4] = 300;                            // a byte above 255: checks the little-endian decoding
+  write_file(dir.file("t16"), token_file(ids, 2));
+  const data::TokenDataset d(dir.file("t16"), {.type = data::TokenType::U16, .seq_len = 3, .vocab_size = 512});
+  EXPECT_EQ(d.tokens(), 11);
+  EXPECT_EQ(d.size(), 3);  // (11 - 1) / 3 windows; the last token is only a target
+  const std::vector<data::Field> f = d.fields();
+  EXPECT_EQ(f[0].name, "input");
+  EXPECT_EQ(f[0].dtype, DType::i64);
+  EXPECT_EQ(f[0].shape, (Shape{3}));
+  EXPECT_EQ(f[1].name, "target");
+  std::vector<Tensor> s = read_sample(d, 1);
+  EXPECT_EQ(s[0].to_vector<std::int64_t>(), (std::vector<std::int64_t>{103, 300, 105}));
+  EXPECT_EQ(s[1].to_vector<std::int64_t>(), (std::vector<std::int64_t>{300, 105, 106}));
+  s = read_sample(d, 2);
+  EXPECT_EQ(s[1].to_vector<std::int64_t>(), (std::vector<std::int64_t>{107, 108, 109}));
+}
+
+TEST(TokenDataset, Uint32AndLongWindows) {
+  TempDir dir;
+  // 3000 uint32 tokens in windows of 2500: one window, read in several 4 KiB chunks.
+  std::vector<std::uint32_t> ids(3000);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::uint32_t>(70000 + 3 * i);
+  write_file(dir.file("t32"), token_file(ids, 4));
+  const data::TokenDataset d(dir.file("t32"), {.type = data::TokenType::U32, .seq_len = 2500, .vocab_size = 100000});
+  EXPECT_EQ(d.size(), 1);
+  const std::vector<Tensor> s = read_sample(d, 0);
+  const std::vector<std::int64_t> in = s[0].to_vector<std::int64_t>(), out = s[1].to_vector<std::int64_t>();
+  for (std::size_t i = 0; i < 2500; ++i) {
+    ASSERT_EQ(in[i], 70000 + 3 * static_cast<std::int64_t>(i)) << i;
+    ASSERT_EQ(out[i], in[i] + 3) << i;
+  }
+}
+
+TEST(TokenDataset, MissingFileAndBadOptions) {
+  TempDir dir;
+  const std::string missing = dir.file("none.bin");
+  expect_error([&] { data::TokenDataset(missing, {.seq_len = 4, .vocab_size = 10}); }, ErrorKind::NotFound,
+               {"not found", missing});
+  expect_error([&] { data::TokenDataset(dir.path(), {.seq_len = 4, .vocab_size = 10}); }, ErrorKind::Io,
+               {dir.path(), "directory"});
+  write_file(dir.file("t"), token_file({1, 2, 3}, 2));
+  expect_error([&] { data::TokenDataset(dir.file("t"), {.seq_len = 0, .vocab_size = 10}); },
+               ErrorKind::InvalidArgument, {"seq_len", "> 0"});
+  expect_error([&] { data::TokenDataset(dir.file("t"), {.seq_len = 2, .vocab_size = 0}); },
+               ErrorKind::InvalidArgument, {"vocab_size", "> 0"});
+}
+
+TEST(TokenDataset, SizeNotAMultipleOfTheTokenSize) {
+  TempDir dir;
+  Bytes b = token_file({1, 2, 3, 4, 5}, 4);
+  b.pop_back();
+  write_file(dir.file("t"), b);
+  const data::TokenOptions u32{.type = data::TokenType::U32, .seq_len = 2, .vocab_size = 9};
+  expect_error([&] { data::TokenDataset(dir.file("t"), u32); }, ErrorKind::Io, {dir.file("t"), "uint32", "19 bytes", "not a multiple of 4", "4 tokens and 3 bytes"});
+  Bytes odd = token_file({1, 2, 3}, 2);
+  odd.push_back(0);
+  write_file(dir.file("odd"), odd);
+  expect_error([&] { data::TokenDataset(dir.file("odd"), {.seq_len = 1, .vocab_size = 9}); }, ErrorKind::Io,
+               {dir.file("odd"), "uint16", "7 bytes", "multiple of 2"});
+}
+
+TEST(TokenDataset, TooShortForOneWindow) {
+  TempDir dir;
+  write_file(dir.file("t"), token_file({1, 2, 3, 4}, 2));
+  expect_error([&] { data::TokenDataset(dir.file("t"), {.seq_len = 4, .vocab_size = 9}); },
+               ErrorKind::InvalidArgument, {dir.file("t"), "4 tokens", "seq_len + 1 = 5"});
+  EXPECT_EQ(data::TokenDataset(dir.file("t"), {.seq_len = 3, .vocab_size = 9}).size(), 1);
+}
+
+TEST(TokenDataset, TokenOutOfRangeNamesFileAndOffset) {
+  TempDir dir;
+  write_file(dir.file("t"), token_file({1, 2, 3, 4, 5, 6, 60000, 8, 9}, 2));
+  const data::TokenDataset d(dir.file("t"), {.seq_len = 2, .vocab_size = 50000});
+  EXPECT_EQ(d.size(), 4);
+  EXPECT_NO_THROW(read_sample(d, 0));
+  EXPECT_NO_THROW(read_sample(d, 1));
+  // Token 6 is the last target of window 2 and the first input of window 3.
+  for (const std::int64_t window : {2, 3})
+    expect_error([&] { read_sample(d, window); }, ErrorKind::InvalidArgument,
+                 {dir.file("t"), "token id 60000", "byte offset 12", "token 6", "vocab_size (50000)"});
 }
 
 }  // namespace

@@ -5,13 +5,16 @@
 //
 // Contents:
 //   Options, parse_options   command-line flags (usage() lists them)
-//   load_split               IDX files -> pixels normalized once, at load time
+//   load_split               IDX files -> an IdxDataset, pixels normalized once, at load time
 //   make_optimizer           SGD with momentum for the MLP, Adam with warm-up and cosine decay for the CNN
 //   count_correct            accuracy from fetched logits, on the host
-//   test_accuracy            Program::evaluate over the test set in batches of the compiled size
+//   test_accuracy            Program::evaluate over the test set, batches from a DataLoader
 //   Summary, print_summary   the JSON object that is the last line of stdout
 //   train, main              the loop, progress lines, and error handling (exit status 1)
 //
+// Batches come from trainrt::data::DataLoader, which assembles the next batch on a background
+// task while the current step runs; the progress lines and the summary say how long the
+// steps waited for data (near zero when the overlap works).
 // Progress goes to stdout as plain lines; the last line of stdout is always one JSON object,
 // so a script can read the result with `tail -n 1`.
 #include <algorithm>
@@ -19,7 +22,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
+#include <memory>
 #include <exception>
 #include <iostream>
 #include <optional>
@@ -155,8 +158,8 @@ Options parse_options(int argc, char** argv) {
 
 // ---- data ----------------------------------------------------------------------------------
 
-/// One split with pixels normalized in place, images f32 [N, 28, 28], labels i64 [N].
-tr::data::LabeledImages load_split(const std::string& dir, const std::string& split) {
+/// One split with pixels normalized in place: "x" f32 [1, 28, 28] and "y" i64 [] per sample.
+std::shared_ptr<const tr::data::IdxDataset> load_split(const std::string& dir, const std::string& split) {
   tr::data::LabeledImages d = tr::data::load_mnist_split(dir, split, kClasses);
   const tr::Shape& s = d.images.shape();
   if (s[1] != kSide || s[2] != kSide)
@@ -166,7 +169,7 @@ tr::data::LabeledImages load_split(const std::string& dir, const std::string& sp
   float* p = d.images.data<float>();
   const float inv_std = 1.0f / kPixelStd;
   for (std::int64_t i = 0, n = d.images.numel(); i < n; ++i) p[i] = (p[i] - kPixelMean) * inv_std;
-  return d;
+  return std::make_shared<tr::data::IdxDataset>(d);
 }
 
 // ---- optimizer -----------------------------------------------------------------------------
@@ -220,30 +223,17 @@ std::int64_t count_correct(const tr::Tensor& logits, const tr::Tensor& labels, s
   return correct;
 }
 
-/// Accuracy on `test` (images f32 [N, 1, 28, 28]) through the evaluation-mode forward pass.
-/// The Program has a static batch size, so the last partial batch is padded with repeats of
-/// the first test images and only its real rows are counted.
-double test_accuracy(tr::Program& program, const tr::Value& logits, const tr::Tensor& images, const tr::Tensor& labels,
-                     std::int64_t batch, tr::Tensor& pad) {
-  const std::int64_t n = images.shape()[0];
-  std::int64_t correct = 0;
-  for (std::int64_t start = 0; start < n; start += batch) {
-    const std::int64_t real = std::min(batch, n - start);
-    tr::Tensor x = images.rows(start, start + real);
-    if (real < batch) {
-      const std::size_t row_bytes = images.nbytes() / static_cast<std::size_t>(n);
-      auto* dst = static_cast<unsigned char*>(pad.raw_data());
-      std::memcpy(dst, x.raw_data(), static_cast<std::size_t>(real) * row_bytes);
-      for (std::int64_t k = real; k < batch; ++k)
-        std::memcpy(dst + static_cast<std::size_t>(k) * row_bytes,
-                    static_cast<const unsigned char*>(images.raw_data()) + static_cast<std::size_t>(k % n) * row_bytes,
-                    row_bytes);
-      x = pad;
-    }
-    const std::vector<tr::Tensor> out = program.evaluate({{"x", x}}, {logits});
-    correct += count_correct(out.at(0), labels.rows(start, start + real), real);
+/// Accuracy over one epoch of `test`, a loader that visits the test set in order and pads its
+/// last batch (the Program has a static batch size): only each batch's real rows are counted.
+double test_accuracy(tr::Program& program, const tr::Value& logits, tr::data::DataLoader& test) {
+  std::int64_t correct = 0, total = 0;
+  for (std::int64_t i = 0; i < test.batches_per_epoch(); ++i) {
+    const tr::data::Batch& b = test.next();
+    const std::vector<tr::Tensor> out = program.evaluate(b.feeds, {logits});
+    correct += count_correct(out.at(0), b.tensor("y"), b.samples);
+    total += b.samples;
   }
-  return static_cast<double>(correct) / static_cast<double>(n);
+  return static_cast<double>(correct) / static_cast<double>(total);
 }
 
 // ---- summary -------------------------------------------------------------------------------
@@ -257,6 +247,8 @@ struct Summary {
   std::uint64_t seed = 0;
   double train_seconds = 0, eval_seconds = 0, load_seconds = 0, compile_seconds = 0;
   double time_to_first_step_seconds = 0;
+  double data_wait_seconds = 0;       // time steps waited for their batch (DataLoader::stats)
+  std::int64_t data_waited_batches = 0;  // batches that were not ready when asked for
   double final_loss = 0;  // mean training loss over the last epoch
   double last_step_loss = 0;
   std::vector<double> test_accuracy_per_epoch, epoch_train_seconds;
@@ -285,6 +277,8 @@ void print_summary(const Summary& s) {
      << ",\"threads\":" << s.threads << ",\"batch\":" << s.batch << ",\"seed\":" << s.seed << ",\"optimizer\":\""
      << s.optimizer << "\",\"lr\":" << json_number(s.lr) << ",\"load_seconds\":" << json_number(s.load_seconds)
      << ",\"compile_seconds\":" << json_number(s.compile_seconds) << ",\"eval_seconds\":" << json_number(s.eval_seconds)
+     << ",\"data_wait_seconds\":" << json_number(s.data_wait_seconds)
+     << ",\"data_waited_batches\":" << s.data_waited_batches
      << ",\"test_accuracy_per_epoch\":" << json_list(s.test_accuracy_per_epoch)
      << ",\"epoch_train_seconds\":" << json_list(s.epoch_train_seconds) << "}";
   std::cout << os.str() << std::endl;
@@ -302,21 +296,25 @@ Summary train(const Options& o, Clock::time_point program_start) {
   s.threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
   const Clock::time_point load_start = Clock::now();
-  tr::data::LabeledImages train_set = load_split(o.data, "train");
-  const tr::data::LabeledImages test_set = load_split(o.data, "t10k");
-  const tr::Tensor test_images = test_set.images.reshape({test_set.images.shape()[0], 1, kSide, kSide});
-  // The sampler keeps the [N, 28, 28] layout of the IDX reader; each batch is reshaped (a view).
-  tr::data::BatchSampler sampler(std::move(train_set), o.batch, /*shuffle=*/true, o.seed, /*drop_last=*/true);
+  const auto train_set = load_split(o.data, "train");
+  const auto test_set = load_split(o.data, "t10k");
+  // Training batches: a new order every epoch, the last partial batch dropped, the next batch
+  // prepared while a step runs (prefetch 2: double buffering). The test set is visited in
+  // order, its last batch padded to the compiled size.
+  tr::data::DataLoader train_loader(train_set, o.batch,
+                                    {.shuffle = true, .seed = o.seed, .last_batch = tr::data::LastBatch::Drop});
+  tr::data::DataLoader test_loader(test_set, o.batch, {.shuffle = false, .last_batch = tr::data::LastBatch::Pad});
   s.load_seconds = seconds_since(load_start);
-  std::cout << "data: " << o.data << ": " << sampler.batches_per_epoch() << " batches of " << o.batch << " per epoch, "
-            << test_images.shape()[0] << " test images (" << json_number(s.load_seconds) << " s)" << std::endl;
+  std::cout << "data: " << o.data << ": " << train_loader.batches_per_epoch() << " batches of " << o.batch
+            << " per epoch, " << test_set->size() << " test images (" << json_number(s.load_seconds) << " s)"
+            << std::endl;
 
   const Clock::time_point compile_start = Clock::now();
   tr::Graph g;
   const tr::Value x = g.input("x", {o.batch, 1, kSide, kSide});
   const tr::Value y = g.input("y", {o.batch}, tr::i64);
   const fashion::Model model = fashion::build_model(o.model, g, x, y);
-  const std::int64_t steps_per_epoch = sampler.batches_per_epoch();
+  const std::int64_t steps_per_epoch = train_loader.batches_per_epoch();
   const OptimizerChoice opt = make_optimizer(o, steps_per_epoch * o.epochs);
   s.optimizer = opt.description;
   s.lr = opt.lr;
@@ -328,33 +326,37 @@ Summary train(const Options& o, Clock::time_point program_start) {
             << " threads; compiled in " << json_number(s.compile_seconds) << " s; "
             << program.memory_report().to_string() << std::endl;
 
-  tr::Tensor pad = tr::Tensor::empty(x.shape(), tr::f32);
-  tr::Tensor images, labels;
   for (std::int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    sampler.start_epoch(epoch);
     const Clock::time_point epoch_start = Clock::now();
     Clock::time_point interval_start = epoch_start;
+    const double epoch_wait_start = train_loader.stats().wait_seconds;
+    double interval_wait_start = epoch_wait_start;
     double loss_sum = 0;
     std::int64_t correct = 0, seen = 0;
     for (std::int64_t step = 0; step < steps_per_epoch; ++step) {
-      sampler.batch(step, images, labels);
-      const tr::StepResult r = program.step({{"x", images.reshape(x.shape())}, {"y", labels}});
+      // Batch `step` of epoch `epoch`: the loader's stream has exactly steps_per_epoch per epoch.
+      const tr::data::Batch& batch = train_loader.next();
+      const tr::StepResult r = program.step(batch.feeds);
       if (s.steps == 0) s.time_to_first_step_seconds = seconds_since(program_start);
       ++s.steps;
       s.last_step_loss = r.get();
       loss_sum += r.get();
-      correct += count_correct(r.outputs().at(0), labels, o.batch);
+      correct += count_correct(r.outputs().at(0), batch.tensor("y"), o.batch);
       seen += o.batch;
       if ((step + 1) % kProgressEvery == 0 || step + 1 == steps_per_epoch) {
         const std::int64_t interval_steps = (step % kProgressEvery) + 1;
-        std::printf("epoch %lld/%lld step %lld/%lld  loss %.4f  train acc %.4f  lr %.5f  %.0f images/s\n",
+        const double wait = train_loader.stats().wait_seconds;
+        std::printf("epoch %lld/%lld step %lld/%lld  loss %.4f  train acc %.4f  lr %.5f  %.0f images/s  "
+                    "data wait %.2f ms\n",
                     static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs),
                     static_cast<long long>(step + 1), static_cast<long long>(steps_per_epoch),
                     loss_sum / static_cast<double>(step + 1), static_cast<double>(correct) / static_cast<double>(seen),
                     program.learning_rate(),
-                    static_cast<double>(interval_steps * o.batch) / seconds_since(interval_start));
+                    static_cast<double>(interval_steps * o.batch) / seconds_since(interval_start),
+                    (wait - interval_wait_start) * 1e3);
         std::fflush(stdout);
         interval_start = Clock::now();
+        interval_wait_start = wait;
       }
     }
     const double epoch_seconds = seconds_since(epoch_start);
@@ -363,15 +365,19 @@ Summary train(const Options& o, Clock::time_point program_start) {
     s.final_loss = loss_sum / static_cast<double>(steps_per_epoch);
 
     const Clock::time_point eval_start = Clock::now();
-    s.test_accuracy = test_accuracy(program, model.logits, test_images, test_set.labels, o.batch, pad);
+    s.test_accuracy = test_accuracy(program, model.logits, test_loader);
     const double eval_seconds = seconds_since(eval_start);
     s.eval_seconds += eval_seconds;
     s.test_accuracy_per_epoch.push_back(s.test_accuracy);
-    std::printf("epoch %lld/%lld done: train loss %.4f  train acc %.4f  test acc %.4f  (train %.1f s, test %.1f s)\n",
+    std::printf("epoch %lld/%lld done: train loss %.4f  train acc %.4f  test acc %.4f  (train %.1f s, test %.1f s, "
+                "data wait %.3f s)\n",
                 static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs), s.final_loss,
-                static_cast<double>(correct) / static_cast<double>(seen), s.test_accuracy, epoch_seconds, eval_seconds);
+                static_cast<double>(correct) / static_cast<double>(seen), s.test_accuracy, epoch_seconds, eval_seconds,
+                train_loader.stats().wait_seconds - epoch_wait_start);
     std::fflush(stdout);
   }
+  s.data_wait_seconds = train_loader.stats().wait_seconds;
+  s.data_waited_batches = train_loader.stats().waits;
   return s;
 }
 

@@ -1,136 +1,31 @@
-// data/idx.cpp — IDX files (the MNIST layout) and mini-batches over them.
+// data/idx.cpp — IDX files (the MNIST layout) and IdxDataset.
 //
 // Contents:
-//   file bytes     read_file_bytes, gunzip (gzip is recognized by its magic bytes, never by name)
 //   IDX parsing    read_idx: magic, element type, dimensions, exact data size
 //   readers        read_idx_images, read_idx_labels, load_mnist_split
-//   BatchSampler   a counter-based generator keyed by (seed, epoch), Fisher-Yates, batch copies
+//   IdxDataset     images and labels as a Dataset (a TensorDataset with a channel axis)
 //
-// Every damaged input is reported as a trainrt::Error naming the file and what is wrong; the
-// readers never return partial data.
+// Whole files and gzip are data/files.h's job (shared with the other readers). Every damaged
+// input is reported as a trainrt::Error naming the file and what is wrong; the readers never
+// return partial data.
 #include "trainrt/data.hpp"
-
-#define ZLIB_CONST  // next_in is a pointer to const: the compressed bytes are never written
-#include <zlib.h>
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <climits>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <numeric>
 #include <utility>
 
 #include "core/error.h"
+#include "data/files.h"
 
 namespace trainrt::data {
 
+using detail::Bytes;
 using detail::cat;
 using detail::fail;
 
 namespace {
-
-using Bytes = std::vector<unsigned char>;
-
-// ---- file bytes --------------------------------------------------------------------------
-
-/// The whole file `path`; `who` prefixes messages ("read_idx_images").
-Bytes read_file_bytes(const std::string& path, const char* who) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::file_status status = fs::status(path, ec);
-  if (status.type() == fs::file_type::not_found) fail(ErrorKind::NotFound, cat(who, ": file not found: '", path, "'"));
-  if (status.type() == fs::file_type::directory)
-    fail(ErrorKind::Io, cat(who, ": '", path, "' is a directory, not an IDX file"));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(ErrorKind::Io, cat(who, ": cannot open '", path, "': ", std::strerror(errno)));
-  Bytes bytes;
-  // The size is only a hint: reading to the end also works for pipes and growing files.
-  const std::uintmax_t size = fs::file_size(path, ec);
-  if (!ec && size < (std::uintmax_t{1} << 34)) bytes.reserve(static_cast<std::size_t>(size));
-  constexpr std::size_t kChunk = std::size_t{1} << 20;
-  for (;;) {
-    const std::size_t old = bytes.size();
-    bytes.resize(old + kChunk);
-    in.read(reinterpret_cast<char*>(bytes.data() + old), static_cast<std::streamsize>(kChunk));
-    bytes.resize(old + static_cast<std::size_t>(in.gcount()));
-    if (in.bad()) fail(ErrorKind::Io, cat(who, ": error while reading '", path, "': ", std::strerror(errno)));
-    if (in.eof()) break;
-  }
-  return bytes;
-}
-
-bool is_gzip(const Bytes& bytes) { return bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b; }
-
-/// Frees the z_stream however gunzip leaves (return or throw).
-struct InflateGuard {
-  z_stream* stream;
-  ~InflateGuard() { inflateEnd(stream); }
-};
-
-/// Decompresses a gzip file held in memory. Concatenated members (as `cat a.gz b.gz` makes)
-/// are one stream, as gzip(1) reads them. A stream that ends early, fails its CRC or has
-/// bytes after its last member is damaged.
-Bytes gunzip(const Bytes& in, const std::string& path, const char* who) {
-  z_stream zs{};
-  // 16 + MAX_WBITS: accept the gzip wrapper only (a zlib or raw deflate stream is not a .gz file).
-  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
-    fail(ErrorKind::Io, cat(who, ": '", path, "': cannot start zlib's inflate: ", zs.msg ? zs.msg : "out of memory"));
-  InflateGuard guard{&zs};
-
-  // ISIZE, the last four bytes of a member, is the uncompressed size modulo 2^32: a good first
-  // allocation for a single-member file. It is untrusted, hence capped by deflate's largest
-  // ratio (about 1032:1) and 1 GiB; the buffer grows as needed anyway.
-  Bytes out;
-  std::size_t hint = std::size_t{1} << 16;
-  if (in.size() >= 18) {
-    const std::size_t n = in.size();
-    const std::size_t isize = std::size_t{in[n - 4]} | std::size_t{in[n - 3]} << 8 | std::size_t{in[n - 2]} << 16 |
-                              std::size_t{in[n - 1]} << 24;
-    hint = std::max(hint, std::min({isize + 1, in.size() * 1032, std::size_t{1} << 30}));
-  }
-  out.resize(hint);
-
-  const unsigned char* const end = in.data() + in.size();
-  std::size_t produced = 0;
-  constexpr std::size_t kMaxAvail = UINT_MAX;  // avail_in/avail_out are 32-bit
-  zs.next_in = in.data();
-  zs.avail_in = 0;
-  for (;;) {
-    if (zs.avail_in == 0) {
-      zs.avail_in = static_cast<uInt>(std::min<std::size_t>(static_cast<std::size_t>(end - zs.next_in), kMaxAvail));
-    }
-    if (out.size() - produced < (std::size_t{1} << 16))
-      out.resize(std::max(out.size() * 2, produced + (std::size_t{1} << 20)));
-    zs.next_out = out.data() + produced;
-    zs.avail_out = static_cast<uInt>(std::min(out.size() - produced, kMaxAvail));
-    const uInt avail_out_before = zs.avail_out;
-    const int ret = inflate(&zs, Z_NO_FLUSH);
-    produced += avail_out_before - zs.avail_out;
-    const std::size_t left = static_cast<std::size_t>(end - zs.next_in);
-    if (ret == Z_STREAM_END) {
-      if (left == 0) break;
-      if (left >= 2 && zs.next_in[0] == 0x1f && zs.next_in[1] == 0x8b) {  // another member follows
-        inflateReset(&zs);
-        continue;
-      }
-      fail(ErrorKind::Io, cat(who, ": '", path, "': trailing garbage: ", left,
-                              " bytes after the end of the gzip stream (file has ", in.size(), " bytes)"));
-    }
-    if (ret == Z_BUF_ERROR && left == 0)
-      fail(ErrorKind::Io,
-           cat(who, ": '", path, "': corrupt gzip stream: it is truncated (the compressed data ends after ", in.size(),
-               " bytes, ", produced, " bytes decompressed, before the end of the stream)"));
-    if (ret != Z_OK && ret != Z_BUF_ERROR)
-      fail(ErrorKind::Io, cat(who, ": '", path, "': corrupt gzip stream: ", zs.msg ? zs.msg : zError(ret), " (after ",
-                              produced, " bytes decompressed)"));
-  }
-  out.resize(produced);
-  return out;
-}
 
 // ---- IDX parsing -------------------------------------------------------------------------
 
@@ -171,9 +66,9 @@ struct Idx {
 /// size matches its header exactly; `what` names the contents ("images") for messages.
 Idx read_idx(const std::string& path, unsigned char ndims, const char* what, const char* who) {
   Idx idx;
-  idx.bytes = read_file_bytes(path, who);
-  const bool compressed = is_gzip(idx.bytes);
-  if (compressed) idx.bytes = gunzip(idx.bytes, path, who);
+  idx.bytes = detail::read_file_bytes(path, who, "an IDX file");
+  const bool compressed = detail::is_gzip(idx.bytes);
+  if (compressed) idx.bytes = detail::gunzip(idx.bytes, path, who);
   const Bytes& b = idx.bytes;
   // Sizes in messages are of the decompressed data; say so, or they look wrong next to ls -l.
   const std::string sizes_of = compressed ? " (sizes after gzip decompression)" : "";
@@ -291,120 +186,33 @@ LabeledImages load_mnist_split(const std::string& dir, const std::string& split,
   return out;
 }
 
-// ---- BatchSampler ------------------------------------------------------------------------
+// ---- IdxDataset ------------------------------------------------------------------------------
 
 namespace {
 
-constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ull;  // 2^64 / golden ratio, splitmix64's increment
-
-/// splitmix64's output function (Steele, Lea and Flood, "Fast splittable pseudorandom number
-/// generators", 2014): a bijection of 64-bit words with good avalanche.
-std::uint64_t mix64(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-/// A counter-based generator: draw i of key k is mix64(k + (i + 1) * kGolden), i.e. the
-/// splitmix64 sequence started at k. Being written out here (rather than std::mt19937 with
-/// std::uniform_int_distribution, whose algorithm the standard leaves open) makes an epoch's
-/// order the same with every standard library.
-class CounterRng {
- public:
-  explicit CounterRng(std::uint64_t key) : key_(key) {}
-  std::uint64_t next() { return mix64(key_ + ++counter_ * kGolden); }
-  /// Uniform in [0, bound), bound > 0: rejecting the lowest (2^64 mod bound) values removes
-  /// the modulo bias.
-  std::uint64_t below(std::uint64_t bound) {
-    const std::uint64_t threshold = (0 - bound) % bound;
-    for (;;) {
-      const std::uint64_t r = next();
-      if (r >= threshold) return r % bound;
-    }
-  }
-
- private:
-  std::uint64_t key_;
-  std::uint64_t counter_ = 0;
-};
-
-/// The key of epoch `epoch` under `seed`. Mixing the seed first keeps (seed, epoch) and
-/// (seed + 1, epoch - 1)-style pairs from sharing a stream.
-std::uint64_t epoch_key(std::uint64_t seed, std::int64_t epoch) {
-  return mix64(mix64(seed ^ 0x5DA7A5A4B1E5EEDull) + static_cast<std::uint64_t>(epoch) * kGolden);
+/// The columns of an IdxDataset: images get a channel axis of 1 (a view, no copy).
+std::vector<std::pair<std::string, Tensor>> idx_columns(const LabeledImages& data) {
+  const Tensor& x = data.images;
+  const Tensor& y = data.labels;
+  if (!x.defined() || !y.defined())
+    fail(ErrorKind::InvalidArgument, "IdxDataset: the images or labels are undefined tensors");
+  if (x.dtype() != DType::f32 || x.shape().rank() != 3)
+    fail(ErrorKind::InvalidArgument,
+         cat("IdxDataset: images must be f32 [N, rows, cols], got ", name(x.dtype()), x.shape().to_string()));
+  if (y.dtype() != DType::i64 || y.shape().rank() != 1)
+    fail(ErrorKind::InvalidArgument,
+         cat("IdxDataset: labels must be i64 [N], got ", name(y.dtype()), y.shape().to_string()));
+  if (y.shape()[0] != x.shape()[0])
+    fail(ErrorKind::InvalidArgument, cat("IdxDataset: ", x.shape()[0], " images but ", y.shape()[0], " labels"));
+  const Shape& s = x.shape();
+  return {{"x", x.reshape(Shape{s[0], 1, s[1], s[2]})}, {"y", y}};
 }
 
 }  // namespace
 
-BatchSampler::BatchSampler(LabeledImages dataset, std::int64_t batch_size, bool shuffle, std::uint64_t seed,
-                           bool drop_last)
-    : data_(std::move(dataset)), batch_size_(batch_size), shuffle_(shuffle), seed_(seed), drop_last_(drop_last) {
-  const Tensor& x = data_.images;
-  const Tensor& y = data_.labels;
-  if (batch_size_ <= 0)
-    fail(ErrorKind::InvalidArgument, cat("BatchSampler: batch_size must be > 0, got ", batch_size_));
-  if (!x.defined() || !y.defined())
-    fail(ErrorKind::InvalidArgument, "BatchSampler: the dataset's images or labels are undefined tensors");
-  // Images are documented as [N, rows, cols]; any trailing shape works the same way, so
-  // [N, channels, rows, cols] is accepted too (batches are then [batch, channels, rows, cols]).
-  if (x.dtype() != DType::f32 || x.shape().rank() < 2)
-    fail(ErrorKind::InvalidArgument,
-         cat("BatchSampler: images must be f32 [N, rows, cols], got ", name(x.dtype()), x.shape().to_string()));
-  if (y.dtype() != DType::i64 || y.shape().rank() != 1)
-    fail(ErrorKind::InvalidArgument,
-         cat("BatchSampler: labels must be i64 [N], got ", name(y.dtype()), y.shape().to_string()));
-  const std::int64_t n = x.shape()[0];
-  if (y.shape()[0] != n)
-    fail(ErrorKind::InvalidArgument, cat("BatchSampler: ", n, " images but ", y.shape()[0], " labels"));
-  if (n == 0) fail(ErrorKind::InvalidArgument, "BatchSampler: the dataset is empty");
-  if (drop_last_ && n < batch_size_)
-    fail(ErrorKind::InvalidArgument, cat("BatchSampler: with drop_last, ", n, " samples and batch_size ", batch_size_,
-                                         " leave no batch in an epoch"));
-  std::vector<std::int64_t> dims = x.shape().dims();
-  dims[0] = batch_size_;
-  images_ = Tensor::empty(Shape(std::move(dims)), DType::f32);
-  labels_ = Tensor::empty(Shape{batch_size_}, DType::i64);
-  start_epoch(0);  // so that batch() works before the first start_epoch()
-}
+IdxDataset::IdxDataset(const LabeledImages& data) : TensorDataset(idx_columns(data)) {}
 
-std::int64_t BatchSampler::batches_per_epoch() const noexcept {
-  const std::int64_t n = data_.labels.shape()[0];
-  return drop_last_ ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
-}
-
-void BatchSampler::start_epoch(std::int64_t epoch) {
-  if (epoch < 0) fail(ErrorKind::InvalidArgument, cat("BatchSampler::start_epoch: epoch must be >= 0, got ", epoch));
-  order_.resize(static_cast<std::size_t>(data_.labels.shape()[0]));
-  std::iota(order_.begin(), order_.end(), std::int64_t{0});
-  if (!shuffle_) return;
-  // Fisher-Yates (Durstenfeld): position i takes a uniform pick among positions [0, i].
-  CounterRng rng(epoch_key(seed_, epoch));
-  for (std::size_t i = order_.size() - 1; i > 0; --i) std::swap(order_[i], order_[rng.below(i + 1)]);
-}
-
-void BatchSampler::batch(std::int64_t index, Tensor& images, Tensor& labels) {
-  const std::int64_t batches = batches_per_epoch();
-  if (index < 0 || index >= batches)
-    fail(ErrorKind::InvalidArgument,
-         cat("BatchSampler::batch: index ", index, " is out of range: an epoch has ", batches, " batches (",
-             order_.size(), " samples, batch_size ", batch_size_, drop_last_ ? ", drop_last)" : ")"));
-  const std::size_t n = order_.size();
-  const std::size_t sample_floats = static_cast<std::size_t>(data_.images.numel()) / n;
-  const float* src = data_.images.data<float>();
-  const std::int64_t* src_labels = data_.labels.data<std::int64_t>();
-  float* dst = images_.data<float>();
-  std::int64_t* dst_labels = labels_.data<std::int64_t>();
-  for (std::int64_t k = 0; k < batch_size_; ++k) {
-    // Past the end of the epoch (only in the last batch without drop_last) positions wrap
-    // to the start of this epoch's order: the padding repeats the first samples.
-    const std::size_t pos = static_cast<std::size_t>(index * batch_size_ + k) % n;
-    const std::size_t sample = static_cast<std::size_t>(order_[pos]);
-    std::memcpy(dst + static_cast<std::size_t>(k) * sample_floats, src + sample * sample_floats,
-                sample_floats * sizeof(float));
-    dst_labels[k] = src_labels[sample];
-  }
-  images = images_;
-  labels = labels_;
-}
+IdxDataset::IdxDataset(const std::string& dir, const std::string& split, std::int64_t num_classes)
+    : IdxDataset(load_mnist_split(dir, split, num_classes)) {}
 
 }  // namespace trainrt::data
