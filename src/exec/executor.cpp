@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 
 #include "core/element.h"
 #include "core/error.h"
@@ -247,6 +248,20 @@ void Executor::print_profile() const {
                  100.0 * order[i]->seconds / std::max(total, 1e-12), std::string(op_name(n.kind)).c_str(),
                  n.outputs.empty() ? "" : n.outputs[0].to_string().c_str());
   }
+  // The same time summed by op kind: where a whole family of kernels (the optimizer's
+  // elementwise updates, say) costs more than any one of them shows.
+  std::map<std::string, std::pair<double, int>> by_kind;
+  for (const Step& s : steps_) {
+    auto& [seconds, count] = by_kind[std::string(op_name(g.node(s.node).kind))];
+    seconds += s.seconds;
+    ++count;
+  }
+  std::vector<std::pair<std::string, std::pair<double, int>>> kinds(by_kind.begin(), by_kind.end());
+  std::sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  std::fprintf(stderr, "[trainrt] profile by op kind:\n");
+  for (const auto& [name, t] : kinds)
+    std::fprintf(stderr, "  %8.3f ms %5.1f%%  %-24s x%d\n", 1e3 * t.first / static_cast<double>(runs_),
+                 100.0 * t.first / std::max(total, 1e-12), name.c_str(), t.second);
 }
 
 const void* Executor::data(ValueId v) const { return resolve(plan_.at(v)); }
