@@ -2,7 +2,8 @@
 //
 // Contents:
 //   Conv2dOneDnn.*      the f32 oneDNN kernels (forward, backward data, backward weights)
-//                       against the f64 reference loops, on fixed and seeded-random shapes
+//                       against the f64 reference loops, on fixed and seeded-random shapes;
+//                       the weight gradient split by output channels (conv_weights.cpp)
 //   Conv2dErrors.*      bad arguments
 //   Conv2dHand.*        a hand-computed convolution
 //   Conv2dGrad.*        finite-difference gradient checks (f64, reference loops)
@@ -18,6 +19,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "runtime/cpu/conv_internal.h"
 #include "test_util.h"
 
 namespace trainrt {
@@ -173,6 +175,56 @@ TEST(Conv2dOneDnn, MatchesReferenceOnRandomShapes) {
     c.w = Shape{og * groups, in_per, kh, kw};
     c.bias = trial % 2 == 1;
     check_onednn_against_reference(c, static_cast<unsigned>(100 + trial));
+  }
+}
+
+/// The ConvGeometry of a stride-1 "same" convolution (square kernel k).
+detail::cpu::ConvGeometry same_conv(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t o, std::int64_t k) {
+  detail::cpu::ConvGeometry s;
+  s.n = n, s.c = c, s.h = s.w = s.oh = s.ow = hw;
+  s.o = o, s.kh = s.kw = k;
+  s.padding = {k / 2, k / 2};
+  return s;
+}
+
+TEST(Conv2dOneDnn, WeightGradientSplitByChannelsWhereFiltersOutweighActivations) {
+  // ResNet-18 (CIFAR) at batch 32: the 512 -> 512 layers on 4x4 images split by channels,
+  // the 64 -> 64 layers on 32x32 images by batch; so do the cases of the next test.
+  EXPECT_GT(detail::cpu::conv_weight_channel_pieces(same_conv(32, 512, 4, 512, 3)), 1);
+  EXPECT_EQ(detail::cpu::conv_weight_channel_pieces(same_conv(32, 64, 32, 64, 3)), 0);
+  EXPECT_EQ(detail::cpu::conv_weight_channel_pieces(same_conv(4, 256, 4, 256, 3)), 16);
+  EXPECT_EQ(detail::cpu::conv_weight_channel_pieces(same_conv(3, 64, 4, 200, 3)), 2);
+  // Grouped convolutions and fewer than two channel blocks always take the batch split.
+  detail::cpu::ConvGeometry grouped = same_conv(32, 512, 4, 512, 3);
+  grouped.groups = 2, grouped.c = 1024;
+  EXPECT_EQ(detail::cpu::conv_weight_channel_pieces(grouped), 0);
+  EXPECT_EQ(detail::cpu::conv_weight_channel_pieces(same_conv(64, 512, 4, 31, 3)), 0);
+}
+
+TEST(Conv2dOneDnn, WeightGradientSplitByChannelsMatchesReferenceAndThreadCounts) {
+  const std::vector<ConvCase> cases = {
+      // 16 slices of 16 channels.
+      {"late layer, 16 slices", {4, 256, 4, 4}, {256, 256, 3, 3}, conv_options({1, 1}, {1, 1})},
+      // 13 channel blocks in 2 pieces: 112 channels, then a tail of 88 (not a whole block).
+      {"tail slice", {3, 64, 4, 4}, {200, 64, 3, 3}, conv_options({1, 1}, {1, 1}), true},
+  };
+  for (const ConvCase& c : cases) {
+    check_onednn_against_reference(c, 11);
+    // Each filter is computed by one piece over the whole batch: the same bits whatever the
+    // number of threads.
+    SCOPED_TRACE(describe(c));
+    std::mt19937 rng(5);
+    const Tensor x = test::random_tensor(c.x, f32, rng), w = test::random_tensor(c.w, f32, rng);
+    Graph g;
+    const Value xv = g.input("x", c.x), wv = g.input("w", c.w);
+    const Value loss = sum(mul(conv2d(xv, wv, {}, c.options), conv2d(xv, wv, {}, c.options)));
+    const V grads = gradients(loss, {wv});
+    const Feeds feeds{{"x", x}, {"w", w}};
+    const Tensor one = test::run_train(loss, {grads[0]}, feeds, 1).at(0);
+    for (const int threads : {2, 4}) {
+      const Tensor other = test::run_train(loss, {grads[0]}, feeds, threads).at(0);
+      EXPECT_EQ(std::memcmp(one.raw_data(), other.raw_data(), one.nbytes()), 0) << threads << " threads";
+    }
   }
 }
 

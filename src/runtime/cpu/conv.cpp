@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "runtime/cpu/conv_internal.h"
 #include "runtime/cpu/kernel.h"
 #include "runtime/cpu/onednn_impl.h"
 #include "runtime/cpu/parallel.h"
@@ -38,19 +39,6 @@ namespace trainrt::detail::cpu {
 namespace {
 
 using dnnl::memory;
-
-/// Sizes of one convolution, whatever the op's operand order.
-struct ConvGeometry {
-  std::int64_t n = 0, c = 0, h = 0, w = 0;   // input x[N, C, H, W]
-  std::int64_t o = 0, kh = 0, kw = 0;        // weight w[O, C/groups, KH, KW]
-  std::int64_t oh = 0, ow = 0;               // output y[N, O, OH, OW]
-  std::int64_t groups = 1;
-  std::array<std::int64_t, 2> stride{1, 1}, padding{0, 0}, dilation{1, 1};
-
-  std::int64_t cg() const { return c / groups; }  // input channels per group
-  std::int64_t og() const { return o / groups; }  // output channels per group
-  bool empty() const { return n * c * h * w == 0 || o * kh * kw == 0 || oh * ow == 0; }
-};
 
 ConvGeometry describe(const KernelEnv& env) {
   const auto& a = std::get<Conv2dAttrs>(env.n().attrs);
@@ -97,8 +85,6 @@ bool prefer_blocked(OpKind kind, const ConvGeometry& s) {
   constexpr std::int64_t kFewChannels = 5;
   return !(kind == OpKind::Conv2dBackwardData && s.groups == 1 && s.c < kFewChannels);
 }
-
-std::size_t align64(std::size_t bytes) { return (bytes + 63) & ~std::size_t{63}; }
 
 /// Batch pieces of one call: as many as make every piece at least kMinPieceFlops of work,
 /// at most kMaxPieces, never more than the batch. The count depends on the shape alone.
@@ -601,6 +587,9 @@ std::unique_ptr<Kernel> make_conv_kernel(const KernelEnv& env) {
   switch (dtype) {
     case DType::f32:
       if (s.empty()) return std::make_unique<ReferenceConv<float>>(kind, s);
+      if (kind == OpKind::Conv2dBackwardWeight) {
+        if (auto k = make_conv_weights_by_channels(env, s)) return k;
+      }
       return std::make_unique<OneDnnConv>(env, s, kind == OpKind::Conv2d && env.has(2));
     case DType::f64: return std::make_unique<ReferenceConv<double>>(kind, s);
     default: unsupported_dtype(env, dtype);
