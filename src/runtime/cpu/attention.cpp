@@ -28,7 +28,7 @@
 //
 // Precision: a tile product sums at most kBlock (or D) terms in T; sums across tiles, the
 // softmax statistics and rowsum(g * out) are kept in double. f32 exponentials use a
-// vectorizable exp_f32 (< 1 ulp).
+// vectorized exp_f32 (< 1 ulp; vec_kernels.h).
 //
 // Scratch: one slot per worker of the Program's task arena, picked with
 // tbb::this_task_arena::current_thread_index(). A task never waits inside TBB (there is no
@@ -49,6 +49,7 @@
 #include "runtime/cpu/kernel.h"
 #include "runtime/cpu/parallel.h"
 #include "runtime/cpu/types.h"
+#include "runtime/cpu/vec_kernels.h"
 
 namespace trainrt::detail::cpu {
 
@@ -153,62 +154,10 @@ void transpose(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t 
 
 // ---- exponentials ----------------------------------------------------------------------------
 
-/// e^x for f32 (F = float, or a GCC vector of floats, same operations lane by lane):
-/// Cody-Waite reduction x = n ln2 + r with |r| <= ln2/2, Cephes' degree-6 polynomial for
-/// e^r (S. Moshier, expf.c), and 2^n assembled in the exponent bits. Measured against exp
-/// in double over every float in [-87.3, 88.3]: at most 0.99 ulp. Below -87.34 the result
-/// is 0 (results there are subnormal, and exp(-inf) = 0 is needed for hidden keys); above
-/// 88.37 it is +inf; NaN stays NaN. std::exp would be a call per element.
-template <class F>
-inline F exp_f32(F x) {
-  constexpr float kLo = -87.33654475f, kHi = 88.37626266f;
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to an integer
-  const F zero = F{}, lo = kLo - zero, hi = kHi - zero, inf = std::numeric_limits<float>::infinity() - zero;
-  F xc = x > lo ? x : lo;  // NaN becomes kLo here, so converting n below is defined
-  xc = xc < hi ? xc : hi;
-  const F n = (xc * 1.44269504088896341f + kRound) - kRound;
-  const F r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;  // ln2 in two parts
-  F p = 1.9875691500e-4f - zero;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  F two_n;
-  if constexpr (std::is_same_v<F, float>) {
-    const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
-    std::memcpy(&two_n, &bits, sizeof two_n);
-  } else {
-    typedef std::int32_t I __attribute__((vector_size(sizeof(F))));
-    const I bits = (__builtin_convertvector(n, I) + 127) << 23;
-    std::memcpy(&two_n, &bits, sizeof two_n);
-  }
-  F y = p * two_n;
-  y = x < lo ? zero : y;
-  y = x > hi ? inf : y;
-  return x != x ? x : y;
-}
-
-/// s[x] = exp(s[x] - sub[x * sub_stride]) for x < n (sub_stride is 0 or 1). The f32 loop
-/// uses explicit vectors: GCC does not vectorize exp_f32's selects by itself, since it
-/// keeps floating-point traps exact by default.
+/// s[x] = exp(s[x] - sub[x * sub_stride]) for x < n (sub_stride is 0 or 1); f32 on vectors
+/// (vec_kernels.h).
 inline void exp_diff(float* s, const float* sub, std::int64_t sub_stride, std::int64_t n) {
-  typedef float Vec __attribute__((vector_size(16)));
-  constexpr std::int64_t kLanes = sizeof(Vec) / sizeof(float);
-  std::int64_t x = 0;
-  for (; x + kLanes <= n; x += kLanes) {
-    Vec a, b;
-    std::memcpy(&a, s + x, sizeof a);
-    if (sub_stride) {
-      std::memcpy(&b, sub + x, sizeof b);
-    } else {
-      b = sub[0] - Vec{};  // a broadcast
-    }
-    a = exp_f32(a - b);
-    std::memcpy(s + x, &a, sizeof a);
-  }
-  for (; x < n; ++x) s[x] = exp_f32(s[x] - sub[x * sub_stride]);
+  exp_diff_f32(s, sub, sub_stride, n);
 }
 
 inline void exp_diff(double* s, const double* sub, std::int64_t sub_stride, std::int64_t n) {

@@ -11,9 +11,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "runtime/cpu/parallel.h"
+#include "runtime/cpu/vec_kernels.h"
 #include "trainrt/shape.hpp"
 
 namespace trainrt::detail::cpu {
@@ -92,6 +94,9 @@ void run_rows(const BroadcastPlan& plan, const Row& row) {
 /// out[i] = Op(a[i*sa], b[i*sb]) for i < n, specialized for contiguous and broadcast operands.
 template <class Op, class T, class R>
 inline void binary_inner(const T* a, std::int64_t sa, const T* b, std::int64_t sb, R* out, std::int64_t n) {
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<R, float> && BinaryF32Array<Op>) {
+    if (sa == 1 && sb == 1) return Op::f32_array(a, b, out, n);
+  }
   if (sa == 1 && sb == 1) {
     for (std::int64_t i = 0; i < n; ++i) out[i] = Op::f(a[i], b[i]);
   } else if (sa == 1 && sb == 0) {
@@ -117,7 +122,11 @@ void binary_loop(const BroadcastPlan& plan, const T* a, const T* b, R* out) {
 template <class Op, class T, class R>
 void unary_loop(std::int64_t n, const T* x, R* out) {
   parallel_for(n, kSerialElements, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i) out[i] = Op::f(x[i]);
+    if constexpr (std::is_same_v<T, float> && std::is_same_v<R, float> && UnaryF32Array<Op>) {
+      Op::f32_array(x + b, out + b, e - b);
+    } else {
+      for (std::int64_t i = b; i < e; ++i) out[i] = Op::f(x[i]);
+    }
   });
 }
 

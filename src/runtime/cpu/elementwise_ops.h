@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <memory>
 
 #include "runtime/cpu/kernel.h"
 #include "runtime/cpu/types.h"
+#include "runtime/cpu/vec_kernels.h"
 
 namespace trainrt::detail::cpu {
 
@@ -27,7 +29,11 @@ struct Neg { template <class T> static T f(T x) { return -x; } };
 struct Abs { template <class T> static T f(T x) { return x < T(0) ? -x : x; } };
 struct Sign { template <class T> static T f(T x) { return T((x > T(0)) - (x < T(0))); } };
 struct Relu { template <class T> static T f(T x) { return x > T(0) ? x : T(0); } };
-struct Exp { template <class T> static T f(T x) { return std::exp(x); } };
+// Ops with an f32_array() run their contiguous f32 loops there (vec_kernels.h).
+struct Exp {
+  template <class T> static T f(T x) { return std::exp(x); }
+  static void f32_array(const float* x, float* y, std::int64_t n) { exp_f32_array(x, y, n); }
+};
 struct Log { template <class T> static T f(T x) { return std::log(x); } };
 struct Sqrt { template <class T> static T f(T x) { return std::sqrt(x); } };
 struct Rsqrt { template <class T> static T f(T x) { return T(1) / std::sqrt(x); } };
@@ -35,8 +41,14 @@ struct Sin { template <class T> static T f(T x) { return std::sin(x); } };
 struct Cos { template <class T> static T f(T x) { return std::cos(x); } };
 struct Floor { template <class T> static T f(T x) { return std::floor(x); } };
 struct Tanh { template <class T> static T f(T x) { return std::tanh(x); } };
-struct Sigmoid { template <class T> static T f(T x) { return T(1) / (T(1) + std::exp(-x)); } };
-struct Gelu { template <class T> static T f(T x) { return T(0.5) * x * (T(1) + std::erf(x * T(kInvSqrt2))); } };
+struct Sigmoid {
+  template <class T> static T f(T x) { return T(1) / (T(1) + std::exp(-x)); }
+  static void f32_array(const float* x, float* y, std::int64_t n) { sigmoid_f32_array(x, y, n); }
+};
+struct Gelu {
+  template <class T> static T f(T x) { return T(0.5) * x * (T(1) + std::erf(x * T(kInvSqrt2))); }
+  static void f32_array(const float* x, float* y, std::int64_t n) { gelu_f32_array(x, y, n); }
+};
 struct GeluTanh {
   template <class T> static T f(T x) {
     return T(0.5) * x * (T(1) + std::tanh(T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x)));
@@ -71,6 +83,9 @@ struct GeluBackward {
     const T cdf = T(0.5) * (T(1) + std::erf(x * T(kInvSqrt2)));
     const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
     return g * (cdf + x * pdf);
+  }
+  static void f32_array(const float* g, const float* x, float* y, std::int64_t n) {
+    gelu_backward_f32_array(g, x, y, n);
   }
 };
 // u = k0 (x + k1 x^3), t = tanh(u): d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k0 (1 + 3 k1 x^2).

@@ -10,7 +10,9 @@
 //   loss_r = (1 - e) (lse_r - x_r,label) + e (lse_r - mean_c x_rc)
 //   loss   = sum over rows that are not ignore_index / their count
 //   d loss / d x_rc = g / count * (exp(x_rc - lse_r) - (1 - e) [c == label] - e / C)
-// Row losses are computed in parallel into scratch and summed in row order.
+// Row losses are computed in parallel into scratch and summed in row order. In f32 the
+// cross-entropy's exponentials run on vectors (vec_kernels.h) (softmax and log-softmax
+// still call std::exp in double).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -20,6 +22,7 @@
 #include "runtime/cpu/kernel.h"
 #include "runtime/cpu/parallel.h"
 #include "runtime/cpu/types.h"
+#include "runtime/cpu/vec_kernels.h"
 
 namespace trainrt::detail::cpu {
 
@@ -144,6 +147,23 @@ class SoftmaxKernel final : public Kernel {
   SoftmaxKind kind_;
 };
 
+/// sum over c < n of e^(x[c] - m); f32 on vectors (vec_kernels.h), f64 with std::exp in order.
+inline double sum_exp(const float* x, float m, std::int64_t n) { return sum_exp_f32(x, m, n); }
+inline double sum_exp(const double* x, double m, std::int64_t n) {
+  double s = 0;
+  for (std::int64_t c = 0; c < n; ++c) s += std::exp(x[c] - m);
+  return s;
+}
+
+/// d[c] = scale * (e^(x[c] - l) - uniform) for c < n: the cross-entropy gradient before the
+/// label's term. f32 on vectors.
+inline void softmax_minus(const float* x, double l, double scale, double uniform, float* d, std::int64_t n) {
+  softmax_minus_f32(x, static_cast<float>(l), static_cast<float>(scale), static_cast<float>(uniform), d, n);
+}
+inline void softmax_minus(const double* x, double l, double scale, double uniform, double* d, std::int64_t n) {
+  for (std::int64_t c = 0; c < n; ++c) d[c] = scale * (std::exp(x[c] - l) - uniform);
+}
+
 template <class T, class I>
 class CrossEntropyKernel final : public Kernel {
  public:
@@ -164,9 +184,7 @@ class CrossEntropyKernel final : public Kernel {
       for (std::int64_t r = b; r < end; ++r) {
         const T* xr = x + r * classes_;
         const T m = lane_max(xr, classes_);
-        double s = 0;
-        for (std::int64_t c = 0; c < classes_; ++c) s += std::exp(static_cast<double>(xr[c] - m));
-        const double l = static_cast<double>(m) + std::log(s);
+        const double l = static_cast<double>(m) + std::log(sum_exp(xr, m, classes_));
         lse[r] = static_cast<T>(l);
         const std::int64_t label = static_cast<std::int64_t>(labels[r]);
         if (label == a_.ignore_index) {
@@ -217,8 +235,7 @@ class CrossEntropyKernel final : public Kernel {
         check_label(label, r);
         const T* xr = x + r * classes_;
         const double l = static_cast<double>(lse[r]);
-        for (std::int64_t c = 0; c < classes_; ++c)
-          d[c] = static_cast<T>(scale * (std::exp(static_cast<double>(xr[c]) - l) - uniform));
+        softmax_minus(xr, l, scale, uniform, d, classes_);
         d[label] = static_cast<T>(static_cast<double>(d[label]) - scale * (1.0 - e));
       }
     });
