@@ -133,27 +133,7 @@ std::vector<std::int64_t> iota(std::int64_t n) {
   return v;
 }
 
-/// A directory of its own under the system temp directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const auto now = Clock::now().time_since_epoch().count();
-    path_ = fs::temp_directory_path() / ("trainrt_loader_test_" + std::to_string(::getpid()) + "_" +
-                                         std::to_string(now) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using test::TempDir;
 
 // ---- order -----------------------------------------------------------------------------------
 

@@ -1,10 +1,32 @@
 #include "test_util.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <numeric>
 
 namespace trainrt::test {
+
+TempDir::TempDir() {
+  namespace fs = std::filesystem;
+  static std::atomic<int> counter{0};
+  const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  const fs::path p = fs::temp_directory_path() / ("trainrt_test_" + std::to_string(::getpid()) + "_" +
+                                                  std::to_string(now) + "_" + std::to_string(counter++));
+  fs::create_directories(p);
+  path_ = p.string();
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string TempDir::file(const std::string& name) const { return (std::filesystem::path(path_) / name).string(); }
 
 Tensor random_tensor(const Shape& shape, DType dtype, std::mt19937& rng, double lo, double hi) {
   std::uniform_real_distribution<double> u(lo, hi);

@@ -13,6 +13,21 @@
 
 namespace trainrt::test {
 
+/// A directory of its own under the system temp directory (named after the process, the
+/// time and a counter), removed with everything in it.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const;
+  std::string path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 /// A tensor of `shape`/`dtype` with values drawn uniformly from [lo, hi) (integers: floor).
 Tensor random_tensor(const Shape& shape, DType dtype, std::mt19937& rng, double lo = -1.0, double hi = 1.0);
 /// A random shape of rank `rank` with dimensions in [1, max_dim].
