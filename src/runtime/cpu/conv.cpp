@@ -86,17 +86,8 @@ bool prefer_blocked(OpKind kind, const ConvGeometry& s) {
   return !(kind == OpKind::Conv2dBackwardData && s.groups == 1 && s.c < kFewChannels);
 }
 
-/// Batch pieces of one call: as many as make every piece at least kMinPieceFlops of work,
-/// at most kMaxPieces, never more than the batch. The count depends on the shape alone.
-std::int64_t pieces_for(const ConvGeometry& s) {
-  // ~0.04 ms on one AVX-512 core at the ~100 GFLOP/s measured for these kernels: far above
-  // the microsecond a TBB task costs.
-  constexpr double kMinPieceFlops = 4e6;
-  constexpr std::int64_t kMaxPieces = 16;
-  const double flops = 2.0 * static_cast<double>(s.n * s.o * s.oh * s.ow * s.cg() * s.kh * s.kw);
-  const auto by_work = static_cast<std::int64_t>(flops / kMinPieceFlops);
-  return std::clamp<std::int64_t>(by_work, 1, std::min(kMaxPieces, s.n));
-}
+/// Batch pieces of one call (conv_internal.h's pieces_by_work, at most one per sample).
+std::int64_t pieces_for(const ConvGeometry& s) { return pieces_by_work(s, s.n); }
 
 /// f32 convolution on oneDNN, cut into batch pieces that run as TBB tasks, each piece a
 /// single-threaded oneDNN call.

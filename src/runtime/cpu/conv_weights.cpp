@@ -39,10 +39,6 @@ using dnnl::memory;
 /// Output channels come in blocks of 16, the channel block of oneDNN's AVX-512 layouts, so
 /// that a piece's slice never splits a block.
 constexpr std::int64_t kChannelBlock = 16;
-/// The same minimum work per piece as the batch split (conv.cpp's pieces_for), and as many
-/// pieces at most.
-constexpr double kMinPieceFlops = 4e6;
-constexpr std::int64_t kMaxPieces = 16;
 
 class OneDnnConvWeightsByChannels final : public Kernel {
  public:
@@ -239,12 +235,8 @@ void OneDnnConvWeightsByChannels::run_piece(const KernelArgs& a, std::byte* scra
 
 std::int64_t conv_weight_channel_pieces(const ConvGeometry& s) {
   if (s.groups != 1 || s.o < 2 * kChannelBlock || s.empty()) return 0;
-  const double flops = s.flops();
-  const std::int64_t blocks = (s.o + kChannelBlock - 1) / kChannelBlock;
-  const std::int64_t by_channels =
-      std::clamp<std::int64_t>(static_cast<std::int64_t>(flops / kMinPieceFlops), 1, std::min(kMaxPieces, blocks));
-  const std::int64_t by_batch =
-      std::clamp<std::int64_t>(static_cast<std::int64_t>(flops / kMinPieceFlops), 1, std::min(kMaxPieces, s.n));
+  const std::int64_t by_channels = pieces_by_work(s, (s.o + kChannelBlock - 1) / kChannelBlock);
+  const std::int64_t by_batch = pieces_by_work(s, s.n);
   if (by_channels < 2) return 0;
   // The batch split writes, then reads, one partial dW per piece; the channel split reads x
   // and dy once more than the batch split does (to reorder them). The fewer bytes win.

@@ -1,12 +1,12 @@
 // runtime/cpu/vec_math.h — e^x and the normal distribution in f32, written for vectors.
 //
-// Each function takes F = float or F = VecF (a GCC vector of floats, also understood by
+// Each function takes F = float or F = a GCC vector of floats (also understood by
 // Clang) and does the same operations lane by lane, so a loop can run vectors and finish its
 // tail with scalars, bit for bit alike. GCC does not vectorize these by itself: their selects
 // would have to evaluate both sides, which it avoids while floating-point traps are exact
 // (the default). std::exp and std::erf are calls per element.
 //
-// Contents: VecF, load/store; exp_f32; normal_cdf_pdf_f32. The loops over arrays that use
+// Contents: exp_f32; normal_cdf_pdf_f32. The loops over arrays that use
 // them, compiled for several instruction sets, are in vec_kernels.h.
 #pragma once
 
@@ -16,17 +16,6 @@
 #include <type_traits>
 
 namespace trainrt::detail::cpu {
-
-/// Four floats: SSE2 registers on the x86-64 baseline this library is built for.
-typedef float VecF __attribute__((vector_size(16)));
-inline constexpr std::int64_t kVecLanes = sizeof(VecF) / sizeof(float);
-
-inline VecF load_vec(const float* p) {
-  VecF v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store_vec(float* p, VecF v) { std::memcpy(p, &v, sizeof v); }
 
 /// e^x for f32 (F = float, or a GCC vector of floats, same operations lane by lane):
 /// Cody-Waite reduction x = n ln2 + r with |r| <= ln2/2, Cephes' degree-6 polynomial for
