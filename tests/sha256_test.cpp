@@ -95,9 +95,9 @@ TEST(Digest, HexRoundTripAndRejects) {
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   EXPECT_EQ(Digest::from_hex(upper), d);
   EXPECT_FALSE(Digest::from_hex(""));
-  EXPECT_FALSE(Digest::from_hex(d.hex().substr(1)));         // 63 digits
-  EXPECT_FALSE(Digest::from_hex(d.hex() + "0"));             // 65 digits
-  EXPECT_FALSE(Digest::from_hex("g" + d.hex().substr(1)));   // not a hex digit
+  EXPECT_FALSE(Digest::from_hex(d.hex().substr(1)));        // 63 digits
+  EXPECT_FALSE(Digest::from_hex(d.hex() + "0"));            // 65 digits
+  EXPECT_FALSE(Digest::from_hex("g" + d.hex().substr(1)));  // not a hex digit
   EXPECT_FALSE(Digest::from_hex(" " + d.hex().substr(1)));
   EXPECT_EQ(Digest{}.hex(), std::string(64, '0'));
 }

@@ -51,7 +51,7 @@ class Sha256 {
 
   std::array<std::uint32_t, 8> state_{};
   std::array<std::uint8_t, 64> buffer_{};
-  std::size_t buffered_ = 0;     // bytes waiting in buffer_
+  std::size_t buffered_ = 0;       // bytes waiting in buffer_
   std::uint64_t total_bytes_ = 0;  // message length so far
 };
 
