@@ -103,6 +103,9 @@ TEST(Passes, ScheduleRunsAssignmentsLast) {
   EXPECT_TRUE(seen_assign);
 }
 
+/// Ops the memory plan may write in place over an operand (elementwise and fused ones).
+bool writes_in_place(OpKind k) { return is_elementwise(k) || k == OpKind::Fused; }
+
 /// Every pair of arena buffers whose lifetimes overlap must occupy disjoint bytes.
 void expect_no_overlap(const ScheduledGraph& s, const MemoryPlan& plan) {
   const GraphImpl& g = *s.graph;
@@ -136,7 +139,7 @@ void expect_no_overlap(const ScheduledGraph& s, const MemoryPlan& plan) {
       // the other: an elementwise op whose operand dies there, at the same offset.
       const bool touching = fi == lj || fj == li;
       const std::int32_t at = s.schedule[static_cast<std::size_t>(fi == lj ? fi : fj)];
-      const bool in_place = touching && bi == bj && is_elementwise(g.node(at).kind) && (vi.node == at || vj.node == at);
+      const bool in_place = touching && bi == bj && writes_in_place(g.node(at).kind) && (vi.node == at || vj.node == at);
       EXPECT_FALSE(same_bytes && live_together && !in_place)
           << value_name(g, vi) << " and " << value_name(g, vj) << " overlap while both live\n" << print_graph(g);
     }
@@ -149,7 +152,8 @@ TEST(Passes, MemoryPlanReusesWithoutOverlapWritesInPlaceAndElidesAssignments) {
   nn::Linear fc1(g, "fc1", 16, 64), fc2(g, "fc2", 64, 64), fc3(g, "fc3", 64, 10);
   auto loss = cross_entropy(fc3(relu(fc2(relu(fc1(x))))), y);
   optimizer_variable(g.impl_ptr(), kStepVariable, Shape{}, init::zeros(), i64);
-  const ScheduledGraph s = compile_training_graph(g.impl(), {id_of(loss), {}, optim::SGD{.momentum = 0.9}, 0});
+  // Unfused, so that the relus are nodes of their own (fused plans: the test below).
+  const ScheduledGraph s = compile_training_graph(g.impl(), {id_of(loss), {}, optim::SGD{.momentum = 0.9}, 0, 0, false});
   const ValueId l = s.from_source(id_of(loss));
   const MemoryPlan plan = plan_memory(*s.graph, s.schedule, build_dag(*s.graph, s.schedule, false, -1), {{l}, {}});
   EXPECT_LT(plan.arena_bytes, plan.naive_bytes);
@@ -165,6 +169,24 @@ TEST(Passes, MemoryPlanReusesWithoutOverlapWritesInPlaceAndElidesAssignments) {
   // learning-rate and step-counter assignments read variables... and are elided too when
   // their producer runs after every read.
   EXPECT_GE(elided, 12);
+}
+
+TEST(Passes, FusedMemoryPlanWritesInPlaceAndIntoVariablesWithoutOverlap) {
+  Graph g;
+  auto x = g.input("x", {32, 16});
+  auto y = g.input("y", {32}, i64);
+  nn::Linear fc1(g, "fc1", 16, 64), fc2(g, "fc2", 64, 64), fc3(g, "fc3", 64, 10);
+  auto loss = cross_entropy(fc3(relu(fc2(relu(fc1(x))))), y);
+  optimizer_variable(g.impl_ptr(), kStepVariable, Shape{}, init::zeros(), i64);
+  const ScheduledGraph s = compile_training_graph(g.impl(), {id_of(loss), {}, optim::SGD{.momentum = 0.9}, 0});
+  ASSERT_GT(s.fused, 0u);
+  const ValueId l = s.from_source(id_of(loss));
+  const MemoryPlan plan = plan_memory(*s.graph, s.schedule, build_dag(*s.graph, s.schedule, false, -1), {{l}, {}});
+  expect_no_overlap(s, plan);
+  int elided = 0;
+  for (std::int32_t n : s.schedule)
+    if (s.graph->node(n).kind == OpKind::Assign) elided += plan.elided[static_cast<std::size_t>(n)];
+  EXPECT_GE(elided, 12) << "fused updates write parameters and momentum straight into the variables";
 }
 
 /// With a parallel DAG: two arena buffers that share bytes must be ordered — every node that
@@ -206,7 +228,7 @@ void expect_no_race(const ScheduledGraph& s, const Dag& dag, const MemoryPlan& p
     return std::all_of(first.users.begin(), first.users.end(), [&](int u) { return u == second.writer ? false : anc.before(u, second.writer); });
   };
   auto in_place = [&](const Buf& first, const Buf& second) {
-    if (first.begin != second.begin || !is_elementwise(g.node(s.schedule[static_cast<std::size_t>(second.writer)]).kind)) return false;
+    if (first.begin != second.begin || !writes_in_place(g.node(s.schedule[static_cast<std::size_t>(second.writer)]).kind)) return false;
     return std::all_of(first.users.begin(), first.users.end(),
                        [&](int u) { return u == second.writer || anc.before(u, second.writer); });
   };

@@ -54,6 +54,10 @@ struct CompileOptions {
   /// backward pass instead of keeping their outputs alive, largest first, until the plan fits
   /// or nothing cheap is left. Results are unchanged; memory_report() tells what was planned.
   std::size_t memory_budget = 0;
+  /// Fuse elementwise ops into generated kernels (compiled once by the host compiler and
+  /// kept in the kernel cache). false runs every op with its own library kernel. Where no
+  /// compiler exists and the cache lacks the kernels, the Program runs unfused (one warning).
+  bool fusion = true;
 };
 
 /// One named tensor fed to a step.
@@ -115,6 +119,17 @@ struct ExecStats {
   std::int64_t blocking_waits = 0;        ///< host waits inside steps (always 0 on the CPU)
 };
 
+/// How compile() made a Program: fusion, generated kernels and the kernel cache.
+struct CompileReport {
+  std::int64_t fused_nodes = 0;        ///< Fused nodes in the training step
+  std::int64_t kernels = 0;            ///< generated kernels the Program runs (all its plans)
+  std::int64_t modules = 0;            ///< compiled modules looked up
+  std::int64_t modules_compiled = 0;   ///< of which the host compiler had to build
+  bool fusion_fallback = false;        ///< fusion was asked for but ran unfused (no compiler)
+  double compile_seconds = 0;          ///< wall time of compile() (passes, kernels, planning)
+  double kernel_seconds = 0;           ///< of which getting the kernels (cache or compiler)
+};
+
 namespace detail {
 class ProgramImpl;
 }
@@ -156,6 +171,8 @@ class Program {
 
   MemoryReport memory_report() const;
   ExecStats stats() const;
+  /// What compile() did (fusion, kernels, cache), for logs and benchmarks.
+  CompileReport compile_report() const;
   /// The optimized training graph in text form.
   std::string to_string() const;
 

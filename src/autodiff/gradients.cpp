@@ -44,7 +44,8 @@ GradRule rule_of(OpKind kind) {
     case OpFamily::Random:
     case OpFamily::Embedding: return grad_random_embedding;
     case OpFamily::Attention: return grad_attention;
-    case OpFamily::State: return nullptr;
+    case OpFamily::State:
+    case OpFamily::Fused: return nullptr;  // fusion runs after differentiation
   }
   return nullptr;
 }

@@ -4,11 +4,16 @@
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <sstream>
 
+#include "compile/host_compiler.h"
+#include "compile/kernel_builder.h"
+#include "compile/kernel_cache.h"
 #include "core/element.h"
 #include "core/error.h"
 #include "core/logging.h"
@@ -28,6 +33,7 @@ namespace detail {
 /// One compiled plan with its executor.
 struct Plan {
   ScheduledGraph graph;
+  std::vector<CpuKernel> kernels;  // of the fused nodes, by node (before exec: it refers to them)
   std::unique_ptr<Executor> exec;
   std::vector<const void*> feeds;  // by node of `graph`; refilled by every run, never reallocated
 };
@@ -49,6 +55,7 @@ class ProgramImpl {
   MemoryReport memory_report() const;
   std::string to_string() const { return print_graph(*train_.graph.graph); }
   ExecStats stats_;
+  CompileReport report_;
 
  private:
   std::vector<Tensor> evaluate_ids(const Feeds& feeds, const std::vector<ValueId>& ids);
@@ -57,6 +64,9 @@ class ProgramImpl {
   void bind(Plan& plan, const Feeds& feeds, const char* call) const;
   /// The finite-loss check after the loss node (CompileOptions::check_finite_loss).
   static void check_loss(void* self);
+  /// Gets the generated kernels of `plan`'s fused nodes; false when fusion must be given up
+  /// (no host compiler and the cache lacks a kernel).
+  bool load_kernels(Plan& plan);
 
   std::shared_ptr<GraphImpl> source_;  // the user's graph as compiled, plus the step counter
   std::uint64_t user_graph_id_;
@@ -65,6 +75,7 @@ class ProgramImpl {
   std::vector<ValueId> outputs_;
   bool check_finite_loss_;
   bool inter_op_;
+  bool fuse_;
   int threads_;
   std::uint64_t seed_;
   VariableStore variables_;
@@ -112,6 +123,7 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
       user_graph_size_(graph.impl().size()),
       check_finite_loss_(options.check_finite_loss),
       inter_op_(options.inter_op),
+      fuse_(options.fusion),
       threads_(resolve_threads(options.threads)),
       seed_(options.seed),
       dnn_(threads_),
@@ -129,10 +141,18 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
     fail(ErrorKind::InvalidArgument, cat("compile: the name '", kStepVariable, "' is reserved for the step counter"));
   optimizer_variable(source_, kStepVariable, Shape{}, init::zeros(), DType::i64);
 
-  train_.graph = compile_training_graph(*source_, {loss_, outputs_, optimizer, seed_, options.memory_budget});
+  const auto start = std::chrono::steady_clock::now();
+  const TrainingRequest request{loss_, outputs_, optimizer, seed_, options.memory_budget, fuse_};
+  train_.graph = compile_training_graph(*source_, request);
+  if (!load_kernels(train_)) {
+    fuse_ = false;
+    train_.graph = compile_training_graph(*source_, {loss_, outputs_, optimizer, seed_, options.memory_budget, false});
+  }
+  report_.fused_nodes = static_cast<std::int64_t>(train_.graph.fused);
   variables_.add_from(*train_.graph.graph, seed_);
   ExecutorOptions eo;
   eo.inter_op = inter_op_;
+  eo.fused_kernels = &train_.kernels;
   eo.keep_alive.push_back(train_.graph.from_source(loss_));
   for (const ValueId& o : outputs_) eo.keep_alive.push_back(train_.graph.from_source(o));
   if (check_finite_loss_) eo.guard_node = train_.graph.from_source(loss_).node;
@@ -141,8 +161,32 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
     dnn_.prepare_thread();
     train_.exec = std::make_unique<Executor>(train_.graph, variables_, dnn_, threads_, eo);
   });
-  log().debug("compiled a training step: {} nodes scheduled, arena {} bytes, variables {} bytes",
-              train_.graph.schedule.size(), train_.exec->plan().arena_bytes, variables_.total_bytes());
+  report_.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  log().debug("compiled a training step: {} nodes scheduled ({} fused), arena {} bytes, variables {} bytes, {:.3f} s",
+              train_.graph.schedule.size(), train_.graph.fused, train_.exec->plan().arena_bytes,
+              variables_.total_bytes(), report_.compile_seconds);
+}
+
+bool ProgramImpl::load_kernels(Plan& plan) {
+  if (plan.graph.fused == 0) return true;
+  KernelBuildReport r;
+  std::optional<std::vector<CpuKernel>> kernels = build_cpu_kernels(*plan.graph.graph, KernelCache::global(), r);
+  report_.kernels += static_cast<std::int64_t>(r.kernels);
+  report_.modules += static_cast<std::int64_t>(r.modules);
+  report_.modules_compiled += static_cast<std::int64_t>(r.modules_compiled);
+  report_.kernel_seconds += r.seconds;
+  if (!kernels) {
+    static std::once_flag warned;
+    std::call_once(warned, [] {
+      log().warn("no host C++ compiler ({}) and the kernel cache lacks the generated kernels: running unfused "
+                 "(slower). Ship a cache made with `trainrt-cache export`, or install a compiler.",
+                 HostCompiler::unavailable_reason());
+    });
+    report_.fusion_fallback = true;
+    return false;
+  }
+  plan.kernels = std::move(*kernels);
+  return true;
 }
 
 ValueId ProgramImpl::source_id(const Value& v, std::string_view what) const {
@@ -227,10 +271,12 @@ std::vector<Tensor> ProgramImpl::evaluate_ids(const Feeds& feeds, const std::vec
     it = eval_plans_.emplace(ids, Plan{}).first;
     try {
       Plan& plan = it->second;
-      plan.graph = compile_evaluation_graph(*source_, ids);
+      plan.graph = compile_evaluation_graph(*source_, ids, fuse_);
+      if (!load_kernels(plan)) plan.graph = compile_evaluation_graph(*source_, ids, false);
       variables_.add_from(*plan.graph.graph, seed_);
       ExecutorOptions eo;
       eo.inter_op = inter_op_;
+      eo.fused_kernels = &plan.kernels;
       for (const ValueId& f : ids) eo.keep_alive.push_back(plan.graph.from_source(f));
       arena_.execute([&] {
         dnn_.prepare_thread();
@@ -352,6 +398,7 @@ void Program::set_base_learning_rate(double lr) {
 double Program::learning_rate() const { return checked(impl_).scalar_variable(kLrVariable); }
 MemoryReport Program::memory_report() const { return checked(impl_).memory_report(); }
 ExecStats Program::stats() const { return checked(impl_).stats_; }
+CompileReport Program::compile_report() const { return checked(impl_).report_; }
 std::string Program::to_string() const { return checked(impl_).to_string(); }
 
 Program compile(const Graph& graph, const Value& loss, const optim::Optimizer& optimizer, const CompileOptions& options) {

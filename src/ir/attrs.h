@@ -68,6 +68,10 @@ struct DropoutAttrs {
   double p = 0.0;
   std::uint64_t key = 0;  // stream key: hash of (seed, node); set when lowered for training
 };
+struct FusedBody;  // ir/fused.h
+struct FusedAttrs {
+  std::shared_ptr<const FusedBody> body;  // immutable once the node exists
+};
 struct AttentionAttrs {
   bool causal = false;
   double scale = 1.0;
@@ -75,6 +79,6 @@ struct AttentionAttrs {
 
 using Attrs = std::variant<NoAttrs, VariableAttrs, ConstantAttrs, ScalarAttrs, GeluAttrs, PermAttrs, SliceAttrs,
                            AxisAttrs, ReduceAttrs, MatmulAttrs, Conv2dAttrs, Pool2dAttrs, CrossEntropyAttrs, NormAttrs,
-                           DropoutAttrs, AttentionAttrs>;
+                           DropoutAttrs, AttentionAttrs, FusedAttrs>;
 
 }  // namespace trainrt::detail

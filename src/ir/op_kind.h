@@ -10,6 +10,7 @@
 //   Softmax     softmax, log-softmax              Loss     cross-entropy
 //   Norm        batch and layer normalization     Random   dropout
 //   Embedding   table lookup                      Attention scaled dot-product attention
+//   Fused       a kernel made by the fusion passes from elementwise ops (ir/fused.h)
 // "...Backward" ops are produced by gradient rules only.
 #pragma once
 
@@ -95,10 +96,11 @@ namespace trainrt::detail {
   X(Embedding, "embedding", Embedding)          \
   X(EmbeddingBackward, "embedding_backward", Embedding) \
   X(Attention, "attention", Attention)          \
-  X(AttentionBackward, "attention_backward", Attention)
+  X(AttentionBackward, "attention_backward", Attention) \
+  X(Fused, "fused", Fused)
 
 enum class OpFamily : std::uint8_t {
-  State, Unary, Binary, Ternary, Shape, Reduce, Matmul, Conv, Pool, Softmax, Loss, Norm, Random, Embedding, Attention
+  State, Unary, Binary, Ternary, Shape, Reduce, Matmul, Conv, Pool, Softmax, Loss, Norm, Random, Embedding, Attention, Fused
 };
 
 enum class OpKind : std::uint16_t {

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "ir/fused.h"
 
 namespace trainrt::detail {
 
@@ -68,6 +69,26 @@ struct AttrPrinter {
   }
   void operator()(const DropoutAttrs& a) const { os << "p=" << a.p << " key=" << a.key; }
   void operator()(const AttentionAttrs& a) const { os << "scale=" << a.scale << (a.causal ? " causal" : ""); }
+  // A fused node's groups, one line each: "{loop [64,10]: %0=add(in0,in1) %1=relu(%0) -> out0=%1}".
+  void operator()(const FusedAttrs& a) const {
+    if (!a.body) return;
+    for (std::size_t gi = 0; gi < a.body->groups.size(); ++gi) {
+      const FusedGroup& g = a.body->groups[gi];
+      os << (gi ? "\n        " : "") << "{loop " << g.loop.to_string() << ":";
+      for (std::size_t i = 0; i < g.ops.size(); ++i) {
+        const FusedOp& op = g.ops[i];
+        os << " %" << i << "=" << op_name(op.kind) << "(";
+        for (std::size_t k = 0; k < op.args.size(); ++k)
+          os << (k ? "," : "") << (op.args[k] >= 0 ? cat("%", op.args[k]) : cat("in", fused_arg_operand(op.args[k])));
+        if (op.kind == OpKind::Full) os << std::get<ScalarAttrs>(op.attrs).value;
+        os << ")";
+      }
+      os << " ->";
+      for (std::size_t o = 0; o < a.body->outputs.size(); ++o)
+        if (a.body->outputs[o].group == static_cast<std::int32_t>(gi)) os << " out" << o << "=%" << a.body->outputs[o].op;
+      os << "}";
+    }
+  }
 };
 
 }  // namespace

@@ -8,8 +8,10 @@
 //   5. legalize_dtypes         f16/bf16 computed in f32 on the CPU
 //   6. eliminate_dead_code     drop what legalization made unused
 //   7. recompute_activations   with a memory budget: recompute cheap activations in backward
-//   8. schedule_nodes          the order of one step
-// Evaluation: lower_for_evaluation, eliminate_dead_code, legalize_dtypes, schedule_nodes.
+//   8. fuse_elementwise        groups of elementwise ops become one generated kernel each
+//   9. schedule_nodes          the order of one step
+// Evaluation: lower_for_evaluation, eliminate_dead_code, legalize_dtypes, fuse_elementwise,
+// schedule_nodes.
 // Memory is planned by the executor (plan_memory), which knows each kernel's scratch needs.
 //
 // TRAINRT_DUMP_IR=1 prints the graph after each pass; TRAINRT_TIME_PASSES=1 prints their
@@ -28,6 +30,7 @@
 #include "ir/verifier.h"
 #include "optim/build_optimizer.h"
 #include "passes/eliminate_dead_code.h"
+#include "passes/fuse_elementwise.h"
 #include "passes/legalize_dtypes.h"
 #include "passes/lower_mode.h"
 #include "passes/recompute_activations.h"
@@ -77,7 +80,7 @@ class PassLog {
 /// recomputation under a memory budget (0: none), scheduling. `roots` are values of the
 /// pipeline's source graph (through out.from_source).
 void finish(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& out, const std::vector<ValueId>& roots,
-            std::size_t memory_budget = 0) {
+            std::size_t memory_budget, bool fuse) {
   auto mapped = [&] {
     std::vector<ValueId> r;
     for (const ValueId& v : roots) r.push_back(out.from_source(v));
@@ -101,6 +104,14 @@ void finish(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& out, co
       return r.recomputed > 0;
     }, &g);
     out.from_source = out.from_source.then(recomputed);
+  }
+  if (fuse) {
+    ValueMap fused;
+    log.run("fuse_elementwise", [&] {
+      g = fuse_elementwise(*g, mapped(), fused, out.fused);
+      return out.fused > 0;
+    }, &g);
+    out.from_source = out.from_source.then(fused);
   }
   log.run("schedule_nodes", [&] {
     out.schedule = schedule_nodes(*g);
@@ -147,11 +158,11 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
 
   std::vector<ValueId> roots{request.loss};
   roots.insert(roots.end(), request.outputs.begin(), request.outputs.end());
-  finish(log, g, out, roots, request.memory_budget);
+  finish(log, g, out, roots, request.memory_budget, request.fuse);
   return out;
 }
 
-ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches) {
+ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches, bool fuse) {
   PassLog log("evaluation");
   ScheduledGraph out;
   std::shared_ptr<GraphImpl> g;
@@ -159,7 +170,7 @@ ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vect
     g = lower_for_evaluation(source, out.from_source);
     return true;
   }, &g);
-  finish(log, g, out, fetches);
+  finish(log, g, out, fetches, 0, fuse);
   return out;
 }
 

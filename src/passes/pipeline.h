@@ -17,6 +17,7 @@ struct ScheduledGraph {
   ValueMap from_source;                // values of the source graph -> this graph
   std::vector<std::int32_t> schedule;  // node order of one run
   std::size_t recomputed = 0;          // nodes recompute_activations cloned into backward
+  std::size_t fused = 0;               // Fused nodes made by the fusion passes
 };
 
 struct TrainingRequest {
@@ -25,12 +26,13 @@ struct TrainingRequest {
   optim::Optimizer optimizer;
   std::uint64_t seed = 0;
   std::size_t memory_budget = 0;  // 0: keep every activation (CompileOptions::memory_budget)
+  bool fuse = true;               // run the fusion passes (CompileOptions::fusion)
 };
 
 /// `source` must hold the step counter variable (passes/lower_mode.h). Throws on invalid
 /// graphs (the verifier) and optimizer settings.
 ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingRequest& request);
 /// The forward pass in evaluation mode, reduced to what `fetches` need.
-ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches);
+ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches, bool fuse);
 
 }  // namespace trainrt::detail

@@ -6,11 +6,21 @@
 
 #include "core/aligned.h"
 #include "core/error.h"
+#include "ir/fused.h"
 #include "passes/schedule.h"
 
 namespace trainrt::detail {
 
 namespace {
+
+/// Whether `value`'s producer, which reads variable `var`, may write `value` straight into
+/// the variable: every operand that is the variable must be safe to write over in place.
+bool writes_over(const GraphImpl& graph, ValueId value, ValueId var) {
+  const Node& producer = graph.node(value.node);
+  for (std::size_t k = 0; k < producer.inputs.size(); ++k)
+    if (producer.inputs[k] == var && !may_write_over_operand(graph, value.node, value.output, k)) return false;
+  return true;
+}
 
 std::size_t bytes_of(const TensorType& t) {
   return align_up(static_cast<std::size_t>(t.shape.numel()) * size_of(t.dtype));
@@ -179,7 +189,7 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
     for (std::int32_t r : readers[var]) {
       if (r == a) continue;
       if (r == value.node)  // the producer reads the old value: safe only elementwise, same type
-        ok = is_elementwise(producer.kind) && graph.type(var) == producer.outputs[static_cast<std::size_t>(value.output)];
+        ok = writes_over(graph, value, var);
       else
         ok = before(r, value.node);
       if (!ok) break;
@@ -241,10 +251,12 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
       if (it == group_of.end() || placed[static_cast<std::size_t>(it->second)]) continue;
       Group& g = groups[static_cast<std::size_t>(it->second)];
       bool in_place = false;
-      if (is_elementwise(nd.kind)) {
-        for (const ValueId& in : nd.inputs) {
+      if (is_elementwise(nd.kind) || nd.kind == OpKind::Fused) {
+        for (std::size_t k = 0; k < nd.inputs.size(); ++k) {
+          const ValueId& in = nd.inputs[k];
           auto git = group_of.find(in);
           if (git == group_of.end() || !placed[static_cast<std::size_t>(git->second)]) continue;
+          if (!may_write_over_operand(graph, node, o, k)) continue;
           const Group& src = groups[static_cast<std::size_t>(git->second)];
           if (src.last != static_cast<int>(p) || src.bytes != g.bytes || !(graph.type(in) == nd.outputs[static_cast<std::size_t>(o)]))
             continue;

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "compile/kernel_builder.h"
 #include "ir/graph_impl.h"
 
 namespace trainrt::detail::cpu {
@@ -45,6 +46,7 @@ struct KernelEnv {
   std::int32_t node;
   int threads;  // size of the Program's task arena
   OneDnn& dnn;
+  const std::vector<CpuKernel>* fused = nullptr;  // compiled kernels of fused nodes, by node
   const Node& n() const { return graph.node(node); }
   const TensorType& in(std::size_t i) const { return graph.type(n().inputs[i]); }
   bool has(std::size_t i) const { return i < n().inputs.size() && n().inputs[i].valid(); }
@@ -68,6 +70,7 @@ std::unique_ptr<Kernel> make_norm_kernel(const KernelEnv& env);
 std::unique_ptr<Kernel> make_embedding_kernel(const KernelEnv& env);
 std::unique_ptr<Kernel> make_dropout_kernel(const KernelEnv& env);
 std::unique_ptr<Kernel> make_attention_kernel(const KernelEnv& env);
+std::unique_ptr<Kernel> make_fused_kernel(const KernelEnv& env);  // runtime/cpu/fused.cpp
 
 /// Throws Unsupported naming the op, its dtype and the CPU backend.
 [[noreturn]] void unsupported_dtype(const KernelEnv& env, DType dtype);
