@@ -1,0 +1,219 @@
+// tests/fusion_test.cpp — fused programs (generated, compiled, cached kernels) against the
+// same programs unfused, for every fusion pattern; the fusion pass's grouping rules; the
+// emitter's loop nests; the graph printer.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <random>
+
+#include "codegen/emit_kernel.h"
+#include "ir/fused.h"
+#include "ir/builder.h"
+#include "ir/printer.h"
+#include "optim/build_optimizer.h"
+#include "passes/lower_mode.h"
+#include "passes/pipeline.h"
+#include "test_util.h"
+
+namespace trainrt {
+namespace {
+
+using detail::id_of;
+
+struct Model {
+  Value loss;
+  Feeds feeds;
+  std::vector<Value> fetches;  // evaluated after training too
+};
+
+/// Builds the same model twice (fused and unfused), trains both `steps` steps with
+/// `optimizer` and expects every parameter, the losses and the fetches to agree within the
+/// dtype's tolerance. Returns the fused Program's report.
+CompileReport expect_fused_equals_unfused(const std::function<Model(Graph&)>& build, const optim::Optimizer& optimizer,
+                                          int steps = 3, double atol = 2e-5, double rtol = 2e-4) {
+  Graph g1, g2;
+  Model m1 = build(g1), m2 = build(g2);
+  Program fused = compile(g1, m1.loss, optimizer, {.threads = 2, .seed = 7});
+  Program plain = compile(g2, m2.loss, optimizer, {.threads = 2, .seed = 7, .fusion = false});
+  const CompileReport report = fused.compile_report();
+  EXPECT_GT(report.fused_nodes, 0) << "nothing was fused:\n" << fused.to_string();
+  EXPECT_EQ(plain.compile_report().fused_nodes, 0);
+  for (int s = 0; s < steps; ++s) {
+    const float a = fused.step(m1.feeds).get(), b = plain.step(m2.feeds).get();
+    EXPECT_NEAR(a, b, atol + rtol * std::abs(b)) << "step " << s;
+  }
+  for (const std::string& name : plain.variables(VariableKind::parameter))
+    EXPECT_CLOSE(fused.get(name), plain.get(name), atol, rtol) << name;
+  for (const std::string& name : plain.variables(VariableKind::optimizer))
+    EXPECT_CLOSE(fused.get(name), plain.get(name), atol, rtol) << name;
+  if (!m1.fetches.empty()) {
+    const std::vector<Tensor> a = fused.evaluate(m1.feeds, m1.fetches), b = plain.evaluate(m2.feeds, m2.fetches);
+    for (std::size_t i = 0; i < a.size(); ++i) EXPECT_CLOSE(a[i], b[i], atol, rtol) << "fetch " << i;
+  }
+  return report;
+}
+
+Feeds classification_feeds(std::int64_t batch, std::int64_t features, std::int64_t classes, DType dtype = f32) {
+  std::mt19937 rng(42);
+  Tensor x = test::random_tensor({batch, features}, dtype, rng, -2.0, 2.0);
+  Tensor y = test::random_tensor({batch}, i64, rng, 0.0, static_cast<double>(classes));
+  return {{"x", x}, {"y", y}};
+}
+
+TEST(Fusion, BiasAndActivationsMatchUnfused) {
+  for (int act = 0; act < 5; ++act) {
+    SCOPED_TRACE(act);
+    expect_fused_equals_unfused([&](Graph& g) {
+      auto x = g.input("x", {16, 12});
+      auto y = g.input("y", {16}, i64);
+      nn::Linear fc1(g, "fc1", 12, 24), fc2(g, "fc2", 24, 5);
+      Value h = fc1(x);
+      switch (act) {
+        case 0: h = relu(h); break;
+        case 1: h = gelu(h); break;
+        case 2: h = gelu(h, GeluApproximation::tanh); break;
+        case 3: h = sigmoid(h); break;
+        default: h = tanh(h); break;
+      }
+      Value logits = fc2(h);
+      return Model{cross_entropy(logits, y), classification_feeds(16, 12, 5), {logits}};
+    }, optim::SGD{.lr = 0.1, .momentum = 0.9});
+  }
+}
+
+TEST(Fusion, ResidualBlocksMatchUnfused) {
+  expect_fused_equals_unfused([](Graph& g) {
+    auto x = g.input("x", {8, 16});
+    auto y = g.input("y", {8}, i64);
+    nn::Linear a(g, "a", 16, 16), b(g, "b", 16, 16), head(g, "head", 16, 3);
+    Value h = x;
+    h = h + relu(a(h));
+    h = h + tanh(b(h)) * 0.5;
+    return Model{cross_entropy(head(h), y), classification_feeds(8, 16, 3), {h}};
+  }, optim::Adam{.lr = 1e-2});
+}
+
+TEST(Fusion, NormalizationFromElementwiseOpsMatchesUnfused) {
+  // Layer norm spelled out: reductions stay library kernels, everything around them fuses,
+  // with operands broadcast along either axis.
+  expect_fused_equals_unfused([](Graph& g) {
+    auto x = g.input("x", {8, 32});
+    auto y = g.input("y", {8}, i64);
+    nn::Linear fc(g, "fc", 32, 32), head(g, "head", 32, 4);
+    Value gamma = g.parameter("gamma", {32}, init::ones());
+    Value beta = g.parameter("beta", {32}, init::zeros());
+    Value h = fc(x);
+    Value centered = h - mean(h, {1}, true);
+    Value var = mean(centered * centered, {1}, true);
+    Value normed = centered * rsqrt(var + 1e-5) * gamma + beta;
+    return Model{cross_entropy(head(normed), y), classification_feeds(8, 32, 4), {normed}};
+  }, optim::AdamW{.lr = 1e-2});
+}
+
+TEST(Fusion, OptimizerUpdatesMatchUnfused) {
+  auto mlp = [](Graph& g) {
+    auto x = g.input("x", {16, 10});
+    auto y = g.input("y", {16}, i64);
+    nn::Linear fc1(g, "fc1", 10, 20), fc2(g, "fc2", 20, 20), fc3(g, "fc3", 20, 4);
+    return Model{cross_entropy(fc3(relu(fc2(relu(fc1(x))))), y), classification_feeds(16, 10, 4), {}};
+  };
+  expect_fused_equals_unfused(mlp, optim::SGD{.lr = 0.05, .momentum = 0.9, .nesterov = true, .weight_decay = 1e-3}, 4);
+  expect_fused_equals_unfused(mlp, optim::Adam{.lr = 1e-2, .weight_decay = 1e-3}, 4);
+  expect_fused_equals_unfused(mlp, optim::AdamW{.lr = 1e-2}, 4);
+}
+
+TEST(Fusion, PredicatesCastsAndSelectionsMatchUnfused) {
+  expect_fused_equals_unfused([](Graph& g) {
+    auto x = g.input("x", {12, 9});
+    auto y = g.input("y", {12}, i64);
+    nn::Linear fc(g, "fc", 9, 9), head(g, "head", 9, 3);
+    Value h = fc(x);
+    Value leaky = where(gt(h, h * 0.0), h, h * 0.01);                 // comparison, where, Full inlined
+    Value clipped = clamp(leaky, -0.5, 0.75) + minimum(h, abs(h) * 0.5);  // maximum/minimum
+    Value wide = cast(cast(clipped, f64) * 1.5, f32);                 // casts through f64
+    Value masked = wide * cast(logical_and(ge(h, h * 0.0 - 0.2), logical_not(lt(h, h * 0.0 - 2.0))), f32);
+    Value out = masked + sign(h) * floor(abs(h) * 4.0) * 0.01 + exp(h * -0.5) - sqrt(abs(h) + 1.0);
+    return Model{cross_entropy(head(out), y), classification_feeds(12, 9, 3), {out}};
+  }, optim::SGD{.lr = 0.05});
+}
+
+TEST(Fusion, DoublePrecisionGraphsMatchUnfused) {
+  expect_fused_equals_unfused([](Graph& g) {
+    auto x = g.input("x", {6, 8}, f64);
+    auto y = g.input("y", {6}, i64);
+    nn::Linear fc(g, "fc", 8, 8), head(g, "head", 8, 3);
+    // Parameters are f32: the f64 input meets them through casts.
+    Value h = cast(fc(cast(x * 0.5 + 1.0, f32)), f64);
+    Value act = h * sigmoid(h) + pow(h, 2.0) * 0.1;
+    return Model{cross_entropy(head(cast(act, f32)), y), classification_feeds(6, 8, 3, f64), {act}};
+  }, optim::Adam{.lr = 1e-2}, 3, 1e-5, 1e-4);
+}
+
+TEST(Fusion, FusedProgramsGiveTheSameBitsForAnyThreadCount) {
+  auto build = [](Graph& g) {
+    auto x = g.input("x", {64, 300});
+    auto y = g.input("y", {64}, i64);
+    nn::Linear fc1(g, "fc1", 300, 512), fc2(g, "fc2", 512, 10);
+    return cross_entropy(fc2(gelu(fc1(x)) + 0.5), y);
+  };
+  const Feeds feeds = classification_feeds(64, 300, 10);
+  std::vector<Tensor> first;
+  for (int threads : {1, 2, 4}) {
+    Graph g;
+    Value loss = build(g);
+    Program p = compile(g, loss, optim::Adam{}, {.threads = threads, .seed = 3});
+    ASSERT_GT(p.compile_report().fused_nodes, 0);
+    for (int s = 0; s < 3; ++s) p.step(feeds);
+    std::vector<Tensor> params;
+    for (const std::string& n : p.variables(VariableKind::parameter)) params.push_back(p.get(n));
+    if (first.empty()) {
+      first = params;
+      continue;
+    }
+    for (std::size_t i = 0; i < params.size(); ++i)
+      EXPECT_EQ(test::values(params[i]), test::values(first[i])) << threads << " threads, parameter " << i;
+  }
+}
+
+TEST(Fusion, GroupsNeverCrossLibraryCallsAndKeepValuesReadOutside) {
+  Graph g;
+  auto x = g.input("x", {4, 6});
+  nn::Linear fc(g, "fc", 6, 6);
+  Value a = relu(fc(x) * 2.0);  // one group: mul, relu
+  Value b = matmul(a, fc.weight, {.transpose_b = true});
+  Value c = exp(b) + a * 3.0;   // reads the group's result a (kept) after a library call
+  Value loss = mean(c);
+  detail::optimizer_variable(g.impl_ptr(), detail::kStepVariable, Shape{}, init::zeros(), i64);
+  const detail::ScheduledGraph s = detail::compile_evaluation_graph(g.impl(), {id_of(loss)}, true);
+  int fused = 0, matmuls = 0;
+  for (std::int32_t n : s.schedule) {
+    const detail::Node& node = s.graph->node(n);
+    if (node.kind == detail::OpKind::Matmul) ++matmuls;
+    if (node.kind != detail::OpKind::Fused) continue;
+    ++fused;
+    for (const detail::FusedGroup& grp : detail::fused_body(node).groups)
+      for (const detail::FusedOp& op : grp.ops) EXPECT_TRUE(detail::is_elementwise(op.kind) || op.kind == detail::OpKind::Full);
+  }
+  EXPECT_EQ(matmuls, 2);
+  EXPECT_EQ(fused, 2) << "mul+relu before the matmul and exp+mul+add after it";
+  EXPECT_NE(detail::print_graph(*s.graph).find("{loop "), std::string::npos) << "the printer shows the groups";
+}
+
+TEST(Fusion, LoopNestsMergeContiguousDimsAndKeepBroadcasts) {
+  // [4, 5, 6] with a full operand, a row vector [6] and a column [4, 1, 1].
+  const detail::LoopNest n = detail::loop_nest(Shape{4, 5, 6}, {Shape{4, 5, 6}, Shape{6}, Shape{4, 1, 1}});
+  ASSERT_EQ(n.dims, (std::vector<std::int64_t>{4, 5, 6}));
+  EXPECT_EQ(n.strides[0], (std::vector<std::int64_t>{30, 6, 1}));
+  EXPECT_EQ(n.strides[1], (std::vector<std::int64_t>{0, 0, 1}));
+  EXPECT_EQ(n.strides[2], (std::vector<std::int64_t>{1, 0, 0}));
+  const detail::LoopNest m = detail::loop_nest(Shape{4, 5, 6}, {Shape{4, 5, 6}, Shape{4, 5, 6}});
+  EXPECT_EQ(m.dims, (std::vector<std::int64_t>{120}));
+  const detail::LoopNest r = detail::loop_nest(Shape{4, 5, 6}, {Shape{5, 6}, Shape{}});
+  EXPECT_EQ(r.dims, (std::vector<std::int64_t>{4, 30}));
+  EXPECT_EQ(r.strides[0], (std::vector<std::int64_t>{0, 1}));
+  EXPECT_EQ(r.strides[1], (std::vector<std::int64_t>{0, 0}));
+  EXPECT_EQ(r.numel, 120);
+}
+
+}  // namespace
+}  // namespace trainrt
