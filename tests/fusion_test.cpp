@@ -199,6 +199,25 @@ TEST(Fusion, GroupsNeverCrossLibraryCallsAndKeepValuesReadOutside) {
   EXPECT_NE(detail::print_graph(*s.graph).find("{loop "), std::string::npos) << "the printer shows the groups";
 }
 
+TEST(Fusion, TheOptimizerUpdatesEveryParameterInOneKernel) {
+  Graph g;
+  auto x = g.input("x", {8, 10});
+  auto y = g.input("y", {8}, i64);
+  nn::Linear fc1(g, "fc1", 10, 20), fc2(g, "fc2", 20, 20), fc3(g, "fc3", 20, 4);
+  Value loss = cross_entropy(fc3(relu(fc2(relu(fc1(x))))), y);
+  detail::optimizer_variable(g.impl_ptr(), detail::kStepVariable, Shape{}, init::zeros(), i64);
+  const detail::ScheduledGraph s = detail::compile_training_graph(g.impl(), {id_of(loss), {}, optim::Adam{}, 0});
+  std::size_t largest = 0, update_nodes = 0;
+  for (std::int32_t n : s.schedule) {
+    const detail::Node& node = s.graph->node(n);
+    if (node.kind != detail::OpKind::Fused || node.phase != detail::Phase::update) continue;
+    ++update_nodes;
+    largest = std::max(largest, detail::fused_body(node).groups.size());
+  }
+  EXPECT_GE(largest, 6u) << "six parameters, one group each, in one node\n" << detail::print_graph(*s.graph);
+  EXPECT_LE(update_nodes, 3u) << detail::print_graph(*s.graph);
+}
+
 TEST(Fusion, LoopNestsMergeContiguousDimsAndKeepBroadcasts) {
   // [4, 5, 6] with a full operand, a row vector [6] and a column [4, 1, 1].
   const detail::LoopNest n = detail::loop_nest(Shape{4, 5, 6}, {Shape{4, 5, 6}, Shape{6}, Shape{4, 1, 1}});

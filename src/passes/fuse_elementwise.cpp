@@ -1,14 +1,13 @@
 #include "passes/fuse_elementwise.h"
 
 #include <algorithm>
-#include <functional>
 #include <map>
-#include <numeric>
 #include <set>
 
 #include "core/error.h"
 #include "ir/builder.h"
 #include "ir/fused.h"
+#include "passes/contract_groups.h"
 
 namespace trainrt::detail {
 
@@ -42,7 +41,7 @@ bool is_inlined_leaf(const GraphImpl& g, const Node& n) {
 
 class Grouping {
  public:
-  Grouping(const GraphImpl& g) : g_(g), group_(static_cast<std::size_t>(g.size()), -1), mark_(group_.size(), 0) {}
+  explicit Grouping(const GraphImpl& g) : g_(g), group_(static_cast<std::size_t>(g.size()), -1), check_(g) {}
 
   void build() {
     for (std::int32_t i = 0; i < g_.size(); ++i) {
@@ -87,33 +86,13 @@ class Grouping {
     std::sort(v.begin(), v.end());
   }
 
-  /// Whether a + b can be one node: no node outside it both depends on a member and is
-  /// depended on by a member (directly, or through an inlined leaf).
   bool valid_with(const std::vector<std::int32_t>& a, const std::vector<std::int32_t>& b) {
-    std::set<std::int32_t> in(a.begin(), a.end());
-    in.insert(b.begin(), b.end());
-    const std::int32_t lo = *in.begin(), hi = *in.rbegin();
-    bool ok = true;
-    for (std::int32_t x = lo; x <= hi && ok; ++x) {
-      const Node& n = g_.node(x);
-      if (n.dead) continue;
-      const bool member = in.count(x) != 0;
-      bool reaches = false;  // x depends on a member through nodes outside the group
-      for (const ValueId& v : n.inputs) {
-        if (!v.valid() || v.node < lo) continue;
-        const bool from_member = in.count(v.node) != 0;
-        if (member && !from_member && mark_[static_cast<std::size_t>(v.node)]) ok = false;
-        if (!member && (from_member || mark_[static_cast<std::size_t>(v.node)])) reaches = true;
-      }
-      mark_[static_cast<std::size_t>(x)] = reaches ? 1 : 0;
-    }
-    for (std::int32_t x = lo; x <= hi; ++x) mark_[static_cast<std::size_t>(x)] = 0;
-    return ok;
+    return check_.contractible(a, b);
   }
 
   const GraphImpl& g_;
   std::vector<std::int32_t> group_;
-  std::vector<char> mark_;
+  ContractionCheck check_;
   std::vector<std::vector<std::int32_t>> members_;
   std::vector<Shape> loop_;
 };
@@ -234,32 +213,9 @@ std::shared_ptr<GraphImpl> fuse_elementwise(const GraphImpl& graph, const std::v
         read_outside.insert(v);
   }
 
-  // Emit in a topological order of the graph with each group contracted to one node.
-  auto target = std::make_shared<GraphImpl>();
-  Rewriter rw(graph, target, map);
-  std::vector<char> done(static_cast<std::size_t>(graph.size()), 0), done_group(groups.size(), 0);
-  std::function<void(std::int32_t)> emit = [&](std::int32_t node) {
-    if (done[static_cast<std::size_t>(node)] || graph.node(node).dead) return;
-    const std::int32_t grp = group_of[static_cast<std::size_t>(node)];
-    if (grp < 0) {
-      done[static_cast<std::size_t>(node)] = 1;
-      for (const ValueId& v : graph.node(node).inputs)
-        if (v.valid()) emit(v.node);
-      target->set_location_override(graph.node(node).loc);
-      rw.copy(node);
-      target->set_location_override({});
-      return;
-    }
-    if (done_group[static_cast<std::size_t>(grp)]) return;
-    done_group[static_cast<std::size_t>(grp)] = 1;
-    const auto& members = groups[static_cast<std::size_t>(grp)];
-    for (std::int32_t m : members) done[static_cast<std::size_t>(m)] = 1;
-    for (std::int32_t src : group_sources(graph, members, group_of, grp)) emit(src);
-    GroupBuilder(graph, members, read_outside, rw).build();
-  };
-  for (std::int32_t i = 0; i < graph.size(); ++i) emit(i);
-  target->set_phase(Phase::forward);
-  return target;
+  return contract_groups(
+      graph, groups, [&](std::size_t i) { return group_sources(graph, groups[i], group_of, static_cast<std::int32_t>(i)); },
+      [&](std::size_t i, Rewriter& rw) { GroupBuilder(graph, groups[i], read_outside, rw).build(); }, map);
 }
 
 }  // namespace trainrt::detail

@@ -9,7 +9,8 @@
 //   6. eliminate_dead_code     drop what legalization made unused
 //   7. recompute_activations   with a memory budget: recompute cheap activations in backward
 //   8. fuse_elementwise        groups of elementwise ops become one generated kernel each
-//   9. schedule_nodes          the order of one step
+//   9. fuse_update_groups      the optimizer updates of all parameters become one kernel
+//  10. schedule_nodes          the order of one step
 // Evaluation: lower_for_evaluation, eliminate_dead_code, legalize_dtypes, fuse_elementwise,
 // schedule_nodes.
 // Memory is planned by the executor (plan_memory), which knows each kernel's scratch needs.
@@ -31,6 +32,7 @@
 #include "optim/build_optimizer.h"
 #include "passes/eliminate_dead_code.h"
 #include "passes/fuse_elementwise.h"
+#include "passes/fuse_update_groups.h"
 #include "passes/legalize_dtypes.h"
 #include "passes/lower_mode.h"
 #include "passes/recompute_activations.h"
@@ -112,6 +114,14 @@ void finish(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& out, co
       return out.fused > 0;
     }, &g);
     out.from_source = out.from_source.then(fused);
+    ValueMap merged_map;
+    log.run("fuse_update_groups", [&] {
+      std::size_t merged = 0;
+      g = fuse_update_groups(*g, merged_map, merged);
+      out.fused -= merged;
+      return merged > 0;
+    }, &g);
+    out.from_source = out.from_source.then(merged_map);
   }
   log.run("schedule_nodes", [&] {
     out.schedule = schedule_nodes(*g);
