@@ -7,6 +7,7 @@
 #include <random>
 
 #include "codegen/emit_kernel.h"
+#include "compile/nvrtc.h"
 #include "ir/fused.h"
 #include "ir/builder.h"
 #include "ir/printer.h"
@@ -81,8 +82,7 @@ TEST(Fusion, BiasAndActivationsMatchUnfused) {
   }
 }
 
-TEST(Fusion, ResidualBlocksMatchUnfused) {
-  expect_fused_equals_unfused([](Graph& g) {
+Model residual_model(Graph& g) {
     auto x = g.input("x", {8, 16});
     auto y = g.input("y", {8}, i64);
     nn::Linear a(g, "a", 16, 16), b(g, "b", 16, 16), head(g, "head", 16, 3);
@@ -90,13 +90,13 @@ TEST(Fusion, ResidualBlocksMatchUnfused) {
     h = h + relu(a(h));
     h = h + tanh(b(h)) * 0.5;
     return Model{cross_entropy(head(h), y), classification_feeds(8, 16, 3), {h}};
-  }, optim::Adam{.lr = 1e-2});
 }
 
-TEST(Fusion, NormalizationFromElementwiseOpsMatchesUnfused) {
-  // Layer norm spelled out: reductions stay library kernels, everything around them fuses,
-  // with operands broadcast along either axis.
-  expect_fused_equals_unfused([](Graph& g) {
+TEST(Fusion, ResidualBlocksMatchUnfused) {
+  expect_fused_equals_unfused(residual_model, optim::Adam{.lr = 1e-2});
+}
+
+Model normalization_model(Graph& g) {
     auto x = g.input("x", {8, 32});
     auto y = g.input("y", {8}, i64);
     nn::Linear fc(g, "fc", 32, 32), head(g, "head", 32, 4);
@@ -107,7 +107,12 @@ TEST(Fusion, NormalizationFromElementwiseOpsMatchesUnfused) {
     Value var = mean(centered * centered, {1}, true);
     Value normed = centered * rsqrt(var + 1e-5) * gamma + beta;
     return Model{cross_entropy(head(normed), y), classification_feeds(8, 32, 4), {normed}};
-  }, optim::AdamW{.lr = 1e-2});
+}
+
+TEST(Fusion, NormalizationFromElementwiseOpsMatchesUnfused) {
+  // Layer norm spelled out: reductions stay library kernels, everything around them fuses,
+  // with operands broadcast along either axis.
+  expect_fused_equals_unfused(normalization_model, optim::AdamW{.lr = 1e-2});
 }
 
 TEST(Fusion, OptimizerUpdatesMatchUnfused) {
@@ -122,8 +127,7 @@ TEST(Fusion, OptimizerUpdatesMatchUnfused) {
   expect_fused_equals_unfused(mlp, optim::AdamW{.lr = 1e-2}, 4);
 }
 
-TEST(Fusion, PredicatesCastsAndSelectionsMatchUnfused) {
-  expect_fused_equals_unfused([](Graph& g) {
+Model predicates_model(Graph& g) {
     auto x = g.input("x", {12, 9});
     auto y = g.input("y", {12}, i64);
     nn::Linear fc(g, "fc", 9, 9), head(g, "head", 9, 3);
@@ -134,11 +138,13 @@ TEST(Fusion, PredicatesCastsAndSelectionsMatchUnfused) {
     Value masked = wide * cast(logical_and(ge(h, h * 0.0 - 0.2), logical_not(lt(h, h * 0.0 - 2.0))), f32);
     Value out = masked + sign(h) * floor(abs(h) * 4.0) * 0.01 + exp(h * -0.5) - sqrt(abs(h) + 1.0);
     return Model{cross_entropy(head(out), y), classification_feeds(12, 9, 3), {out}};
-  }, optim::SGD{.lr = 0.05});
 }
 
-TEST(Fusion, DoublePrecisionGraphsMatchUnfused) {
-  expect_fused_equals_unfused([](Graph& g) {
+TEST(Fusion, PredicatesCastsAndSelectionsMatchUnfused) {
+  expect_fused_equals_unfused(predicates_model, optim::SGD{.lr = 0.05});
+}
+
+Model double_model(Graph& g) {
     auto x = g.input("x", {6, 8}, f64);
     auto y = g.input("y", {6}, i64);
     nn::Linear fc(g, "fc", 8, 8), head(g, "head", 8, 3);
@@ -146,7 +152,10 @@ TEST(Fusion, DoublePrecisionGraphsMatchUnfused) {
     Value h = cast(fc(cast(x * 0.5 + 1.0, f32)), f64);
     Value act = h * sigmoid(h) + pow(h, 2.0) * 0.1;
     return Model{cross_entropy(head(cast(act, f32)), y), classification_feeds(6, 8, 3, f64), {act}};
-  }, optim::Adam{.lr = 1e-2}, 3, 1e-5, 1e-4);
+}
+
+TEST(Fusion, DoublePrecisionGraphsMatchUnfused) {
+  expect_fused_equals_unfused(double_model, optim::Adam{.lr = 1e-2}, 3, 1e-5, 1e-4);
 }
 
 TEST(Fusion, FusedProgramsGiveTheSameBitsForAnyThreadCount) {
@@ -216,6 +225,67 @@ TEST(Fusion, TheOptimizerUpdatesEveryParameterInOneKernel) {
   }
   EXPECT_GE(largest, 6u) << "six parameters, one group each, in one node\n" << detail::print_graph(*s.graph);
   EXPECT_LE(update_nodes, 3u) << detail::print_graph(*s.graph);
+}
+
+/// One NVRTC program holding the CUDA wrapper of every fused node of `s`, compiled for each
+/// architecture; returns how many kernels it held.
+std::size_t compile_cuda_wrappers(const detail::ScheduledGraph& s, const std::string& what) {
+  const detail::Nvrtc* nvrtc = detail::Nvrtc::get();
+  std::string source = detail::cuda_prelude();
+  std::size_t kernels = 0;
+  for (std::int32_t n : s.schedule)
+    if (s.graph->node(n).kind == detail::OpKind::Fused)
+      source += detail::cuda_kernel_code(detail::kernel_spec(*s.graph, n), "k" + std::to_string(kernels++));
+  for (int arch : {80, 90}) {
+    detail::NvrtcOptions o;
+    o.arch = arch;
+    o.ptx_fallback = false;
+    const detail::NvrtcResult r = nvrtc->compile(source, what + ".cu", o);
+    EXPECT_TRUE(r.is_cubin) << what << " sm_" << arch;
+    EXPECT_EQ(detail::cubin_arch(r.image), arch) << what;
+  }
+  return kernels;
+}
+
+TEST(Fusion, EveryCudaWrapperCompilesWithNvrtcForSm80AndSm90) {
+  if (detail::Nvrtc::get() == nullptr) GTEST_SKIP() << "NVRTC is not available: " << detail::Nvrtc::unavailable_reason();
+  const std::vector<std::pair<std::string, std::function<Model(Graph&)>>> models{
+      {"residual", residual_model}, {"normalization", normalization_model},
+      {"predicates", predicates_model}, {"double", double_model}};
+  const std::vector<optim::Optimizer> optimizers{optim::SGD{.momentum = 0.9, .nesterov = true}, optim::Adam{},
+                                                 optim::AdamW{}};
+  std::size_t kernels = 0;
+  for (const auto& [name, build] : models)
+    for (const optim::Optimizer& opt : optimizers) {
+      Graph g;
+      const Model m = build(g);
+      detail::optimizer_variable(g.impl_ptr(), detail::kStepVariable, Shape{}, init::zeros(), i64);
+      kernels += compile_cuda_wrappers(detail::compile_training_graph(g.impl(), {id_of(m.loss), {}, opt, 0}), name);
+    }
+  EXPECT_GE(kernels, 20u);
+}
+
+TEST(Fusion, SixteenBitFloatsLoadAndStoreThroughF32OnBothTargets) {
+  // A group over f16 and bf16 operands (the CUDA backend's dtypes; the CPU legalizes them).
+  auto body = std::make_shared<detail::FusedBody>();
+  detail::FusedGroup grp;
+  grp.loop = Shape{4, 8};
+  const detail::TensorType f32t{f32, grp.loop};
+  grp.ops.push_back({detail::OpKind::Mul, {detail::fused_operand_arg(0), detail::fused_operand_arg(1)}, f32t, detail::NoAttrs{}});
+  grp.ops.push_back({detail::OpKind::Gelu, {0}, f32t, detail::GeluAttrs{}});
+  body->groups.push_back(grp);
+  body->outputs.push_back({0, 1});
+  detail::KernelSpec spec{body.get(), {detail::TensorType{f16, grp.loop}, detail::TensorType{bf16, Shape{8}}}, {detail::TensorType{bf16, grp.loop}}};
+  const std::string cuda = detail::cuda_kernel_source(spec, "k16");
+  EXPECT_NE(cuda.find("trk_f16_to_f32"), std::string::npos);
+  EXPECT_NE(cuda.find("trk_f32_to_bf16"), std::string::npos);
+  if (detail::Nvrtc::get() != nullptr) {
+    detail::NvrtcOptions o;
+    o.arch = 90;
+    EXPECT_FALSE(detail::Nvrtc::get()->compile(cuda, "k16.cu", o).image.empty());
+  }
+  // The CPU wrapper of the same spec is valid C++ too (compiled in the CPU tests' way).
+  EXPECT_NE(detail::cpu_kernel_source(spec, "k16").find("extern \"C\" void k16("), std::string::npos);
 }
 
 TEST(Fusion, LoopNestsMergeContiguousDimsAndKeepBroadcasts) {
