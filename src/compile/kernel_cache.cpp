@@ -18,13 +18,15 @@ bool is_ready(const std::shared_future<T>& f) {
   return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
 }
 
-std::optional<std::filesystem::path> global_directory() {
+}  // namespace
+
+std::optional<std::filesystem::path> configured_cache_directory() {
   const char* v = std::getenv("TRAINRT_CACHE_DIR");
   if (v != nullptr && (*v == '\0' || std::string_view(v) == "off")) return std::nullopt;
   return DiskCache::default_directory();
 }
 
-std::uint64_t global_cap() {
+std::uint64_t configured_cache_cap() {
   constexpr std::uint64_t kDefault = 2ull << 30;
   const char* v = std::getenv("TRAINRT_CACHE_MAX_BYTES");
   if (v == nullptr || *v == '\0') return kDefault;
@@ -33,10 +35,8 @@ std::uint64_t global_cap() {
   return kDefault;
 }
 
-}  // namespace
-
 KernelCache& KernelCache::global() {
-  static KernelCache cache(global_directory(), global_cap());
+  static KernelCache cache(configured_cache_directory(), configured_cache_cap());
   return cache;
 }
 

@@ -25,6 +25,14 @@
 
 namespace trainrt::detail {
 
+/// The disk directory the environment asks for: nullopt when TRAINRT_CACHE_DIR is "off" or
+/// "", else DiskCache::default_directory(). Never throws.
+std::optional<std::filesystem::path> configured_cache_directory();
+/// The size cap the environment asks for: TRAINRT_CACHE_MAX_BYTES parsed by
+/// parse_byte_size, or 2 GiB when unset; a malformed value logs a warning and gives 2 GiB.
+/// Never throws.
+std::uint64_t configured_cache_cap();
+
 /// What a KernelCache did since it was made (or since reset_stats).
 struct CacheStats {
   std::uint64_t memory_hits = 0;    // found in the in-process map (waiters on a compile too)
