@@ -130,6 +130,18 @@ struct CompileReport {
   double kernel_seconds = 0;           ///< of which getting the kernels (cache or compiler)
 };
 
+/// The process's kernel cache (generated kernels, in memory and on disk) since it started.
+struct KernelCacheStats {
+  std::uint64_t memory_hits = 0;  ///< found in this process's memory
+  std::uint64_t disk_hits = 0;    ///< read from the cache directory
+  std::uint64_t misses = 0;       ///< in neither
+  std::uint64_t compiles = 0;     ///< modules the host compiler built
+  std::uint64_t bytes_read = 0, bytes_written = 0;
+  double compile_seconds = 0;     ///< spent compiling
+  double saved_seconds = 0;       ///< what the hits cost to compile when they were made
+};
+KernelCacheStats kernel_cache_stats();
+
 namespace detail {
 class ProgramImpl;
 }

@@ -86,7 +86,7 @@ std::string find_on_path(const std::string& name) {
   return "";
 }
 
-std::string isa_level() {
+std::string isa_level_flag() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
@@ -140,8 +140,13 @@ const Found& found() {
 
 }  // namespace
 
+std::string host_isa_flag() {
+  static const std::string flag = isa_level_flag();
+  return flag;
+}
+
 HostCompiler::HostCompiler(std::string path, std::string version) : path_(std::move(path)), version_(std::move(version)) {
-  flags_ = {"-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-math-errno", "-fno-plt", isa_level(), "-w"};
+  flags_ = {"-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-math-errno", "-fno-plt", host_isa_flag(), "-w"};
 }
 
 const HostCompiler* HostCompiler::get() { return found().compiler.get(); }

@@ -16,6 +16,9 @@
 
 namespace trainrt::detail {
 
+/// The -march flag for this machine's ISA level (also without a compiler: cache lookups).
+std::string host_isa_flag();
+
 class HostCompiler {
  public:
   /// The process's compiler, found on first call; nullptr when there is none (the reason is

@@ -35,8 +35,22 @@ std::map<std::string, CpuKernel>& loaded() {
   return m;
 }
 
-std::string identity_of(const HostCompiler* cc) {
-  return cat(kLibraryVersion, "\ntarget cpu\n", cc ? cc->identity() : std::string("no compiler"));
+/// Where a cache directory records the identity of the compiler that built its modules
+/// for this library version and ISA, so that a process without a compiler (a shipped
+/// cache) can compute the same module keys.
+Digest identity_record_key() { return sha256(cat(kLibraryVersion, "\ncompiler identity record\n", host_isa_flag())); }
+
+/// The part of every key that names the target and the compiler: this process's compiler,
+/// or (without one) the compiler recorded in the cache; empty when neither exists.
+std::string identity_of(const HostCompiler* cc, KernelCache& cache) {
+  if (cc) {
+    const std::string id = cat(kLibraryVersion, "\ntarget cpu ", host_isa_flag(), "\n", cc->identity());
+    auto recorded = cache.find(identity_record_key(), CacheKind::program);
+    if (!recorded || *recorded != id) cache.put(identity_record_key(), CacheKind::program, id, 0.0);
+    return id;
+  }
+  auto recorded = cache.find(identity_record_key(), CacheKind::program);
+  return recorded ? *recorded : std::string();
 }
 
 }  // namespace
@@ -45,7 +59,7 @@ std::optional<std::vector<CpuKernel>> build_cpu_kernels(const GraphImpl& graph, 
                                                         KernelBuildReport& report) {
   const auto start = std::chrono::steady_clock::now();
   const HostCompiler* cc = HostCompiler::get();
-  const std::string identity = identity_of(cc);
+  const std::string identity = identity_of(cc, cache);
   std::vector<CpuKernel> out(static_cast<std::size_t>(graph.size()));
   std::vector<Pending> missing;
   for (std::int32_t i = 0; i < graph.size(); ++i) {

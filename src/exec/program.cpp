@@ -399,6 +399,12 @@ double Program::learning_rate() const { return checked(impl_).scalar_variable(kL
 MemoryReport Program::memory_report() const { return checked(impl_).memory_report(); }
 ExecStats Program::stats() const { return checked(impl_).stats_; }
 CompileReport Program::compile_report() const { return checked(impl_).report_; }
+
+KernelCacheStats kernel_cache_stats() {
+  const CacheStats c = KernelCache::global().stats();
+  return {c.memory_hits, c.disk_hits, c.misses, c.compiles, c.bytes_read, c.bytes_written, c.compile_seconds,
+          c.saved_seconds};
+}
 std::string Program::to_string() const { return checked(impl_).to_string(); }
 
 Program compile(const Graph& graph, const Value& loss, const optim::Optimizer& optimizer, const CompileOptions& options) {
