@@ -247,6 +247,8 @@ struct Summary {
   std::uint64_t seed = 0;
   double train_seconds = 0, eval_seconds = 0, load_seconds = 0, compile_seconds = 0;
   double time_to_first_step_seconds = 0;
+  std::int64_t fused_kernels = 0;     // generated kernels the Program runs
+  tr::KernelCacheStats cache;         // the kernel cache at the end of the run
   double data_wait_seconds = 0;       // time steps waited for their batch (DataLoader::stats)
   std::int64_t data_waited_batches = 0;  // batches that were not ready when asked for
   double final_loss = 0;  // mean training loss over the last epoch
@@ -273,6 +275,9 @@ void print_summary(const Summary& s) {
   os << "{\"model\":\"" << s.model << "\",\"test_accuracy\":" << json_number(s.test_accuracy)
      << ",\"epochs\":" << s.epochs << ",\"steps\":" << s.steps << ",\"train_seconds\":" << json_number(s.train_seconds)
      << ",\"time_to_first_step_seconds\":" << json_number(s.time_to_first_step_seconds)
+     << ",\"fused_kernels\":" << s.fused_kernels << ",\"cache_hits\":" << s.cache.memory_hits + s.cache.disk_hits
+     << ",\"cache_disk_hits\":" << s.cache.disk_hits << ",\"cache_misses\":" << s.cache.misses
+     << ",\"kernel_compile_seconds\":" << json_number(s.cache.compile_seconds)
      << ",\"final_loss\":" << json_number(s.final_loss) << ",\"last_step_loss\":" << json_number(s.last_step_loss)
      << ",\"threads\":" << s.threads << ",\"batch\":" << s.batch << ",\"seed\":" << s.seed << ",\"optimizer\":\""
      << s.optimizer << "\",\"lr\":" << json_number(s.lr) << ",\"load_seconds\":" << json_number(s.load_seconds)
@@ -322,6 +327,7 @@ Summary train(const Options& o, Clock::time_point program_start) {
       tr::compile(g, model.loss, opt.optimizer,
                   {.threads = o.threads, .seed = o.seed, .outputs = {model.logits}, .check_finite_loss = true});
   s.compile_seconds = seconds_since(compile_start);
+  s.fused_kernels = program.compile_report().kernels;
   std::cout << "model: " << o.model << ", optimizer " << opt.description << ", lr " << opt.lr << ", " << s.threads
             << " threads; compiled in " << json_number(s.compile_seconds) << " s; "
             << program.memory_report().to_string() << std::endl;
@@ -391,7 +397,9 @@ int main(int argc, char** argv) {
       std::cout << usage();
       return 0;
     }
-    print_summary(train(options, program_start));
+    Summary summary = train(options, program_start);
+    summary.cache = tr::kernel_cache_stats();
+    print_summary(summary);
     return 0;
   } catch (const tr::Error& e) {
     std::cerr << "fashion_mnist: error (" << tr::to_string(e.kind()) << "): " << e.what() << "\n";
