@@ -109,6 +109,7 @@ void Sha256::compress(const std::uint8_t* block) noexcept {
 }
 
 void Sha256::update(const void* data, std::size_t size) noexcept {
+  if (size == 0) return;  // data may be null then
   const auto* p = static_cast<const std::uint8_t*>(data);
   total_bytes_ += size;
   // Top up a partly filled block first, then compress whole blocks straight from the input.
