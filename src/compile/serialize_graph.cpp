@@ -15,6 +15,7 @@
 #include <cstring>
 #include <mutex>
 #include <set>
+#include <type_traits>
 #include <variant>
 
 #include "core/error.h"
@@ -35,6 +36,9 @@ constexpr std::uint32_t kOpCount = 0
 // Largest element count a shape may claim: far above any real tensor, low enough that
 // byte sizes computed from it cannot overflow.
 constexpr std::int64_t kMaxNumel = std::int64_t{1} << 48;
+// Constant tensors are stored as their bytes lie in memory; the library assumes a
+// little-endian host throughout, and this makes the assumption loud.
+static_assert(std::endian::native == std::endian::little, "the graph format stores little-endian tensor bytes");
 
 // ---- Writer / Reader ----------------------------------------------------------------------
 
@@ -127,7 +131,7 @@ const char* intern_file(std::string_view file) {
   return it->c_str();
 }
 
-// ---- encoding -------------------------------------------------------------------------------
+// ---- shapes, types, lists, tensors ------------------------------------------------------
 
 void put_shape(Writer& w, const Shape& s) {
   w.count(static_cast<std::size_t>(s.rank()));
@@ -141,146 +145,12 @@ void put_ints(Writer& w, const std::vector<std::int64_t>& v) {
   w.count(v.size());
   for (std::int64_t x : v) w.i64(x);
 }
-void put_pair(Writer& w, const Pair2& p) {
-  w.i64(p[0]);
-  w.i64(p[1]);
-}
-
 void put_tensor(Writer& w, const Tensor& t) {
   check_internal(t.defined(), "serialize_graph: a constant without data");
   put_type(w, {t.dtype(), t.shape()});
   w.u64(t.nbytes());
-  const auto* p = static_cast<const char*>(t.raw_data());
-  if constexpr (std::endian::native == std::endian::little) {
-    w.raw(std::string_view(p, t.nbytes()));
-  } else {  // elements little-endian, whatever the host
-    const std::size_t size = size_of(t.dtype());
-    for (std::size_t e = 0; e < t.nbytes(); e += size)
-      for (std::size_t b = size; b-- > 0;) w.raw(std::string_view(p + e + b, 1));
-  }
+  w.raw(std::string_view(static_cast<const char*>(t.raw_data()), t.nbytes()));
 }
-
-void put_attrs(Writer& w, const Attrs& attrs);
-
-void put_body(Writer& w, const FusedBody& body) {
-  w.count(body.groups.size());
-  for (const FusedGroup& g : body.groups) {
-    put_shape(w, g.loop);
-    w.count(g.ops.size());
-    for (const FusedOp& op : g.ops) {
-      w.u16(static_cast<std::uint16_t>(op.kind));
-      w.count(op.args.size());
-      for (std::int32_t a : op.args) w.i32(a);
-      put_type(w, op.type);
-      put_attrs(w, op.attrs);
-    }
-    put_ints(w, g.reduce_axes);
-  }
-  w.count(body.outputs.size());
-  for (const FusedOutput& o : body.outputs) {
-    w.i32(o.group);
-    w.i32(o.op);
-  }
-}
-
-struct AttrWriter {
-  Writer& w;
-  void operator()(const NoAttrs&) const {}
-  void operator()(const VariableAttrs& a) const {
-    w.u8(static_cast<std::uint8_t>(a.init.kind));
-    w.f64(a.init.a);
-    w.f64(a.init.b);
-    w.u8(static_cast<std::uint8_t>(a.init.mode));
-    w.u8(static_cast<std::uint8_t>(a.init.nonlinearity));
-    w.u8(static_cast<std::uint8_t>(a.kind));
-  }
-  void operator()(const ConstantAttrs& a) const {
-    w.u8(a.value ? 1 : 0);
-    if (a.value) put_tensor(w, *a.value);
-  }
-  void operator()(const ScalarAttrs& a) const { w.f64(a.value); }
-  void operator()(const GeluAttrs& a) const { w.u8(a.tanh_approximation); }
-  void operator()(const PermAttrs& a) const { put_ints(w, a.perm); }
-  void operator()(const SliceAttrs& a) const {
-    w.i64(a.axis);
-    w.i64(a.start);
-    w.i64(a.step);
-  }
-  void operator()(const AxisAttrs& a) const { w.i64(a.axis); }
-  void operator()(const ReduceAttrs& a) const {
-    put_ints(w, a.axes);
-    w.u8(a.keepdims);
-  }
-  void operator()(const MatmulAttrs& a) const {
-    w.u8(a.transpose_a);
-    w.u8(a.transpose_b);
-  }
-  void operator()(const Conv2dAttrs& a) const {
-    put_pair(w, a.stride);
-    put_pair(w, a.padding);
-    put_pair(w, a.dilation);
-    w.i64(a.groups);
-  }
-  void operator()(const Pool2dAttrs& a) const {
-    put_pair(w, a.kernel);
-    put_pair(w, a.stride);
-    put_pair(w, a.padding);
-    w.u8(a.ceil_mode);
-    w.u8(a.count_include_pad);
-  }
-  void operator()(const CrossEntropyAttrs& a) const {
-    w.i64(a.ignore_index);
-    w.f64(a.label_smoothing);
-  }
-  void operator()(const NormAttrs& a) const {
-    w.f64(a.momentum);
-    w.f64(a.eps);
-    w.i64(a.normalized_axes);
-  }
-  void operator()(const DropoutAttrs& a) const {
-    w.f64(a.p);
-    w.u64(a.key);
-  }
-  void operator()(const AttentionAttrs& a) const {
-    w.u8(a.causal);
-    w.f64(a.scale);
-  }
-  void operator()(const FusedAttrs& a) const {
-    check_internal(a.body != nullptr, "serialize_graph: a fused node without a body");
-    put_body(w, *a.body);
-  }
-};
-
-void put_attrs(Writer& w, const Attrs& attrs) {
-  w.u8(attrs.index());
-  std::visit(AttrWriter{w}, attrs);
-}
-
-void put_graph(Writer& w, const GraphImpl& graph) {
-  w.raw(kGraphMagic);
-  w.u32(kGraphFormatVersion);
-  w.u8(static_cast<std::uint8_t>(graph.phase()));
-  w.count(static_cast<std::size_t>(graph.size()));
-  for (const Node& n : graph.nodes()) {
-    w.u16(static_cast<std::uint16_t>(n.kind));
-    w.count(n.inputs.size());
-    for (const ValueId& v : n.inputs) {
-      w.i32(v.node);
-      w.i32(v.output);
-    }
-    w.count(n.outputs.size());
-    for (const TensorType& t : n.outputs) put_type(w, t);
-    put_attrs(w, n.attrs);
-    w.str(n.name);
-    w.u8(n.loc.file != nullptr);
-    if (n.loc.file != nullptr) w.str(n.loc.file);
-    w.u32(n.loc.line);
-    w.u8(static_cast<std::uint8_t>(n.phase));
-    w.u8(n.dead);
-  }
-}
-
-// ---- decoding -------------------------------------------------------------------------------
 
 Shape get_shape(Reader& r) {
   const std::size_t at = r.pos();
@@ -313,22 +183,176 @@ std::shared_ptr<const Tensor> get_tensor(Reader& r) {
   const TensorType type = get_type(r);
   const std::size_t at = r.pos();
   const std::uint64_t nbytes = r.u64();
-  const std::size_t size = size_of(type.dtype);
-  if (nbytes != static_cast<std::uint64_t>(type.shape.numel()) * size)
+  if (nbytes != static_cast<std::uint64_t>(type.shape.numel()) * size_of(type.dtype))
     r.fail_at(at, cat("constant data of ", nbytes, " bytes for ", type.to_string()));
   const std::string_view data = r.raw(static_cast<std::size_t>(nbytes));  // checked before allocating
   Tensor t = Tensor::empty(type.shape, type.dtype);
-  auto* p = static_cast<char*>(t.raw_data());
-  if constexpr (std::endian::native == std::endian::little) {
-    if (!data.empty()) std::memcpy(p, data.data(), data.size());
-  } else {
-    for (std::size_t e = 0; e < data.size(); e += size)
-      for (std::size_t b = 0; b < size; ++b) p[e + b] = data[e + size - 1 - b];
-  }
+  if (!data.empty()) std::memcpy(t.raw_data(), data.data(), data.size());
   return std::make_shared<const Tensor>(std::move(t));
 }
 
-Attrs get_attrs(Reader& r, bool allow_fused);
+// ---- attributes: one field list per struct, shared by writing and reading ----------------
+
+constexpr std::uint64_t enum_count(Init::Kind) { return 8; }
+constexpr std::uint64_t enum_count(Init::FanMode) { return 2; }
+constexpr std::uint64_t enum_count(Init::Nonlinearity) { return 5; }
+constexpr std::uint64_t enum_count(VariableKind) { return 3; }
+
+void put_body(Writer& w, const FusedBody& body);
+std::shared_ptr<const FusedBody> get_body(Reader& r);
+
+/// Writes the fields it is given, in order.
+struct FieldWriter {
+  Writer& w;
+  void put(bool v) { w.u8(v); }
+  void put(std::int64_t v) { w.i64(v); }
+  void put(std::uint64_t v) { w.u64(v); }
+  void put(double v) { w.f64(v); }
+  void put(const Pair2& p) {
+    w.i64(p[0]);
+    w.i64(p[1]);
+  }
+  void put(const std::vector<std::int64_t>& v) { put_ints(w, v); }
+  template <class E>
+    requires std::is_enum_v<E>
+  void put(E e) {
+    w.u8(static_cast<std::uint8_t>(e));
+  }
+  void put(const std::shared_ptr<const Tensor>& t) {
+    w.u8(t != nullptr);
+    if (t) put_tensor(w, *t);
+  }
+  void put(const std::shared_ptr<const FusedBody>& body) {
+    check_internal(body != nullptr, "serialize_graph: a fused node without a body");
+    put_body(w, *body);
+  }
+  template <class... F>
+  void operator()(const F&... f) {
+    (put(f), ...);
+  }
+};
+
+/// Reads the fields it is given, in order, checking enums and flags.
+struct FieldReader {
+  Reader& r;
+  bool allow_fused;  // false inside a fused body: bodies do not nest
+  void get(bool& v) { v = r.flag("flag"); }
+  void get(std::int64_t& v) { v = r.i64(); }
+  void get(std::uint64_t& v) { v = r.u64(); }
+  void get(double& v) { v = r.f64(); }
+  void get(Pair2& p) { p = get_pair(r); }
+  void get(std::vector<std::int64_t>& v) { v = get_ints(r, "attribute entries"); }
+  template <class E>
+    requires std::is_enum_v<E>
+  void get(E& e) {
+    e = static_cast<E>(r.enumerator(1, enum_count(e), "enumerator"));
+  }
+  void get(std::shared_ptr<const Tensor>& t) { t = r.flag("constant flag") ? get_tensor(r) : nullptr; }
+  void get(std::shared_ptr<const FusedBody>& body) {
+    if (!allow_fused) r.fail_at(r.pos(), "a fused body inside a fused body");
+    body = get_body(r);
+  }
+  template <class... F>
+  void operator()(F&... f) {
+    (get(f), ...);
+  }
+};
+
+/// The fields of each Attrs alternative, in declaration order; `a` is const when writing.
+template <class F, class A>
+void fields(F& f, A& a) {
+  using T = std::remove_const_t<A>;
+  if constexpr (std::is_same_v<T, VariableAttrs>) f(a.init.kind, a.init.a, a.init.b, a.init.mode, a.init.nonlinearity, a.kind);
+  else if constexpr (std::is_same_v<T, ConstantAttrs> || std::is_same_v<T, ScalarAttrs>) f(a.value);
+  else if constexpr (std::is_same_v<T, GeluAttrs>) f(a.tanh_approximation);
+  else if constexpr (std::is_same_v<T, PermAttrs>) f(a.perm);
+  else if constexpr (std::is_same_v<T, SliceAttrs>) f(a.axis, a.start, a.step);
+  else if constexpr (std::is_same_v<T, AxisAttrs>) f(a.axis);
+  else if constexpr (std::is_same_v<T, ReduceAttrs>) f(a.axes, a.keepdims);
+  else if constexpr (std::is_same_v<T, MatmulAttrs>) f(a.transpose_a, a.transpose_b);
+  else if constexpr (std::is_same_v<T, Conv2dAttrs>) f(a.stride, a.padding, a.dilation, a.groups);
+  else if constexpr (std::is_same_v<T, Pool2dAttrs>) f(a.kernel, a.stride, a.padding, a.ceil_mode, a.count_include_pad);
+  else if constexpr (std::is_same_v<T, CrossEntropyAttrs>) f(a.ignore_index, a.label_smoothing);
+  else if constexpr (std::is_same_v<T, NormAttrs>) f(a.momentum, a.eps, a.normalized_axes);
+  else if constexpr (std::is_same_v<T, DropoutAttrs>) f(a.p, a.key);
+  else if constexpr (std::is_same_v<T, AttentionAttrs>) f(a.causal, a.scale);
+  else if constexpr (std::is_same_v<T, FusedAttrs>) f(a.body);
+  else static_assert(std::is_same_v<T, NoAttrs>, "a new Attrs alternative needs its field list here");
+}
+
+// ---- encoding -------------------------------------------------------------------------------
+
+void put_attrs(Writer& w, const Attrs& attrs) {
+  w.u8(attrs.index());
+  std::visit([&](const auto& a) {
+    FieldWriter f{w};
+    fields(f, a);
+  }, attrs);
+}
+
+void put_body(Writer& w, const FusedBody& body) {
+  w.count(body.groups.size());
+  for (const FusedGroup& g : body.groups) {
+    put_shape(w, g.loop);
+    w.count(g.ops.size());
+    for (const FusedOp& op : g.ops) {
+      w.u16(static_cast<std::uint16_t>(op.kind));
+      w.count(op.args.size());
+      for (std::int32_t a : op.args) w.i32(a);
+      put_type(w, op.type);
+      put_attrs(w, op.attrs);
+    }
+    put_ints(w, g.reduce_axes);
+  }
+  w.count(body.outputs.size());
+  for (const FusedOutput& o : body.outputs) {
+    w.i32(o.group);
+    w.i32(o.op);
+  }
+}
+
+void put_graph(Writer& w, const GraphImpl& graph) {
+  w.raw(kGraphMagic);
+  w.u32(kGraphFormatVersion);
+  w.u8(static_cast<std::uint8_t>(graph.phase()));
+  w.count(static_cast<std::size_t>(graph.size()));
+  for (const Node& n : graph.nodes()) {
+    w.u16(static_cast<std::uint16_t>(n.kind));
+    w.count(n.inputs.size());
+    for (const ValueId& v : n.inputs) {
+      w.i32(v.node);
+      w.i32(v.output);
+    }
+    w.count(n.outputs.size());
+    for (const TensorType& t : n.outputs) put_type(w, t);
+    put_attrs(w, n.attrs);
+    w.str(n.name);
+    w.u8(n.loc.file != nullptr);
+    if (n.loc.file != nullptr) w.str(n.loc.file);
+    w.u32(n.loc.line);
+    w.u8(static_cast<std::uint8_t>(n.phase));
+    w.u8(n.dead);
+  }
+}
+
+// ---- decoding -------------------------------------------------------------------------------
+
+template <std::size_t I = 0>
+Attrs get_alternative(FieldReader& f, std::uint64_t index) {
+  if constexpr (I < std::variant_size_v<Attrs>) {
+    if (index != I) return get_alternative<I + 1>(f, index);
+    std::variant_alternative_t<I, Attrs> a;
+    fields(f, a);
+    return a;
+  } else {
+    return NoAttrs{};  // not reached: the index was checked
+  }
+}
+
+Attrs get_attrs(Reader& r, bool allow_fused) {
+  FieldReader f{r, allow_fused};
+  return get_alternative(f, r.enumerator(1, std::variant_size_v<Attrs>, "attribute kind"));
+}
 
 std::shared_ptr<const FusedBody> get_body(Reader& r) {
   auto body = std::make_shared<FusedBody>();
@@ -351,93 +375,6 @@ std::shared_ptr<const FusedBody> get_body(Reader& r) {
     o.op = r.i32();
   }
   return body;
-}
-
-Attrs get_attrs(Reader& r, bool allow_fused) {
-  const std::size_t at = r.pos();
-  switch (r.enumerator(1, std::variant_size_v<Attrs>, "attribute kind")) {
-    case 0: return NoAttrs{};
-    case 1: {
-      VariableAttrs a;
-      a.init.kind = static_cast<Init::Kind>(r.enumerator(1, 8, "init kind"));
-      a.init.a = r.f64();
-      a.init.b = r.f64();
-      a.init.mode = static_cast<Init::FanMode>(r.enumerator(1, 2, "fan mode"));
-      a.init.nonlinearity = static_cast<Init::Nonlinearity>(r.enumerator(1, 5, "nonlinearity"));
-      a.kind = static_cast<VariableKind>(r.enumerator(1, 3, "variable kind"));
-      return a;
-    }
-    case 2: return ConstantAttrs{r.flag("constant flag") ? get_tensor(r) : nullptr};
-    case 3: return ScalarAttrs{r.f64()};
-    case 4: return GeluAttrs{r.flag("gelu flag")};
-    case 5: return PermAttrs{get_ints(r, "permutation entries")};
-    case 6: {
-      SliceAttrs a;
-      a.axis = r.i64();
-      a.start = r.i64();
-      a.step = r.i64();
-      return a;
-    }
-    case 7: return AxisAttrs{r.i64()};
-    case 8: {
-      ReduceAttrs a;
-      a.axes = get_ints(r, "reduce axes");
-      a.keepdims = r.flag("keepdims flag");
-      return a;
-    }
-    case 9: {
-      MatmulAttrs a;
-      a.transpose_a = r.flag("transpose flag");
-      a.transpose_b = r.flag("transpose flag");
-      return a;
-    }
-    case 10: {
-      Conv2dAttrs a;
-      a.stride = get_pair(r);
-      a.padding = get_pair(r);
-      a.dilation = get_pair(r);
-      a.groups = r.i64();
-      return a;
-    }
-    case 11: {
-      Pool2dAttrs a;
-      a.kernel = get_pair(r);
-      a.stride = get_pair(r);
-      a.padding = get_pair(r);
-      a.ceil_mode = r.flag("ceil_mode flag");
-      a.count_include_pad = r.flag("count_include_pad flag");
-      return a;
-    }
-    case 12: {
-      CrossEntropyAttrs a;
-      a.ignore_index = r.i64();
-      a.label_smoothing = r.f64();
-      return a;
-    }
-    case 13: {
-      NormAttrs a;
-      a.momentum = r.f64();
-      a.eps = r.f64();
-      a.normalized_axes = r.i64();
-      return a;
-    }
-    case 14: {
-      DropoutAttrs a;
-      a.p = r.f64();
-      a.key = r.u64();
-      return a;
-    }
-    case 15: {
-      AttentionAttrs a;
-      a.causal = r.flag("causal flag");
-      a.scale = r.f64();
-      return a;
-    }
-    default:
-      static_assert(std::variant_size_v<Attrs> == 17, "a new Attrs alternative needs its encoding here");
-      if (!allow_fused) r.fail_at(at, "a fused body inside a fused body");
-      return FusedAttrs{get_body(r)};
-  }
 }
 
 /// How many arguments a fused op takes (the code generator reads exactly these); -1 for an
