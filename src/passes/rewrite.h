@@ -24,6 +24,8 @@ class ValueMap {
   bool contains(ValueId from) const { return map_.count(from) != 0; }
   /// Composes: first this map, then `next`.
   ValueMap then(const ValueMap& next) const;
+  /// Every mapping, ordered by source value (serialization reads the map through this).
+  const std::map<ValueId, ValueId>& entries() const noexcept { return map_; }
 
  private:
   std::map<ValueId, ValueId> map_;
