@@ -19,6 +19,8 @@ case $case in
     echo "cold: $cold"; echo "warm: $warm"
     [[ $(field modules_compiled "$cold") -gt 0 ]] || { echo "FAIL: the cold run compiled nothing"; exit 1; }
     expect "warm compiles" "$(field modules_compiled "$warm")" 0
+    expect "cold program cache" "$(field program_cache_hit "$cold")" false
+    expect "warm program cache" "$(field program_cache_hit "$warm")" true
     [[ $(field disk_hits "$warm") -ge $(field modules "$warm") ]] || { echo "FAIL: modules not read from disk"; exit 1; }
     ;;
   ship)
@@ -47,6 +49,21 @@ case $case in
     "$tool" --dir "$work/shared" verify
     entries=$("$tool" --dir "$work/shared" list | grep -c cpu_module || true)
     expect "one entry per module" "$entries" "$(field modules "$(cat "$work/out1")")"
+    ;;
+  damaged)
+    # Every entry damaged after a cold run: the next process logs misses, compiles again,
+    # trains, and leaves good entries for the one after it.
+    TRAINRT_CACHE_DIR=$work/a "$demo" >/dev/null
+    for f in $(find "$work/a" -type f -name '*.cpu' -o -type f -name '*.prog'); do
+      printf '\xff\xfe' | dd of="$f" bs=1 seek=100 conv=notrunc status=none
+    done
+    again=$(TRAINRT_CACHE_DIR=$work/a "$demo" 2>"$work/stderr")
+    echo "after damage: $again"; grep -c "damaged\|checksum\|unreadable" "$work/stderr" || true
+    expect "program cache after damage" "$(field program_cache_hit "$again")" false
+    [[ $(field modules_compiled "$again") -gt 0 ]] || { echo "FAIL: damaged modules were used"; exit 1; }
+    third=$(TRAINRT_CACHE_DIR=$work/a "$demo")
+    expect "repaired" "$(field program_cache_hit "$third")" true
+    expect "repaired compiles" "$(field modules_compiled "$third")" 0
     ;;
   *) echo "unknown case $case"; exit 2 ;;
 esac

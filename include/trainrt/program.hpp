@@ -126,6 +126,7 @@ struct CompileReport {
   std::int64_t modules = 0;            ///< compiled modules looked up
   std::int64_t modules_compiled = 0;   ///< of which the host compiler had to build
   bool fusion_fallback = false;        ///< fusion was asked for but ran unfused (no compiler)
+  bool program_cache_hit = false;      ///< the training step's compiled graph came from the cache (no passes ran)
   double compile_seconds = 0;          ///< wall time of compile() (passes, kernels, planning)
   double kernel_seconds = 0;           ///< of which getting the kernels (cache or compiler)
 };

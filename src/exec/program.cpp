@@ -14,6 +14,7 @@
 #include "compile/host_compiler.h"
 #include "compile/kernel_builder.h"
 #include "compile/kernel_cache.h"
+#include "compile/program_cache.h"
 #include "core/element.h"
 #include "core/error.h"
 #include "core/logging.h"
@@ -143,10 +144,13 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
 
   const auto start = std::chrono::steady_clock::now();
   const TrainingRequest request{loss_, outputs_, optimizer, seed_, options.memory_budget, fuse_};
-  train_.graph = compile_training_graph(*source_, request);
+  bool hit = false;
+  train_.graph = cached_training_graph(*source_, request, KernelCache::global(), hit);
+  report_.program_cache_hit = hit;
   if (!load_kernels(train_)) {
     fuse_ = false;
-    train_.graph = compile_training_graph(*source_, {loss_, outputs_, optimizer, seed_, options.memory_budget, false});
+    train_.graph = cached_training_graph(*source_, {loss_, outputs_, optimizer, seed_, options.memory_budget, false},
+                                         KernelCache::global(), hit);
   }
   report_.fused_nodes = static_cast<std::int64_t>(train_.graph.fused);
   variables_.add_from(*train_.graph.graph, seed_);
@@ -271,8 +275,9 @@ std::vector<Tensor> ProgramImpl::evaluate_ids(const Feeds& feeds, const std::vec
     it = eval_plans_.emplace(ids, Plan{}).first;
     try {
       Plan& plan = it->second;
-      plan.graph = compile_evaluation_graph(*source_, ids, fuse_);
-      if (!load_kernels(plan)) plan.graph = compile_evaluation_graph(*source_, ids, false);
+      bool hit = false;
+      plan.graph = cached_evaluation_graph(*source_, ids, fuse_, KernelCache::global(), hit);
+      if (!load_kernels(plan)) plan.graph = cached_evaluation_graph(*source_, ids, false, KernelCache::global(), hit);
       variables_.add_from(*plan.graph.graph, seed_);
       ExecutorOptions eo;
       eo.inter_op = inter_op_;
