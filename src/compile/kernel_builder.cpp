@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 
@@ -101,11 +104,16 @@ std::optional<std::vector<CpuKernel>> build_cpu_kernels(const GraphImpl& graph, 
   };
   std::vector<Module> mods(modules);
   for (std::size_t i = 0; i < distinct.size(); ++i) mods[i % modules].kernels.push_back(distinct[i]);
+  const char* dump = std::getenv("TRAINRT_DUMP_KERNELS");
   for (Module& m : mods) {
     m.source = cpu_prelude();
     for (const Pending* p : m.kernels) m.source += p->code;
     m.key = sha256(identity + "\n" + m.source).hex();
     report.module_keys.push_back(m.key);
+    if (dump && *dump) {
+      std::ofstream f(std::filesystem::path(dump) / ("trainrt_module_" + m.key.substr(0, 16) + ".cpp"));
+      f << m.source;
+    }
   }
   report.modules = modules;
 
