@@ -81,4 +81,22 @@ using Attrs = std::variant<NoAttrs, VariableAttrs, ConstantAttrs, ScalarAttrs, G
                            AxisAttrs, ReduceAttrs, MatmulAttrs, Conv2dAttrs, Pool2dAttrs, CrossEntropyAttrs, NormAttrs,
                            DropoutAttrs, AttentionAttrs, FusedAttrs>;
 
+// Equality and hashing (ir/attrs.cpp), for common-subexpression elimination and
+// fingerprints. Both are written as a std::visit over one overload per alternative, with a
+// catch-all that fails to compile: adding an alternative to Attrs without a case in each is
+// a build error, not a silent "unequal".
+
+/// True when `a` and `b` hold the same alternative with equal fields. Floating fields compare
+/// by their bits (so -0.0 != +0.0, and a NaN equals the same NaN); constants compare by
+/// dtype, shape and bytes. Throws nothing.
+bool attrs_equal(const Attrs& a, const Attrs& b) noexcept;
+/// A hash consistent with attrs_equal (equal attributes hash equally); a constant's hash
+/// reads every byte of its tensor. Throws nothing.
+std::uint64_t attrs_hash(const Attrs& a) noexcept;
+/// True when two tensors have the same dtype, shape and bytes (both undefined counts as
+/// equal). Throws nothing.
+bool tensor_bytes_equal(const Tensor& a, const Tensor& b) noexcept;
+/// A hash of a tensor's dtype, shape and bytes, consistent with tensor_bytes_equal.
+std::uint64_t tensor_hash(const Tensor& t) noexcept;
+
 }  // namespace trainrt::detail

@@ -5,14 +5,17 @@
 //   2. build_gradients         reverse-mode autodiff of the loss w.r.t. every parameter
 //   3. build_optimizer         the update, the learning-rate schedule, the step counter
 //   4. eliminate_dead_code     keep what the loss, the outputs and the assignments need
-//   5. legalize_dtypes         f16/bf16 computed in f32 on the CPU
-//   6. eliminate_dead_code     drop what legalization made unused
-//   7. recompute_activations   with a memory budget: recompute cheap activations in backward
-//   8. fuse_elementwise        groups of elementwise ops become one generated kernel each
-//   9. fuse_update_groups      the optimizer updates of all parameters become one kernel
-//  10. schedule_nodes          the order of one step
-// Evaluation: lower_for_evaluation, eliminate_dead_code, legalize_dtypes, fuse_elementwise,
-// schedule_nodes.
+//   5. simplify_algebra        exact local rewrites (x * 1, neg(neg(x)), permute of permute, ...)
+//      fold_constants          evaluate ops over constants at compile time
+//      eliminate_common_subexpressions   merge nodes computing the same value
+//      eliminate_dead_code     (5 repeats, at most 4 rounds, while one of them changes the graph)
+//   6. legalize_dtypes         f16/bf16 computed in f32 on the CPU
+//   7. eliminate_dead_code     drop what legalization made unused
+//   8. recompute_activations   with a memory budget: recompute cheap activations in backward
+//   9. fuse_elementwise        groups of elementwise ops become one generated kernel each
+//  10. fuse_update_groups      the optimizer updates of all parameters become one kernel
+//  11. schedule_nodes          the order of one step
+// Evaluation: lower_for_evaluation, then 4, 5, 6, 7, 9 and 11.
 // Memory is planned by the executor (plan_memory), which knows each kernel's scratch needs.
 //
 // TRAINRT_DUMP_IR=1 prints the graph after each pass; TRAINRT_TIME_PASSES=1 prints their
@@ -21,6 +24,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <string>
 
 #include "autodiff/gradients.h"
@@ -30,13 +34,16 @@
 #include "ir/printer.h"
 #include "ir/verifier.h"
 #include "optim/build_optimizer.h"
+#include "passes/eliminate_common_subexpressions.h"
 #include "passes/eliminate_dead_code.h"
+#include "passes/fold_constants.h"
 #include "passes/fuse_elementwise.h"
 #include "passes/fuse_update_groups.h"
 #include "passes/legalize_dtypes.h"
 #include "passes/lower_mode.h"
 #include "passes/recompute_activations.h"
 #include "passes/schedule.h"
+#include "passes/simplify_algebra.h"
 
 namespace trainrt::detail {
 
@@ -51,10 +58,10 @@ class PassLog {
     std::fprintf(stderr, "[trainrt] pass timings (%s):\n", pipeline_);
     double total = 0;
     for (const auto& [name, ms] : timings_) {
-      std::fprintf(stderr, "  %-24s %9.3f ms\n", name.c_str(), ms);
+      std::fprintf(stderr, "  %-32s %9.3f ms\n", name.c_str(), ms);
       total += ms;
     }
-    std::fprintf(stderr, "  %-24s %9.3f ms\n", "total", total);
+    std::fprintf(stderr, "  %-32s %9.3f ms\n", "total", total);
   }
   PassLog(const PassLog&) = delete;
   PassLog& operator=(const PassLog&) = delete;
@@ -89,6 +96,23 @@ void finish(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& out, co
     return r;
   };
   log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, mapped()); }, &g);
+  // Each of these can make work for the others (a fold makes the full node a rule matches,
+  // a rule makes two nodes equal); a round costs a few graph copies, so a few rounds.
+  auto copying = [&](const char* name, const std::function<bool(ValueMap&)>& pass) {
+    ValueMap map;
+    bool changed = false;
+    log.run(name, [&] { return changed = pass(map); }, &g);
+    out.from_source = out.from_source.then(map);
+    return changed;
+  };
+  for (int round = 0; round < 4; ++round) {
+    bool changed = copying("simplify_algebra", [&](ValueMap& m) { return simplify_algebra(g, m, mapped()); });
+    changed = copying("fold_constants", [&](ValueMap& m) { return fold_constants(g, m); }) || changed;
+    changed = copying("eliminate_common_subexpressions", [&](ValueMap& m) { return eliminate_common_subexpressions(g, m); }) ||
+              changed;
+    if (!changed) break;
+    log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, mapped()); }, &g);
+  }
   ValueMap legal;
   log.run("legalize_dtypes", [&] {
     bool changed = false;
