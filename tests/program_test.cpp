@@ -352,3 +352,22 @@ TEST(Program, MovedProgramsKeepWorking) {
 
 }  // namespace
 }  // namespace trainrt
+
+namespace trainrt {
+namespace {
+TEST(Program, FetchingAnInputOrAReshapeOfOneReturnsTheFeed) {
+  Graph g;
+  auto x = g.input("x", {2, 3});
+  auto w = g.parameter("w", {2, 3}, init::ones());
+  auto loss = mean(x * w);
+  auto flat = reshape(x, {6});
+  Program p = compile(g, loss, optim::SGD{.lr = 0.1}, {.outputs = {reshape(x, {3, 2})}});
+  const Tensor xs = Tensor::from_vector<float>({2, 3}, {1, 2, 3, 4, 5, 6});
+  const std::vector<Tensor> out = p.evaluate({{"x", xs}}, {x, flat});
+  EXPECT_EQ(test::values(out.at(0)), test::values(xs));
+  EXPECT_EQ(test::values(out.at(1)), test::values(xs));
+  const StepResult r = p.step({{"x", xs}});
+  EXPECT_EQ(test::values(r.outputs().at(0)), test::values(xs));
+}
+}  // namespace
+}  // namespace trainrt

@@ -215,9 +215,11 @@ void Executor::run(const std::vector<const void*>& feeds, void (*on_guard)(void*
   feeds_ = &feeds;
   on_guard_ = on_guard;
   guard_context_ = context;
-  struct Done {  // clears the per-run pointers however run() ends
+  // The feeds stay referenced after the run: data() of a fetched input (or a reshape of one)
+  // reads them until the next run. The guard is cleared however run() ends.
+  struct Done {
     Executor& e;
-    ~Done() { e.feeds_ = nullptr, e.on_guard_ = nullptr, e.guard_context_ = nullptr; }
+    ~Done() { e.on_guard_ = nullptr, e.guard_context_ = nullptr; }
   } done{*this};
   if (!flow_) {
     for (Step& s : steps_) run_step(s);
