@@ -380,7 +380,11 @@ std::string cpu_kernel_code(const KernelSpec& spec, const std::string& name) {
         }
       os << "    }\n";
     }
-    os << "    for (trk_i64 j = 0; j < n; ++j) {\n      trk_i64 ix[" << (k_count ? k_count : 1) << "] = {0};\n";
+    // Element j reads only element j of each operand it does not broadcast, and outputs may
+    // be written in place over such operands (the memory plan allows nothing else): no
+    // dependence between iterations, so no runtime alias checks (which fail, and fall back to
+    // scalar code, exactly when an output is written in place).
+    os << "#pragma GCC ivdep\n    for (trk_i64 j = 0; j < n; ++j) {\n      trk_i64 ix[" << (k_count ? k_count : 1) << "] = {0};\n";
     for (std::size_t k = 0; k < k_count; ++k)
       if (used[k]) os << "      ix[" << k << "] = off" << k << " + j * " << nest.strides[k][rank - 1] << "LL;\n";
     os << "      " << name << "_g" << gi << "(b, i + j, ix);\n    }\n    i += n;\n  }\n}\n";
