@@ -145,17 +145,28 @@ void expect_no_overlap(const ScheduledGraph& s, const MemoryPlan& plan) {
     }
 }
 
-TEST(Passes, MemoryPlanReusesWithoutOverlapWritesInPlaceAndElidesAssignments) {
+/// A three-layer MLP's training step with SGD and momentum, and its sequential memory plan.
+struct MlpStep {
+  ScheduledGraph s;
+  MemoryPlan plan;
+};
+MlpStep mlp_step(bool fuse) {
   Graph g;
   auto x = g.input("x", {32, 16});
   auto y = g.input("y", {32}, i64);
   nn::Linear fc1(g, "fc1", 16, 64), fc2(g, "fc2", 64, 64), fc3(g, "fc3", 64, 10);
   auto loss = cross_entropy(fc3(relu(fc2(relu(fc1(x))))), y);
   optimizer_variable(g.impl_ptr(), kStepVariable, Shape{}, init::zeros(), i64);
+  MlpStep m;
+  m.s = compile_training_graph(g.impl(), {id_of(loss), {}, optim::SGD{.momentum = 0.9}, 0, 0, fuse});
+  const ValueId l = m.s.from_source(id_of(loss));
+  m.plan = plan_memory(*m.s.graph, m.s.schedule, build_dag(*m.s.graph, m.s.schedule, false, -1), {{l}, {}});
+  return m;
+}
+
+TEST(Passes, MemoryPlanReusesWithoutOverlapWritesInPlaceAndElidesAssignments) {
   // Unfused, so that the relus are nodes of their own (fused plans: the test below).
-  const ScheduledGraph s = compile_training_graph(g.impl(), {id_of(loss), {}, optim::SGD{.momentum = 0.9}, 0, 0, false});
-  const ValueId l = s.from_source(id_of(loss));
-  const MemoryPlan plan = plan_memory(*s.graph, s.schedule, build_dag(*s.graph, s.schedule, false, -1), {{l}, {}});
+  const auto [s, plan] = mlp_step(false);
   EXPECT_LT(plan.arena_bytes, plan.naive_bytes);
   expect_no_overlap(s, plan);
   int in_place = 0, elided = 0;
@@ -172,16 +183,8 @@ TEST(Passes, MemoryPlanReusesWithoutOverlapWritesInPlaceAndElidesAssignments) {
 }
 
 TEST(Passes, FusedMemoryPlanWritesInPlaceAndIntoVariablesWithoutOverlap) {
-  Graph g;
-  auto x = g.input("x", {32, 16});
-  auto y = g.input("y", {32}, i64);
-  nn::Linear fc1(g, "fc1", 16, 64), fc2(g, "fc2", 64, 64), fc3(g, "fc3", 64, 10);
-  auto loss = cross_entropy(fc3(relu(fc2(relu(fc1(x))))), y);
-  optimizer_variable(g.impl_ptr(), kStepVariable, Shape{}, init::zeros(), i64);
-  const ScheduledGraph s = compile_training_graph(g.impl(), {id_of(loss), {}, optim::SGD{.momentum = 0.9}, 0});
+  const auto [s, plan] = mlp_step(true);
   ASSERT_GT(s.fused, 0u);
-  const ValueId l = s.from_source(id_of(loss));
-  const MemoryPlan plan = plan_memory(*s.graph, s.schedule, build_dag(*s.graph, s.schedule, false, -1), {{l}, {}});
   expect_no_overlap(s, plan);
   int elided = 0;
   for (std::int32_t n : s.schedule)
