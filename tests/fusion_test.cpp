@@ -7,6 +7,8 @@
 #include <random>
 
 #include "codegen/emit_kernel.h"
+#include "compile/host_compiler.h"
+#include "compile/kernel_builder.h"
 #include "compile/nvrtc.h"
 #include "ir/fused.h"
 #include "ir/builder.h"
@@ -284,8 +286,23 @@ TEST(Fusion, SixteenBitFloatsLoadAndStoreThroughF32OnBothTargets) {
     o.arch = 90;
     EXPECT_FALSE(detail::Nvrtc::get()->compile(cuda, "k16.cu", o).image.empty());
   }
-  // The CPU wrapper of the same spec is valid C++ too (compiled in the CPU tests' way).
-  EXPECT_NE(detail::cpu_kernel_source(spec, "k16").find("extern \"C\" void k16("), std::string::npos);
+  // The CPU wrapper of the same spec: compiled, loaded and run against f32 arithmetic on the
+  // same rounded inputs (the row operand broadcast along the leading axis).
+  const detail::HostCompiler* cc = detail::HostCompiler::get();
+  if (cc == nullptr) GTEST_SKIP() << "no host compiler: " << detail::HostCompiler::unavailable_reason();
+  auto module = detail::LoadedModule::load(cc->compile(detail::cpu_kernel_source(spec, "k16"), "k16"), "k16");
+  auto fn = reinterpret_cast<detail::CpuKernelFn>(module->symbol("k16"));
+  std::mt19937 rng(9);
+  const Tensor a = test::random_tensor(grp.loop, f16, rng, -3, 3), b = test::random_tensor(Shape{8}, bf16, rng, -2, 2);
+  Tensor out = Tensor::empty(grp.loop, bf16);
+  void* buffers[] = {const_cast<void*>(a.raw_data()), const_cast<void*>(b.raw_data()), out.raw_data()};
+  fn(buffers, 0, 0, grp.loop.numel());
+  const std::vector<double> av = test::values(a), bv = test::values(b), ov = test::values(out);
+  for (std::size_t i = 0; i < ov.size(); ++i) {
+    const double p = av[i] * bv[i % 8];
+    const double want = 0.5 * p * (1.0 + std::erf(p / std::sqrt(2.0)));
+    EXPECT_NEAR(ov[i], want, 1e-2 * (1.0 + std::abs(want))) << "element " << i;  // bf16 keeps 8 bits
+  }
 }
 
 TEST(Fusion, LoopNestsMergeContiguousDimsAndKeepBroadcasts) {

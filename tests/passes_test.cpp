@@ -20,11 +20,7 @@ namespace {
 
 using namespace detail;
 
-int count(const GraphImpl& g, OpKind k) {
-  int n = 0;
-  for (const Node& node : g.nodes()) n += !node.dead && node.kind == k;
-  return n;
-}
+using test::count;
 
 TEST(Passes, EliminateDeadCodeKeepsRootsAssignsAndVariables) {
   Graph g;

@@ -44,11 +44,7 @@ using namespace detail;
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-int count(const GraphImpl& g, OpKind k) {
-  int n = 0;
-  for (const Node& node : g.nodes()) n += !node.dead && node.kind == k;
-  return n;
-}
+using test::count;
 
 int live(const GraphImpl& g) {
   int n = 0;

@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include "ir/graph_impl.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +12,12 @@
 #include <numeric>
 
 namespace trainrt::test {
+
+int count(const detail::GraphImpl& g, detail::OpKind k) {
+  int n = 0;
+  for (const detail::Node& node : g.nodes()) n += !node.dead && node.kind == k;
+  return n;
+}
 
 TempDir::TempDir() {
   namespace fs = std::filesystem;

@@ -11,7 +11,16 @@
 
 #include "trainrt/trainrt.hpp"
 
+namespace trainrt::detail {
+class GraphImpl;
+enum class OpKind : std::uint16_t;
+}  // namespace trainrt::detail
+
 namespace trainrt::test {
+
+/// Live nodes of kind `k` in an IR graph (tests that inspect what the passes made).
+int count(const detail::GraphImpl& g, detail::OpKind k);
+
 
 /// A directory of its own under the system temp directory (named after the process, the
 /// time and a counter), removed with everything in it.
