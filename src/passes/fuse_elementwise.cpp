@@ -139,7 +139,7 @@ class GroupBuilder {
 
  private:
   std::int32_t operand(ValueId old) {
-    const ValueId now = rw_.value(old).valid() ? ValueId{rw_.value(old).node(), rw_.value(old).output()} : ValueId{};
+    const ValueId now = id_of(rw_.value(old));
     auto it = std::find(operands_.begin(), operands_.end(), now);
     if (it != operands_.end()) return fused_operand_arg(static_cast<std::int32_t>(it - operands_.begin()));
     operands_.push_back(now);

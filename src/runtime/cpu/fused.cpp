@@ -28,9 +28,9 @@ class FusedKernel final : public Kernel {
   }
 
   void run(const KernelArgs& a) override {
-    const std::size_t ins = buffers_.size() - outputs();
+    const std::size_t ins = buffers_.size() - outputs_;
     for (std::size_t i = 0; i < ins; ++i) buffers_[i] = const_cast<void*>(a.in[i]);
-    for (std::size_t o = 0; o < outputs(); ++o) buffers_[ins + o] = a.out[o];
+    for (std::size_t o = 0; o < outputs_; ++o) buffers_[ins + o] = a.out[o];
     void* const* b = buffers_.data();
     const CpuKernelFn fn = kernel_.fn;
     parallel_for(static_cast<std::int64_t>(pieces_.size()), 1, [&](std::int64_t lo, std::int64_t hi) {
@@ -45,7 +45,6 @@ class FusedKernel final : public Kernel {
   struct Piece {
     std::int64_t group, begin, end;
   };
-  std::size_t outputs() const { return outputs_; }
   CpuKernel kernel_;
   std::vector<Piece> pieces_;
   std::size_t outputs_;
