@@ -2,6 +2,7 @@
 #pragma once
 
 #include "trainrt/data.hpp"
+#include "trainrt/dist.hpp"
 #include "trainrt/dtype.hpp"
 #include "trainrt/errors.hpp"
 #include "trainrt/graph.hpp"
