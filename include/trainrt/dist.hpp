@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "trainrt/dtype.hpp"
 
@@ -77,14 +78,27 @@ class Communicator {
   /// Returns when every rank has called it.
   virtual void barrier(std::chrono::milliseconds timeout) = 0;
 
-  // The same, with the default timeout.
+  // The same, with the default timeout. (An implementation that overrides the virtual
+  // functions brings these back into its scope with `using Communicator::all_reduce;` etc.)
   void all_reduce(void* data, std::size_t count, DType dtype, ReduceOp op = ReduceOp::sum) {
     all_reduce(data, count, dtype, op, default_timeout());
+  }
+  void reduce_scatter(const void* send, void* recv, std::size_t recv_count, DType dtype, ReduceOp op = ReduceOp::sum) {
+    reduce_scatter(send, recv, recv_count, dtype, op, default_timeout());
+  }
+  void all_gather(const void* send, void* recv, std::size_t send_count, DType dtype) {
+    all_gather(send, recv, send_count, dtype, default_timeout());
   }
   void broadcast(void* data, std::size_t count, DType dtype, int root = 0) {
     broadcast(data, count, dtype, root, default_timeout());
   }
   void barrier() { barrier(default_timeout()); }
 };
+
+/// `size` communicators joined inside this process (element r is rank r), over host memory:
+/// for tests, and for running data-parallel replicas as threads (each thread steps its own
+/// Program). Throws InvalidArgument for size < 1 or a non-positive timeout.
+std::vector<std::shared_ptr<Communicator>> local_communicators(
+    int size, std::chrono::milliseconds timeout = std::chrono::minutes(5));
 
 }  // namespace trainrt::dist

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "trainrt/dist.hpp"
 #include "trainrt/graph.hpp"
 #include "trainrt/optim.hpp"
 #include "trainrt/tensor.hpp"
@@ -27,6 +28,21 @@ struct Device {
   int index = 0;
   static Device cpu() { return {Kind::cpu, 0}; }
   static Device cuda(int index = 0) { return {Kind::cuda, index}; }
+};
+
+/// Data-parallel training over the ranks of a Communicator (trainrt/dist.hpp). Every rank
+/// builds the same graph, compiles it with its communicator and feeds its own part of each
+/// batch: the gradients are averaged over the ranks, so the parameters move as in one
+/// process training on the concatenated batch (when the loss is a mean over the batch).
+/// compile() checks that every rank built the same graph and options (an Error names the
+/// difference) and broadcasts rank 0's parameters and state to the others.
+struct DataParallel {
+  /// The ranks; null trains in this process alone. Host-memory communicators (MPI, local)
+  /// serve the CPU backend.
+  std::shared_ptr<dist::Communicator> communicator{};
+  /// Gradients are averaged in buckets of about this many bytes, each sent as soon as its
+  /// last gradient exists, while backward goes on.
+  std::size_t bucket_bytes = std::size_t{25} << 20;
 };
 
 /// Compute precision of the compiled step (mixed precision keeps f32 master weights).
@@ -58,6 +74,8 @@ struct CompileOptions {
   /// kept in the kernel cache). false runs every op with its own library kernel. Where no
   /// compiler exists and the cache lacks the kernels, the Program runs unfused (one warning).
   bool fusion = true;
+  /// Data-parallel training (see DataParallel); default: one process.
+  DataParallel data_parallel{};
 };
 
 /// One named tensor fed to a step.

@@ -45,6 +45,7 @@ GradRule rule_of(OpKind kind) {
     case OpFamily::Embedding: return grad_random_embedding;
     case OpFamily::Attention: return grad_attention;
     case OpFamily::State:
+    case OpFamily::Collective:  // made after differentiation (gradient sync)
     case OpFamily::Fused: return nullptr;  // fusion runs after differentiation
   }
   return nullptr;

@@ -53,13 +53,23 @@ std::string describe(const std::vector<ValueId>& vs) {
   return s;
 }
 
-template <class Compile>
-ScheduledGraph lookup_or_compile(const std::string& what, const GraphImpl& source, const std::string& request,
-                                 KernelCache& cache, bool& hit, const Compile& compile) {
+Digest program_key(const std::string& what, const GraphImpl& source, const std::string& request) {
   Sha256 h;
   h.update(cat(kProgramKeyVersion, "\n", what, "\n", request, "\n"));
   h.update(serialize_graph(source));
-  const Digest key = h.finish();
+  return h.finish();
+}
+
+std::string describe(const TrainingRequest& r) {
+  return cat("loss ", r.loss.node, ":", r.loss.output, " outputs ", describe(r.outputs), " ", describe(r.optimizer),
+             " seed ", r.seed, " budget ", r.memory_budget, " fuse ", r.fuse, " world ", r.world, " bucket ",
+             r.bucket_bytes);
+}
+
+template <class Compile>
+ScheduledGraph lookup_or_compile(const std::string& what, const GraphImpl& source, const std::string& request,
+                                 KernelCache& cache, bool& hit, const Compile& compile) {
+  const Digest key = program_key(what, source, request);
   hit = false;
   if (auto entry = cache.find(key, CacheKind::program)) {
     try {
@@ -81,9 +91,11 @@ ScheduledGraph lookup_or_compile(const std::string& what, const GraphImpl& sourc
 }  // namespace
 
 ScheduledGraph cached_training_graph(const GraphImpl& source, const TrainingRequest& r, KernelCache& cache, bool& hit) {
-  const std::string request = cat("loss ", r.loss.node, ":", r.loss.output, " outputs ", describe(r.outputs), " ",
-                                  describe(r.optimizer), " seed ", r.seed, " budget ", r.memory_budget, " fuse ", r.fuse);
-  return lookup_or_compile("training", source, request, cache, hit, [&] { return compile_training_graph(source, r); });
+  return lookup_or_compile("training", source, describe(r), cache, hit, [&] { return compile_training_graph(source, r); });
+}
+
+Digest training_graph_key(const GraphImpl& source, const TrainingRequest& request) {
+  return program_key("training", source, describe(request));
 }
 
 ScheduledGraph cached_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches, bool fuse,

@@ -12,6 +12,7 @@
 
 #include <vector>
 
+#include "core/sha256.h"
 #include "passes/pipeline.h"
 
 namespace trainrt::detail {
@@ -21,6 +22,10 @@ class KernelCache;
 /// compile_training_graph(source, request), or its cached result. `hit` tells which.
 ScheduledGraph cached_training_graph(const GraphImpl& source, const TrainingRequest& request, KernelCache& cache,
                                      bool& hit);
+
+/// The cache key of cached_training_graph(source, request): a fingerprint of everything that
+/// shapes the training step (data-parallel ranks compare theirs at compile()).
+Digest training_graph_key(const GraphImpl& source, const TrainingRequest& request);
 
 /// compile_evaluation_graph(source, fetches, fuse), or its cached result.
 ScheduledGraph cached_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches, bool fuse,

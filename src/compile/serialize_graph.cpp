@@ -32,7 +32,7 @@ using Reader = ByteReader;
 
 constexpr std::string_view kGraphMagic = "TRTGRAPH";
 constexpr std::string_view kScheduledMagic = "TRTSCHED";
-constexpr std::uint32_t kGraphFormatVersion = 1;
+constexpr std::uint32_t kGraphFormatVersion = 2;  // 2: collective ops
 constexpr std::uint32_t kOpCount = 0
 #define TRAINRT_OP_COUNT(name, str, family) +1
     TRAINRT_OP_LIST(TRAINRT_OP_COUNT);
@@ -200,6 +200,7 @@ void fields(F& f, A& a) {
   else if constexpr (std::is_same_v<T, NormAttrs>) f(a.momentum, a.eps, a.normalized_axes);
   else if constexpr (std::is_same_v<T, DropoutAttrs>) f(a.p, a.key);
   else if constexpr (std::is_same_v<T, AttentionAttrs>) f(a.causal, a.scale);
+  else if constexpr (std::is_same_v<T, CollectiveAttrs>) f(a.bucket, a.world, a.scale);
   else if constexpr (std::is_same_v<T, FusedAttrs>) f(a.body);
   else static_assert(std::is_same_v<T, NoAttrs>, "a new Attrs alternative needs its field list here");
 }

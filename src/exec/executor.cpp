@@ -69,7 +69,7 @@ Executor::Executor(const ScheduledGraph& graph, VariableStore& variables, cpu::O
       variable_of_[static_cast<std::size_t>(node)] = variables.find(nd.name);
       check_internal(variable_of_[static_cast<std::size_t>(node)] != nullptr, "a variable has no storage");
     }
-    kernels[static_cast<std::size_t>(node)] = cpu::make_kernel(cpu::KernelEnv{g, node, threads, dnn, options.fused_kernels});
+    kernels[static_cast<std::size_t>(node)] = cpu::make_kernel(cpu::KernelEnv{g, node, threads, dnn, options.fused_kernels, options.comm});
     if (kernels[static_cast<std::size_t>(node)])
       popts.scratch_bytes[static_cast<std::size_t>(node)] = kernels[static_cast<std::size_t>(node)]->scratch_bytes();
   }

@@ -27,6 +27,7 @@ struct ExecutorOptions {
   std::int32_t guard_node = -1;     // on_guard() runs right after this node
   bool inter_op = true;             // run independent nodes at the same time
   const std::vector<CpuKernel>* fused_kernels = nullptr;  // by node; must outlive the executor
+  dist::Communicator* comm = nullptr;                     // for collective nodes; must outlive it
 };
 
 class Executor {

@@ -18,6 +18,7 @@
 #include "core/element.h"
 #include "core/error.h"
 #include "core/logging.h"
+#include "exec/data_parallel.h"
 #include "exec/executor.h"
 #include "ir/builder.h"
 #include "ir/printer.h"
@@ -81,6 +82,7 @@ class ProgramImpl {
   std::uint64_t seed_;
   VariableStore variables_;
   cpu::OneDnn dnn_;
+  std::shared_ptr<dist::Communicator> comm_;  // data-parallel ranks, or null
   tbb::task_arena arena_;
   Plan train_;
   std::map<std::vector<ValueId>, Plan> eval_plans_;
@@ -128,8 +130,16 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
       threads_(resolve_threads(options.threads)),
       seed_(options.seed),
       dnn_(threads_),
-      arena_(threads_) {
+      comm_(options.data_parallel.communicator),
+      // A collective waits on its arena thread; one more slot keeps `threads` computing.
+      arena_(threads_ + (comm_ ? 1 : 0)) {
   check_device(options);
+  if (comm_ && comm_->device_memory())
+    fail(ErrorKind::Unsupported, cat("compile: DataParallel::communicator is a ", comm_->backend(),
+                                     " communicator over device memory, but the Program runs on the CPU; use a "
+                                     "host-memory communicator (dist::mpi_communicator)"));
+  if (comm_ && options.data_parallel.bucket_bytes == 0)
+    fail(ErrorKind::InvalidArgument, "compile: DataParallel::bucket_bytes must be > 0");
   source_ = graph.impl().clone();
   loss_ = source_id(loss, "the loss");
   const TensorType& lt = source_->type(loss_);
@@ -143,18 +153,25 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
   optimizer_variable(source_, kStepVariable, Shape{}, init::zeros(), DType::i64);
 
   const auto start = std::chrono::steady_clock::now();
-  const TrainingRequest request{loss_, outputs_, optimizer, seed_, options.memory_budget, fuse_};
+  TrainingRequest request{loss_, outputs_, optimizer, seed_, options.memory_budget, fuse_};
+  if (comm_) {
+    request.world = comm_->size();
+    request.bucket_bytes = options.data_parallel.bucket_bytes;
+    check_same_program(*comm_, training_graph_key(*source_, request), print_graph(*source_));
+  }
   bool hit = false;
   train_.graph = cached_training_graph(*source_, request, KernelCache::global(), hit);
   report_.program_cache_hit = hit;
   if (!load_kernels(train_)) {
     fuse_ = false;
-    train_.graph = cached_training_graph(*source_, {loss_, outputs_, optimizer, seed_, options.memory_budget, false},
-                                         KernelCache::global(), hit);
+    request.fuse = false;
+    train_.graph = cached_training_graph(*source_, request, KernelCache::global(), hit);
   }
   report_.fused_nodes = static_cast<std::int64_t>(train_.graph.fused);
   variables_.add_from(*train_.graph.graph, seed_);
+  if (comm_) broadcast_variables(*comm_, variables_);
   ExecutorOptions eo;
+  eo.comm = comm_.get();
   eo.inter_op = inter_op_;
   eo.fused_kernels = &train_.kernels;
   eo.keep_alive.push_back(train_.graph.from_source(loss_));

@@ -33,6 +33,7 @@ class VariableStore {
   VariableEntry* find(std::string_view name);
   const VariableEntry* find(std::string_view name) const;
   const std::deque<VariableEntry>& entries() const noexcept { return entries_; }
+  std::deque<VariableEntry>& entries() noexcept { return entries_; }
   std::size_t total_bytes() const;
   /// Throws NotFound listing the known names.
   [[noreturn]] void not_found(std::string_view name) const;

@@ -73,6 +73,9 @@ struct AttrsEqual {
   // Fused bodies compare by identity: the passes that compare attributes (CSE) run before
   // fusion, so two fused nodes are equal only when they share one body.
   bool operator()(const FusedAttrs& a, const FusedAttrs& b) const noexcept { return a.body == b.body; }
+  bool operator()(const CollectiveAttrs& a, const CollectiveAttrs& b) const noexcept {
+    return a.bucket == b.bucket && a.world == b.world && same(a.scale, b.scale);
+  }
   template <class T>
   bool operator()(const T&, const T&) const noexcept {
     static_assert(kMissingCase<T>, "attrs_equal: an alternative of Attrs has no case in ir/attrs.cpp (AttrsEqual)");
@@ -145,6 +148,9 @@ struct AttrsHash {
   std::uint64_t operator()(const DropoutAttrs& a) const noexcept { return Hasher(seed).add(a.p).add(a.key).value(); }
   std::uint64_t operator()(const AttentionAttrs& a) const noexcept {
     return Hasher(seed).add(a.causal).add(a.scale).value();
+  }
+  std::uint64_t operator()(const CollectiveAttrs& a) const noexcept {
+    return Hasher(seed).add(a.bucket).add(a.world).add(a.scale).value();
   }
   std::uint64_t operator()(const FusedAttrs& a) const noexcept {
     return Hasher(seed).add(static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(a.body.get()))).value();

@@ -77,9 +77,18 @@ struct AttentionAttrs {
   double scale = 1.0;
 };
 
+/// A collective over the ranks of a data-parallel job. `bucket` orders the collectives of a
+/// step (every rank issues them in this order); `scale` multiplies the combined result (1/world
+/// averages a sum); `world` is the number of ranks the graph was built for.
+struct CollectiveAttrs {
+  std::int64_t bucket = 0;
+  std::int64_t world = 1;
+  double scale = 1.0;
+};
+
 using Attrs = std::variant<NoAttrs, VariableAttrs, ConstantAttrs, ScalarAttrs, GeluAttrs, PermAttrs, SliceAttrs,
                            AxisAttrs, ReduceAttrs, MatmulAttrs, Conv2dAttrs, Pool2dAttrs, CrossEntropyAttrs, NormAttrs,
-                           DropoutAttrs, AttentionAttrs, FusedAttrs>;
+                           DropoutAttrs, AttentionAttrs, CollectiveAttrs, FusedAttrs>;
 
 // Equality and hashing (ir/attrs.cpp), for common-subexpression elimination and
 // fingerprints. Both are written as a std::visit over one overload per alternative, with a

@@ -34,6 +34,7 @@ std::vector<TensorType> infer_types(const GraphImpl& graph, const Node& node) {
     case OpFamily::Random:
     case OpFamily::Embedding: return infer_random_embedding(ctx);
     case OpFamily::Attention: return infer_attention(ctx);
+    case OpFamily::Collective: return infer_collective(ctx);
     case OpFamily::Fused: return node.outputs;  // made by the fusion passes with their types
   }
   check_internal(false, "unknown op family");

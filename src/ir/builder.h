@@ -78,5 +78,6 @@ std::vector<TensorType> infer_softmax_loss(const InferContext&);
 std::vector<TensorType> infer_norm(const InferContext&);
 std::vector<TensorType> infer_random_embedding(const InferContext&);
 std::vector<TensorType> infer_attention(const InferContext&);
+std::vector<TensorType> infer_collective(const InferContext&);
 
 }  // namespace trainrt::detail

@@ -55,6 +55,13 @@ std::vector<Value> attention_backward(const Value& g, const Value& q, const Valu
                                       const Value& mask, const Value& out, const Value& lse,
                                       const AttentionAttrs& attrs, const Loc& loc);
 
+/// Collectives of data-parallel training (ir/op_collective.cpp has their semantics).
+std::vector<Value> all_reduce(const std::vector<Value>& tensors, const CollectiveAttrs& attrs, const Loc& loc);
+Value reduce_scatter(const std::vector<Value>& tensors, const CollectiveAttrs& attrs, const Loc& loc);
+Value all_gather(const Value& shard, const CollectiveAttrs& attrs, const Loc& loc);
+/// Elements per rank of a reduce_scatter over `total` elements: ceil(total / world).
+std::int64_t collective_block(std::int64_t total, std::int64_t world);
+
 /// Makes `value` the new content of variable `target` at the end of the step.
 void assign(const Value& target, const Value& value, const Loc& loc);
 

@@ -10,6 +10,7 @@
 //   Softmax     softmax, log-softmax              Loss     cross-entropy
 //   Norm        batch and layer normalization     Random   dropout
 //   Embedding   table lookup                      Attention scaled dot-product attention
+//   Collective  data-parallel communication across ranks (passes/build_gradient_sync.h)
 //   Fused       a kernel made by the fusion passes from elementwise ops (ir/fused.h)
 // "...Backward" ops are produced by gradient rules only.
 #pragma once
@@ -97,10 +98,13 @@ namespace trainrt::detail {
   X(EmbeddingBackward, "embedding_backward", Embedding) \
   X(Attention, "attention", Attention)          \
   X(AttentionBackward, "attention_backward", Attention) \
+  X(AllReduce, "all_reduce", Collective)         \
+  X(ReduceScatter, "reduce_scatter", Collective) \
+  X(AllGather, "all_gather", Collective)         \
   X(Fused, "fused", Fused)
 
 enum class OpFamily : std::uint8_t {
-  State, Unary, Binary, Ternary, Shape, Reduce, Matmul, Conv, Pool, Softmax, Loss, Norm, Random, Embedding, Attention, Fused
+  State, Unary, Binary, Ternary, Shape, Reduce, Matmul, Conv, Pool, Softmax, Loss, Norm, Random, Embedding, Attention, Collective, Fused
 };
 
 enum class OpKind : std::uint16_t {

@@ -69,6 +69,9 @@ struct AttrPrinter {
   }
   void operator()(const DropoutAttrs& a) const { os << "p=" << a.p << " key=" << a.key; }
   void operator()(const AttentionAttrs& a) const { os << "scale=" << a.scale << (a.causal ? " causal" : ""); }
+  void operator()(const CollectiveAttrs& a) const {
+    os << "bucket=" << a.bucket << " world=" << a.world << " scale=" << a.scale;
+  }
   // A fused node's groups, one line each: "{loop [64,10]: %0=add(in0,in1) %1=relu(%0) -> out0=%1}".
   void operator()(const FusedAttrs& a) const {
     if (!a.body) return;

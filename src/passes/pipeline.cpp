@@ -3,6 +3,7 @@
 // Training step:
 //   1. lower_for_training      batch_norm/dropout take their training form
 //   2. build_gradients         reverse-mode autodiff of the loss w.r.t. every parameter
+//      bucket_gradients       data-parallel: average the gradients over the ranks, in buckets
 //   3. build_optimizer         the update, the learning-rate schedule, the step counter
 //   4. eliminate_dead_code     keep what the loss, the outputs and the assignments need
 //   5. simplify_algebra        exact local rewrites (x * 1, neg(neg(x)), permute of permute, ...)
@@ -34,6 +35,7 @@
 #include "ir/printer.h"
 #include "ir/verifier.h"
 #include "optim/build_optimizer.h"
+#include "passes/bucket_gradients.h"
 #include "passes/eliminate_common_subexpressions.h"
 #include "passes/eliminate_dead_code.h"
 #include "passes/fold_constants.h"
@@ -181,6 +183,14 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
     std::vector<ValueId> wrt;
     for (const Value& p : params) wrt.push_back(id_of(p));
     grads = build_gradients(g, loss, wrt);
+    return true;
+  }, &g);
+  log.run("bucket_gradients", [&] {
+    if (request.world <= 0 || grads.empty()) return false;
+    const Phase saved = g->phase();
+    g->set_phase(Phase::backward);
+    grads = average_gradients(grads, request.world, request.bucket_bytes);
+    g->set_phase(saved);
     return true;
   }, &g);
   if (!trains) params.clear();

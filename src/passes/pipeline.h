@@ -27,6 +27,10 @@ struct TrainingRequest {
   std::uint64_t seed = 0;
   std::size_t memory_budget = 0;  // 0: keep every activation (CompileOptions::memory_budget)
   bool fuse = true;               // run the fusion passes (CompileOptions::fusion)
+  // Data parallelism (CompileOptions::data_parallel): world > 0 averages the gradients over
+  // that many ranks with bucketed collectives (passes/bucket_gradients.h).
+  std::int64_t world = 0;
+  std::size_t bucket_bytes = std::size_t{25} << 20;
 };
 
 /// `source` must hold the step counter variable (passes/lower_mode.h). Throws on invalid

@@ -21,8 +21,18 @@ Dag build_dag(const GraphImpl& graph, const std::vector<std::int32_t>& order, bo
   Dag dag;
   dag.preds.resize(static_cast<std::size_t>(graph.size()));
   if (guard_node >= 0) dag.barriers.push_back(guard_node);
-  for (std::int32_t node : order)
-    if (checks_data(graph.node(node).kind)) dag.barriers.push_back(node);
+  // Collectives may throw too (a peer failed); and every rank must issue them in one order,
+  // so each waits for the one before it in the schedule.
+  std::int32_t last_collective = -1;
+  for (std::int32_t node : order) {
+    const OpKind kind = graph.node(node).kind;
+    const bool collective = op_family(kind) == OpFamily::Collective;
+    if (checks_data(kind) || collective) dag.barriers.push_back(node);
+    if (collective) {
+      if (last_collective >= 0) dag.preds[static_cast<std::size_t>(node)].push_back(last_collective);
+      last_collective = node;
+    }
+  }
   std::vector<std::vector<std::int32_t>> readers(static_cast<std::size_t>(graph.size()));  // of each variable
   for (std::int32_t node : order) {
     const Node& n = graph.node(node);

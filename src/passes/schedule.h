@@ -10,7 +10,9 @@
 // executor can run independent nodes at once: every node after the producers of its
 // operands; an assignment after every other reader of its variable; and every assignment
 // after the barriers — the guard node (the finite-loss check) and every node whose kernel
-// checks its data (checks_data): a step that throws leaves every variable as it was. The
+// checks its data (checks_data) or is a collective: a step that throws leaves every variable
+// as it was. Collectives also wait for each other in schedule order, the order every rank
+// issues them in. The
 // memory plan adds no edges: it only reuses memory between nodes this DAG already orders
 // (passes/plan_memory.h), and lets a producer write into a variable only when the barriers
 // are among its ancestors.

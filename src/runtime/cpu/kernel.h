@@ -19,6 +19,10 @@
 #include "compile/kernel_builder.h"
 #include "ir/graph_impl.h"
 
+namespace trainrt::dist {
+class Communicator;
+}
+
 namespace trainrt::detail::cpu {
 
 class OneDnn;
@@ -47,6 +51,7 @@ struct KernelEnv {
   int threads;  // size of the Program's task arena
   OneDnn& dnn;
   const std::vector<CpuKernel>* fused = nullptr;  // compiled kernels of fused nodes, by node
+  dist::Communicator* comm = nullptr;              // data-parallel programs: their ranks
   const Node& n() const { return graph.node(node); }
   const TensorType& in(std::size_t i) const { return graph.type(n().inputs[i]); }
   bool has(std::size_t i) const { return i < n().inputs.size() && n().inputs[i].valid(); }
@@ -71,6 +76,7 @@ std::unique_ptr<Kernel> make_embedding_kernel(const KernelEnv& env);
 std::unique_ptr<Kernel> make_dropout_kernel(const KernelEnv& env);
 std::unique_ptr<Kernel> make_attention_kernel(const KernelEnv& env);
 std::unique_ptr<Kernel> make_fused_kernel(const KernelEnv& env);  // runtime/cpu/fused.cpp
+std::unique_ptr<Kernel> make_collective_kernel(const KernelEnv& env);
 
 /// Throws Unsupported naming the op, its dtype and the CPU backend.
 [[noreturn]] void unsupported_dtype(const KernelEnv& env, DType dtype);

@@ -1,0 +1,257 @@
+// Data-parallel training with ranks joined in one process (dist::local_communicators): the
+// averaged-gradient step must move the parameters as one process training on the
+// concatenated batch; ranks that built different graphs, and a rank that stalls, must end
+// every rank with a clear Error.
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <thread>
+
+#include "passes/bucket_gradients.h"
+#include "test_util.h"
+
+namespace trainrt {
+namespace {
+
+constexpr int kFeatures = 6, kClasses = 4;
+
+/// x[batch, 6] -> linear(6, hidden) -> tanh -> linear(hidden, 4) -> cross_entropy (a mean).
+struct Mlp {
+  Graph g;
+  Value loss;
+  explicit Mlp(std::int64_t batch, std::int64_t hidden = 16) {
+    const Value x = g.input("x", {batch, kFeatures});
+    const Value y = g.input("y", {batch}, i64);
+    nn::Linear fc1(g, "fc1", kFeatures, hidden), fc2(g, "fc2", hidden, kClasses);
+    loss = cross_entropy(fc2(tanh(fc1(x))), y);
+  }
+};
+
+/// Step `s`'s global batch of `rows`; rank r's part is rows [r*rows/world, (r+1)*rows/world).
+struct Batch {
+  std::vector<float> x;
+  std::vector<std::int64_t> y;
+};
+Batch global_batch(int s, int rows) {
+  std::mt19937 rng(static_cast<unsigned>(1000 + s));
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  Batch b;
+  for (int i = 0; i < rows * kFeatures; ++i) b.x.push_back(u(rng));
+  // A learnable label: the class whose fixed feature pair sums highest.
+  for (int i = 0; i < rows; ++i) {
+    const float* row = b.x.data() + static_cast<std::ptrdiff_t>(i) * kFeatures;
+    std::int64_t best = 0;
+    for (int k = 1; k < kClasses; ++k)
+      if (row[k] + row[k + 2] > row[best] + row[best + 2]) best = k;
+    b.y.push_back(best);
+  }
+  return b;
+}
+Feeds part(const Batch& b, int rank, int world) {
+  const auto rows = static_cast<std::int64_t>(b.y.size()) / world;
+  const auto x0 = b.x.begin() + rank * rows * kFeatures;
+  const auto y0 = b.y.begin() + rank * rows;
+  return {{"x", Tensor::from_vector<float>({rows, kFeatures}, std::vector<float>(x0, x0 + rows * kFeatures))},
+          {"y", Tensor::from_vector<std::int64_t>({rows}, std::vector<std::int64_t>(y0, y0 + rows))}};
+}
+
+/// Runs fn(rank) on `world` threads; rethrows nothing, returns each rank's exception.
+std::vector<std::exception_ptr> on_ranks(int world, const std::function<void(int)>& fn) {
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(world));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        fn(r);
+      } catch (...) {
+        errors[static_cast<std::size_t>(r)] = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  return errors;
+}
+
+std::string message_of(const std::exception_ptr& e) {
+  if (!e) return "(no error)";
+  try {
+    std::rethrow_exception(e);
+  } catch (const Error& err) {
+    return err.what();
+  } catch (const std::exception& err) {
+    return std::string("not a trainrt::Error: ") + err.what();
+  }
+}
+
+std::vector<Tensor> parameters(const Program& p) {
+  std::vector<Tensor> out;
+  for (const std::string& n : p.variables(VariableKind::parameter)) out.push_back(p.get(n));
+  return out;
+}
+
+struct Case {
+  int world;
+  optim::Optimizer optimizer;
+  std::size_t bucket_bytes;
+};
+
+class MatchesOneProcess : public ::testing::TestWithParam<Case> {};
+
+TEST_P(MatchesOneProcess, OnTheConcatenatedBatch) {
+  const Case c = GetParam();
+  constexpr int kSteps = 12, kRows = 12;  // the global batch: 12 rows, split over the ranks
+  Mlp full(kRows);
+  Program reference = compile(full.g, full.loss, c.optimizer, {.threads = 2, .seed = 7});
+  std::vector<float> reference_losses;
+  for (int s = 0; s < kSteps; ++s) reference_losses.push_back(reference.step(part(global_batch(s % 3, kRows), 0, 1)).get());
+
+  const auto comms = dist::local_communicators(c.world, std::chrono::seconds(60));
+  std::vector<std::vector<Tensor>> params(static_cast<std::size_t>(c.world));
+  std::vector<std::vector<float>> losses(static_cast<std::size_t>(c.world));
+  const auto errors = on_ranks(c.world, [&](int r) {
+    Mlp local(kRows / c.world);
+    CompileOptions o{.threads = 2, .seed = 7};
+    o.data_parallel = {.communicator = comms[static_cast<std::size_t>(r)], .bucket_bytes = c.bucket_bytes};
+    Program p = compile(local.g, local.loss, c.optimizer, o);
+    for (int s = 0; s < kSteps; ++s)
+      losses[static_cast<std::size_t>(r)].push_back(p.step(part(global_batch(s % 3, kRows), r, c.world)).get());
+    params[static_cast<std::size_t>(r)] = parameters(p);
+  });
+  for (int r = 0; r < c.world; ++r) ASSERT_FALSE(errors[static_cast<std::size_t>(r)]) << message_of(errors[static_cast<std::size_t>(r)]);
+
+  const std::vector<Tensor> want = parameters(reference);
+  for (int r = 0; r < c.world; ++r) {
+    ASSERT_EQ(params[static_cast<std::size_t>(r)].size(), want.size());
+    // Summation order differs (per-rank sums, then over the ranks): a few f32 ulps per step.
+    for (std::size_t i = 0; i < want.size(); ++i)
+      EXPECT_CLOSE(params[static_cast<std::size_t>(r)][i], want[i], 1e-5, 1e-4) << "rank " << r << " parameter " << i;
+    // Every rank holds the same parameters, bit for bit (they apply the same averaged update).
+    for (std::size_t i = 0; i < want.size(); ++i)
+      EXPECT_EQ(std::memcmp(params[static_cast<std::size_t>(r)][i].raw_data(), params[0][i].raw_data(), want[i].nbytes()), 0);
+  }
+  // The mean of the ranks' losses is the loss of the whole batch.
+  for (int s = 0; s < kSteps; ++s) {
+    double mean = 0;
+    for (int r = 0; r < c.world; ++r) mean += losses[static_cast<std::size_t>(r)][static_cast<std::size_t>(s)];
+    EXPECT_NEAR(mean / c.world, reference_losses[static_cast<std::size_t>(s)], 2e-5) << "step " << s;
+  }
+  // Three batches, cycled: the model must fit them.
+  EXPECT_LT(reference_losses[kSteps - 1] + reference_losses[kSteps - 2] + reference_losses[kSteps - 3],
+            0.8f * (reference_losses[0] + reference_losses[1] + reference_losses[2]))
+      << "the model must learn";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    DataParallel, MatchesOneProcess,
+    ::testing::Values(Case{2, optim::SGD{.lr = 0.3, .momentum = 0.9}, 256},  // several buckets
+                      Case{3, optim::SGD{.lr = 0.3, .momentum = 0.9}, 256},
+                      Case{2, optim::Adam{.lr = 0.02}, std::size_t{25} << 20},  // one bucket
+                      Case{3, optim::AdamW{.lr = 0.02, .weight_decay = 0.1}, 1}),  // a bucket per tensor
+    [](const ::testing::TestParamInfo<Case>& param) { return "case" + std::to_string(param.index); });
+
+TEST(DataParallel, BucketsFollowTheSizeAndReverseOrder) {
+  Graph g;
+  std::vector<Value> grads{g.input("a", {100}), g.input("b", {10}), g.input("c", {300}), g.input("d", {5}, f64)};
+  // Reverse order: d (f64, own dtype), c (1200 B: closes at 1000), b + a.
+  const auto buckets = detail::plan_buckets(grads, 1000);
+  ASSERT_EQ(buckets.size(), 3u);
+  EXPECT_EQ(buckets[0], (std::vector<std::size_t>{3}));
+  EXPECT_EQ(buckets[1], (std::vector<std::size_t>{2}));
+  EXPECT_EQ(buckets[2], (std::vector<std::size_t>{1, 0}));
+  EXPECT_EQ(detail::plan_buckets(grads, std::size_t{1} << 30).size(), 2u) << "one per dtype";
+}
+
+TEST(DataParallel, TheStepHoldsOneAllReducePerBucket) {
+  const auto comms = dist::local_communicators(1);
+  Mlp m(4);
+  CompileOptions o;
+  o.data_parallel = {.communicator = comms[0], .bucket_bytes = 1};  // every gradient its own bucket
+  Program p = compile(m.g, m.loss, optim::SGD{.lr = 0.1}, o);
+  const std::string text = p.to_string();
+  std::size_t n = 0;
+  for (std::size_t at = text.find("all_reduce"); at != std::string::npos; at = text.find("all_reduce", at + 1)) ++n;
+  EXPECT_EQ(n, 4u) << text;  // fc1.weight, fc1.bias, fc2.weight, fc2.bias
+  for (int s = 0; s < 3; ++s) EXPECT_GT(p.step(part(global_batch(s, 4), 0, 1)).get(), 0.0f);
+  EXPECT_EQ(p.stats().allocations_in_steps, 0) << "collectives allocate nothing per step";
+}
+
+TEST(DataParallel, RanksThatBuiltDifferentGraphsFailAtCompile) {
+  const auto comms = dist::local_communicators(3, std::chrono::seconds(30));
+  const auto errors = on_ranks(3, [&](int r) {
+    Mlp m(4, r == 2 ? 17 : 16);  // rank 2 has a wider hidden layer
+    CompileOptions o;
+    o.data_parallel = {.communicator = comms[static_cast<std::size_t>(r)]};
+    compile(m.g, m.loss, optim::SGD{.lr = 0.1}, o);
+  });
+  for (int r = 0; r < 3; ++r) ASSERT_TRUE(errors[static_cast<std::size_t>(r)]) << "rank " << r << " must fail";
+  const std::string two = message_of(errors[2]);
+  EXPECT_NE(two.find("rank 2 of 3"), std::string::npos) << two;
+  EXPECT_NE(two.find("f32[17,6]"), std::string::npos) << "names the differing shape: " << two;
+  EXPECT_NE(two.find("f32[16,6]"), std::string::npos) << two;
+  const std::string zero = message_of(errors[0]);
+  EXPECT_NE(zero.find("rank(s) 2 built a different"), std::string::npos) << zero;
+}
+
+TEST(DataParallel, RanksWithDifferentOptionsFailAtCompile) {
+  const auto comms = dist::local_communicators(2, std::chrono::seconds(30));
+  const auto errors = on_ranks(2, [&](int r) {
+    Mlp m(4);
+    CompileOptions o{.seed = static_cast<std::uint64_t>(r)};
+    o.data_parallel = {.communicator = comms[static_cast<std::size_t>(r)]};
+    compile(m.g, m.loss, optim::SGD{.lr = 0.1}, o);
+  });
+  EXPECT_NE(message_of(errors[1]).find("compile options differ"), std::string::npos) << message_of(errors[1]);
+  EXPECT_TRUE(errors[0]);
+}
+
+TEST(DataParallel, AStalledRankEndsEveryRankWithAnErrorWithinTheTimeout) {
+  using namespace std::chrono;
+  const auto timeout = milliseconds(400);
+  const auto comms = dist::local_communicators(2, timeout);
+  std::vector<double> failed_after(2, -1);
+  const auto errors = on_ranks(2, [&](int r) {
+    Mlp m(4);
+    CompileOptions o{.threads = 1};
+    o.data_parallel = {.communicator = comms[static_cast<std::size_t>(r)]};
+    Program p = compile(m.g, m.loss, optim::SGD{.lr = 0.1}, o);
+    p.step(part(global_batch(0, 8), r, 2));
+    if (r == 1) std::this_thread::sleep_for(timeout * 3);  // rank 1 stalls
+    const auto start = steady_clock::now();
+    try {
+      p.step(part(global_batch(1, 8), r, 2));
+    } catch (...) {
+      failed_after[static_cast<std::size_t>(r)] = duration<double>(steady_clock::now() - start).count();
+      throw;
+    }
+  });
+  const std::string zero = message_of(errors[0]), one = message_of(errors[1]);
+  EXPECT_NE(zero.find("timed out after 400 ms"), std::string::npos) << zero;
+  EXPECT_NE(zero.find("all_reduce of bucket"), std::string::npos) << "names the collective: " << zero;
+  EXPECT_LT(failed_after[0], 0.4 + 1.0) << "within the timeout (plus slack for a loaded machine)";
+  EXPECT_NE(one.find("broken"), std::string::npos) << "the late rank fails at once: " << one;
+  EXPECT_LT(failed_after[1], 0.5);
+}
+
+TEST(DataParallel, ADeviceMemoryCommunicatorIsRefusedOnTheCpu) {
+  class DeviceComm final : public dist::Communicator {
+   public:
+    int rank() const noexcept override { return 0; }
+    int size() const noexcept override { return 1; }
+    std::string_view backend() const noexcept override { return "fake-device"; }
+    bool device_memory() const noexcept override { return true; }
+    std::chrono::milliseconds default_timeout() const noexcept override { return std::chrono::milliseconds(1); }
+    void all_reduce(void*, std::size_t, DType, dist::ReduceOp, std::chrono::milliseconds) override {}
+    void reduce_scatter(const void*, void*, std::size_t, DType, dist::ReduceOp, std::chrono::milliseconds) override {}
+    void all_gather(const void*, void*, std::size_t, DType, std::chrono::milliseconds) override {}
+    void broadcast(void*, std::size_t, DType, int, std::chrono::milliseconds) override {}
+    void barrier(std::chrono::milliseconds) override {}
+  };
+  Mlp m(4);
+  CompileOptions o;
+  o.data_parallel = {.communicator = std::make_shared<DeviceComm>()};
+  test::expect_error([&] { compile(m.g, m.loss, optim::SGD{}, o); }, ErrorKind::Unsupported,
+                     {"fake-device", "device memory", "CPU"});
+}
+
+}  // namespace
+}  // namespace trainrt
