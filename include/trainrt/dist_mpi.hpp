@@ -18,19 +18,24 @@
 // count and dtype, this rank, the time waited and the likely cause, and the communicator is
 // broken: later calls throw at once. The abandoned operation may still hold the buffers it
 // was given, so after such an error the process should report and exit (non-zero) rather
-// than reuse them. What happens to the other ranks when one fails, with Open MPI 4.1:
-//   - A rank that exits non-zero or dies (a signal, an uncaught exception): by default
-//     mpirun kills the whole job at once and reports which rank failed first.
-//   - With `mpirun --enable-recovery` (or `--mca orte_abort_on_non_zero_status 0`) the
-//     survivors keep running; a collective that needs the dead rank never completes (shared
-//     memory gives no notice of a dead peer), so it ends with the timeout Error on every
-//     survivor. tests/dist_mpi_fault_test.sh checks both.
+// than reuse them. What happens to the other ranks when one fails, with Open MPI 4.1
+// (tests/dist_mpi_fault_test.sh checks each case):
 //   - A rank that stalls (a deadlock, a long pause, a different collective): the others
-//     throw the timeout Error.
+//     throw the timeout Error. By default, the first rank to exit non-zero makes mpirun kill
+//     the whole job (the stalled rank too) and exit non-zero.
+//   - A rank that dies (a signal): by default mpirun kills the whole job at once and reports
+//     the dead rank and its signal; nobody waits for the timeout.
+//   - Under `mpirun --enable-recovery` the survivors keep running: a collective that needs
+//     the dead or stalled rank never completes (shared memory gives no notice of a dead
+//     peer), so it ends with the timeout Error on every survivor. mpirun then exits 0 even
+//     though ranks exited non-zero: check the ranks' own reports.
+//   - Avoid `--mca orte_abort_on_non_zero_status 0`: after a rank is killed, every survivor
+//     ends with the timeout Error, but Open MPI 4.1.4's mpirun never exits.
 //
 // Element types and operations: all trainrt::DType values. f16 and bf16 are combined by
 // user-defined MPI operations computing in f32 and rounding to nearest even at each step.
-// For boolean, sum and max are logical or, min is logical and. Integer sums wrap as MPI's do.
+// For boolean, sum and max are logical or, min is logical and. Integer sums are not checked
+// for overflow (as in MPI).
 // Counts above INT_MAX (or 1 GiB per message) are split into several MPI calls.
 #pragma once
 
