@@ -8,6 +8,12 @@
 //   "rank R: later call: <message>"               what the next call (a barrier) threw
 //   "rank R: all_reduce completed after T ms"     it did not (exit 0)
 // The script checks the lines, the exit status and the time the job took.
+//
+//   dist_mpi_fault single
+//
+// One process that initializes MPI itself with MPI_THREAD_SINGLE: mpi_communicator() must
+// refuse it ("rank -1: unexpected error: ..." naming the thread level, exit 4).
+#include <mpi.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,8 +28,22 @@
 #include "trainrt/errors.hpp"
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "single") {
+    int provided = 0;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_SINGLE, &provided);
+    int status = 0;
+    try {
+      trainrt::dist::mpi_communicator();
+      std::printf("rank 0: the communicator was created\n");
+    } catch (const trainrt::Error& e) {
+      std::printf("rank -1: unexpected error (kind %s): %s\n", trainrt::to_string(e.kind()), e.what());
+      status = 4;
+    }
+    MPI_Finalize();
+    return status;
+  }
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s <stall|kill> <timeout_ms> [stall_ms]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s <stall|kill> <timeout_ms> [stall_ms] | single\n", argv[0]);
     return 2;
   }
   const std::string mode = argv[1];
