@@ -42,5 +42,9 @@ if(NOT TRAINRT_MPI STREQUAL "OFF")
     set(TRAINRT_WITH_MPI ON)
   endif()
 endif()
-message(STATUS "trainrt: MPI communicator ${TRAINRT_WITH_MPI} (TRAINRT_MPI=${TRAINRT_MPI}"
-               "; MPI ${MPI_C_VERSION}; launcher ${MPIEXEC_EXECUTABLE})")
+if(TRAINRT_WITH_MPI)
+  message(STATUS "trainrt: MPI communicator ON (TRAINRT_MPI=${TRAINRT_MPI}; MPI ${MPI_C_VERSION}; "
+                 "launcher ${MPIEXEC_EXECUTABLE})")
+else()
+  message(STATUS "trainrt: MPI communicator OFF (TRAINRT_MPI=${TRAINRT_MPI})")
+endif()

@@ -267,11 +267,7 @@ void MpiCommunicator::reduce_scatter(const void* send, void* recv, std::size_t r
   }
   // Split: gather piece [offset, offset + n) of every block into `scratch_` (rank order), then
   // reduce-scatter that; the scratch buffer outlives a failed call (see the destructor).
-  const std::size_t scratch_bytes = chunk * e * ranks;
-  if (scratch_bytes_ < scratch_bytes) {
-    scratch_ = std::make_unique<std::byte[]>(scratch_bytes);
-    scratch_bytes_ = scratch_bytes;
-  }
+  scratch_ = std::make_unique_for_overwrite<std::byte[]>(chunk * e * ranks);
   for (std::size_t offset = 0; offset < recv_count; offset += chunk) {
     const std::size_t n = std::min(chunk, recv_count - offset);
     for (std::size_t r = 0; r < ranks; ++r)
@@ -281,6 +277,7 @@ void MpiCommunicator::reduce_scatter(const void* send, void* recv, std::size_t r
                                        comm_, &request),
              request, "MPI_Ireduce_scatter_block", call);
   }
+  scratch_.reset();  // up to 1 GiB: not kept between calls
 }
 
 void MpiCommunicator::barrier(milliseconds timeout) {

@@ -84,8 +84,8 @@ class MpiCommunicator final : public dist::Communicator {
   int size_ = 1;
   std::chrono::milliseconds timeout_;
   std::size_t max_message_bytes_;
-  std::unique_ptr<std::byte[]> scratch_;  // reduce_scatter's packed blocks when split
-  std::size_t scratch_bytes_ = 0;
+  // reduce_scatter's packed blocks while a split call runs; kept by a failed call (see ~).
+  std::unique_ptr<std::byte[]> scratch_;
   std::string broken_;  // the failure that broke the communicator, empty while usable
 };
 
