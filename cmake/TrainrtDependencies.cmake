@@ -24,3 +24,27 @@ if(NOT TRAINRT_CUDA STREQUAL "OFF")
 endif()
 message(STATUS "trainrt: CUDA support ${TRAINRT_WITH_CUDA} (TRAINRT_CUDA=${TRAINRT_CUDA}"
                "${CUDAToolkit_VERSION}${CUDAToolkit_VERSION_MAJOR})")
+
+# MPI (DESIGN decision 8): only the separate library trainrt::mpi links it, so libtrainrt and
+# single-process applications never need it. AUTO builds trainrt::mpi when MPI's C bindings
+# are found (Debian: libopenmpi-dev openmpi-bin); ON requires them; OFF skips it.
+set(TRAINRT_MPI AUTO CACHE STRING "MPI communicator (trainrt::mpi): AUTO (build when MPI is found), ON (require it), OFF")
+set_property(CACHE TRAINRT_MPI PROPERTY STRINGS AUTO ON OFF)
+set(TRAINRT_WITH_MPI OFF)
+if(NOT TRAINRT_MPI STREQUAL "OFF")
+  enable_language(C)  # FindMPI's C component probes with the C compiler
+  if(TRAINRT_MPI STREQUAL "ON")
+    find_package(MPI REQUIRED COMPONENTS C)
+  else()
+    find_package(MPI QUIET COMPONENTS C)
+  endif()
+  if(MPI_C_FOUND)
+    set(TRAINRT_WITH_MPI ON)
+  endif()
+endif()
+if(TRAINRT_WITH_MPI)
+  message(STATUS "trainrt: MPI communicator ON (TRAINRT_MPI=${TRAINRT_MPI}; MPI ${MPI_C_VERSION}; "
+                 "launcher ${MPIEXEC_EXECUTABLE})")
+else()
+  message(STATUS "trainrt: MPI communicator OFF (TRAINRT_MPI=${TRAINRT_MPI})")
+endif()

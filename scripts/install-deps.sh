@@ -7,6 +7,7 @@ packages=(
   cmake ninja-build g++ ccache pkg-config  # toolchain
   libtbb-dev libspdlog-dev libdnnl-dev zlib1g-dev  # libtrainrt's dependencies
   libgtest-dev  # tests
+  libopenmpi-dev openmpi-bin  # trainrt::mpi, the MPI communicator (optional), and its tests
   dataset-fashion-mnist  # the example trainer's default data
 )
 run=()
