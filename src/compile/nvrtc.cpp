@@ -3,7 +3,6 @@
 #include "compile/nvrtc.h"
 
 #include <dlfcn.h>
-#include <link.h>
 
 #include <algorithm>
 #include <cctype>
@@ -14,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/dynamic_library.h"
 #include "core/error.h"
 #include "core/logging.h"
 
@@ -182,20 +182,6 @@ class ProgramGuard {
   ProgramHandle program_;
 };
 
-template <class Fn>
-void bind(void* handle, const char* symbol, Fn& fn, std::vector<std::string>& missing) {
-  fn = reinterpret_cast<Fn>(dlsym(handle, symbol));
-  if (fn == nullptr) missing.emplace_back(symbol);
-}
-
-// The file a dlopen handle was loaded from (the loader's search resolved a bare name).
-std::string loaded_path(void* handle, const std::string& fallback) {
-  link_map* map = nullptr;
-  if (dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map != nullptr && map->l_name != nullptr && *map->l_name != '\0')
-    return map->l_name;
-  return fallback;
-}
-
 // NVRTC 13 dlopens "libnvrtc-builtins.so.<major>.<minor>" (".alt" in the name for
 // libnvrtc.alt) by bare name, so the loader looks on its own path and never beside libnvrtc.
 // Loading the copy beside it first makes NVRTC's lookup find that one by soname.
@@ -271,19 +257,19 @@ std::unique_ptr<Nvrtc> Nvrtc::open(const std::string& library,
   nv->path_ = loaded_path(handle, library);
 
   std::vector<std::string> missing;
-  bind(handle, "nvrtcGetErrorString", api.get_error_string, missing);
-  bind(handle, "nvrtcVersion", api.version, missing);
-  bind(handle, "nvrtcGetNumSupportedArchs", api.get_num_supported_archs, missing);
-  bind(handle, "nvrtcGetSupportedArchs", api.get_supported_archs, missing);
-  bind(handle, "nvrtcCreateProgram", api.create_program, missing);
-  bind(handle, "nvrtcDestroyProgram", api.destroy_program, missing);
-  bind(handle, "nvrtcCompileProgram", api.compile_program, missing);
-  bind(handle, "nvrtcGetProgramLogSize", api.get_program_log_size, missing);
-  bind(handle, "nvrtcGetProgramLog", api.get_program_log, missing);
-  bind(handle, "nvrtcGetPTXSize", api.get_ptx_size, missing);
-  bind(handle, "nvrtcGetPTX", api.get_ptx, missing);
-  bind(handle, "nvrtcGetCUBINSize", api.get_cubin_size, missing);
-  bind(handle, "nvrtcGetCUBIN", api.get_cubin, missing);
+  bind_symbol(handle, "nvrtcGetErrorString", api.get_error_string, missing);
+  bind_symbol(handle, "nvrtcVersion", api.version, missing);
+  bind_symbol(handle, "nvrtcGetNumSupportedArchs", api.get_num_supported_archs, missing);
+  bind_symbol(handle, "nvrtcGetSupportedArchs", api.get_supported_archs, missing);
+  bind_symbol(handle, "nvrtcCreateProgram", api.create_program, missing);
+  bind_symbol(handle, "nvrtcDestroyProgram", api.destroy_program, missing);
+  bind_symbol(handle, "nvrtcCompileProgram", api.compile_program, missing);
+  bind_symbol(handle, "nvrtcGetProgramLogSize", api.get_program_log_size, missing);
+  bind_symbol(handle, "nvrtcGetProgramLog", api.get_program_log, missing);
+  bind_symbol(handle, "nvrtcGetPTXSize", api.get_ptx_size, missing);
+  bind_symbol(handle, "nvrtcGetPTX", api.get_ptx, missing);
+  bind_symbol(handle, "nvrtcGetCUBINSize", api.get_cubin_size, missing);
+  bind_symbol(handle, "nvrtcGetCUBIN", api.get_cubin, missing);
   if (!missing.empty())
     fail(ErrorKind::Unsupported,
          cat(nv->path_, " is not a usable NVRTC (NVRTC 11.2 or newer is needed): it lacks ", join(missing, ", ")));

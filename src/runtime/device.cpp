@@ -47,6 +47,7 @@ CudaProbe run_probe() {
     return p;
   }
   p.device_count = n;
+  p.driver = lib;
   if (n == 0) p.reason = "the driver reports no CUDA device";
   // The library stays loaded: a later CUDA backend uses the same handle.
   return p;

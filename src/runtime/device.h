@@ -7,11 +7,13 @@ namespace trainrt::detail {
 
 struct CudaProbe {
   int device_count = 0;
-  std::string reason;  // why there is no device, when device_count == 0
+  std::string reason;     // why there is no device, when device_count == 0
+  void* driver = nullptr;  // the dlopen handle of libcuda.so.1 once cuInit succeeded; it stays loaded
 };
 
 /// Loads the CUDA driver (libcuda.so.1) with dlopen and counts devices. Never throws:
-/// "no driver" and "no device" are ordinary answers. The result is computed once.
+/// "no driver" and "no device" are ordinary answers. The result is computed once. Code that
+/// calls the driver (the NCCL communicator) resolves its entry points from `driver`.
 const CudaProbe& probe_cuda();
 
 }  // namespace trainrt::detail

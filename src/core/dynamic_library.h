@@ -1,0 +1,32 @@
+// core/dynamic_library.h — small helpers for libraries opened with dlopen (CUDA is loaded, not
+// linked: DESIGN decision 11). Shared by the NVRTC driver and the NCCL communicator.
+#pragma once
+
+#include <dlfcn.h>
+#include <link.h>
+
+#include <string>
+#include <vector>
+
+namespace trainrt::detail {
+
+/// Looks `symbol` up in the dlopen handle `handle` and stores it in `fn` (a function pointer of
+/// the entry point's C signature); when the library lacks it, sets `fn` to nullptr and appends
+/// the name to `missing`, so that a caller can name every absent entry point at once.
+/// Never throws (beyond std::bad_alloc).
+template <class Fn>
+void bind_symbol(void* handle, const char* symbol, Fn& fn, std::vector<std::string>& missing) {
+  fn = reinterpret_cast<Fn>(dlsym(handle, symbol));
+  if (fn == nullptr) missing.emplace_back(symbol);
+}
+
+/// The file a dlopen handle was loaded from (what the loader's search made of a bare name
+/// such as "libnccl.so.2"); `fallback` when the loader cannot say. Never throws.
+inline std::string loaded_path(void* handle, const std::string& fallback) {
+  link_map* map = nullptr;
+  if (dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map != nullptr && map->l_name != nullptr && *map->l_name != '\0')
+    return map->l_name;
+  return fallback;
+}
+
+}  // namespace trainrt::detail

@@ -1,0 +1,113 @@
+// dist/nccl/cuda_driver.cpp — resolving the driver's entry points from the probed libcuda, and
+// its error messages. cuda.h is included only to check that the plain C types of
+// cuda_driver.h match the driver's ABI.
+#include "dist/nccl/cuda_driver.h"
+
+#include <cuda.h>
+
+#include <type_traits>
+#include <vector>
+
+#include "core/dynamic_library.h"
+#include "core/error.h"
+#include "runtime/device.h"
+
+namespace trainrt::detail {
+
+static_assert(sizeof(CUresult) == sizeof(int) && CUDA_SUCCESS == kCudaSuccess);
+static_assert(CUDA_ERROR_NOT_READY == kCudaErrorNotReady);
+static_assert(CU_STREAM_NON_BLOCKING == kCudaStreamNonBlocking && CU_EVENT_DISABLE_TIMING == kCudaEventDisableTiming);
+static_assert(std::is_same_v<CUdevice, int> && std::is_same_v<CUdeviceptr, unsigned long long> &&
+              sizeof(CuDevicePtr) == sizeof(CUdeviceptr));
+static_assert(std::is_pointer_v<CUcontext> && std::is_pointer_v<CUstream> && std::is_pointer_v<CUevent>);
+static_assert(sizeof(CUpointer_attribute) == sizeof(int));
+
+namespace {
+
+struct Loaded {
+  CudaDriver driver;
+  std::string reason;  // why there is no driver; empty when `driver` is usable
+};
+
+Loaded load() {
+  Loaded out;
+  const CudaProbe& probe = probe_cuda();
+  if (probe.driver == nullptr || probe.device_count == 0) {
+    out.reason = probe.reason.empty() ? std::string("no CUDA driver") : probe.reason;
+    return out;
+  }
+  CudaDriver& d = out.driver;
+  d.device_count = probe.device_count;
+  // The names are the symbols cuda.h maps the API names to (cuMemAlloc -> cuMemAlloc_v2 ...);
+  // the unversioned symbols are the legacy 32-bit ABI.
+  std::vector<std::string> missing;
+  void* h = probe.driver;
+  bind_symbol(h, "cuDeviceGet", d.device_get, missing);
+  bind_symbol(h, "cuDevicePrimaryCtxRetain", d.primary_ctx_retain, missing);
+  bind_symbol(h, "cuDevicePrimaryCtxRelease_v2", d.primary_ctx_release, missing);
+  bind_symbol(h, "cuCtxGetCurrent", d.ctx_get_current, missing);
+  bind_symbol(h, "cuCtxSetCurrent", d.ctx_set_current, missing);
+  bind_symbol(h, "cuStreamCreate", d.stream_create, missing);
+  bind_symbol(h, "cuStreamDestroy_v2", d.stream_destroy, missing);
+  bind_symbol(h, "cuStreamQuery", d.stream_query, missing);
+  bind_symbol(h, "cuStreamSynchronize", d.stream_synchronize, missing);
+  bind_symbol(h, "cuEventCreate", d.event_create, missing);
+  bind_symbol(h, "cuEventRecord", d.event_record, missing);
+  bind_symbol(h, "cuEventQuery", d.event_query, missing);
+  bind_symbol(h, "cuEventDestroy_v2", d.event_destroy, missing);
+  bind_symbol(h, "cuMemAlloc_v2", d.mem_alloc, missing);
+  bind_symbol(h, "cuMemFree_v2", d.mem_free, missing);
+  bind_symbol(h, "cuMemcpyHtoD_v2", d.memcpy_htod, missing);
+  bind_symbol(h, "cuMemcpyDtoH_v2", d.memcpy_dtoh, missing);
+  bind_symbol(h, "cuMemsetD8_v2", d.memset_d8, missing);
+  bind_symbol(h, "cuPointerGetAttribute", d.pointer_get_attribute, missing);
+  bind_symbol(h, "cuGetErrorName", d.get_error_name, missing);
+  bind_symbol(h, "cuGetErrorString", d.get_error_string, missing);
+  if (!missing.empty()) {
+    std::string names;
+    for (const std::string& m : missing) names += (names.empty() ? "" : ", ") + m;
+    out.reason = cat("the CUDA driver ", loaded_path(h, "libcuda.so.1"), " lacks ", names,
+                     " (a driver for CUDA 11 or newer is needed)");
+  }
+  return out;
+}
+
+const Loaded& loaded() {
+  static const Loaded l = load();
+  return l;
+}
+
+}  // namespace
+
+const CudaDriver& CudaDriver::get() {
+  const Loaded& l = loaded();
+  if (!l.reason.empty()) fail(ErrorKind::Unsupported, cat("no usable CUDA device: ", l.reason));
+  return l.driver;
+}
+
+std::string CudaDriver::describe(int status) const {
+  const char* name = nullptr;
+  const char* text = nullptr;
+  if (get_error_name == nullptr || get_error_name(status, &name) != kCudaSuccess) name = nullptr;
+  if (get_error_string == nullptr || get_error_string(status, &text) != kCudaSuccess) text = nullptr;
+  return cat(name ? name : "CUDA error", " (", status, ")", text ? cat(": ", text) : std::string());
+}
+
+void CudaDriver::check(int status, std::string_view what) const {
+  if (status != kCudaSuccess) fail(ErrorKind::Runtime, cat(what, " failed: ", describe(status)));
+}
+
+ScopedContext::ScopedContext(const CudaDriver& driver, void* ctx) : driver_(driver) {
+  driver_.check(driver_.ctx_get_current(&previous_), "cuCtxGetCurrent");
+  if (previous_ != ctx) {
+    driver_.check(driver_.ctx_set_current(ctx), "cuCtxSetCurrent");
+    switched_ = true;
+  }
+}
+
+ScopedContext::~ScopedContext() {
+  // Restoring can only fail when the driver itself is gone; the caller's own calls report that.
+  if (switched_) (void)driver_.ctx_set_current(previous_);
+}
+
+}  // namespace trainrt::detail

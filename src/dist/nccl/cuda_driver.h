@@ -1,0 +1,76 @@
+// dist/nccl/cuda_driver.h — the CUDA driver entry points the NCCL communicator and its tests
+// call, resolved at run time from the driver that probe_cuda() loaded (DESIGN decision 11: no
+// CUDA library is linked). Declared with plain C types so that this header needs no CUDA
+// header: CUresult is an int (0 = CUDA_SUCCESS), CUdevice an int, CUdeviceptr a 64-bit
+// integer, contexts, streams and events opaque pointers; cuda_driver.cpp checks these against
+// cuda.h. When the CUDA execution backend lands this table belongs in runtime/cuda/.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace trainrt::detail {
+
+using CuDevicePtr = std::uint64_t;  // CUdeviceptr
+inline constexpr int kCudaSuccess = 0;
+inline constexpr int kCudaErrorNotReady = 600;         // CUDA_ERROR_NOT_READY
+inline constexpr unsigned kCudaStreamNonBlocking = 1;  // CU_STREAM_NON_BLOCKING
+inline constexpr unsigned kCudaEventDisableTiming = 2;  // CU_EVENT_DISABLE_TIMING
+
+/// The driver's entry points (each one the versioned symbol cuda.h maps its name to).
+/// Immutable once loaded; every member may be called from any thread.
+struct CudaDriver {
+  int (*device_get)(int* device, int ordinal) = nullptr;
+  int (*primary_ctx_retain)(void** ctx, int device) = nullptr;
+  int (*primary_ctx_release)(int device) = nullptr;
+  int (*ctx_get_current)(void** ctx) = nullptr;
+  int (*ctx_set_current)(void* ctx) = nullptr;
+  int (*stream_create)(void** stream, unsigned flags) = nullptr;
+  int (*stream_destroy)(void* stream) = nullptr;
+  int (*stream_query)(void* stream) = nullptr;
+  int (*stream_synchronize)(void* stream) = nullptr;
+  int (*event_create)(void** event, unsigned flags) = nullptr;
+  int (*event_record)(void* event, void* stream) = nullptr;
+  int (*event_query)(void* event) = nullptr;
+  int (*event_destroy)(void* event) = nullptr;
+  int (*mem_alloc)(CuDevicePtr* ptr, std::size_t bytes) = nullptr;
+  int (*mem_free)(CuDevicePtr ptr) = nullptr;
+  int (*memcpy_htod)(CuDevicePtr dst, const void* src, std::size_t bytes) = nullptr;
+  int (*memcpy_dtoh)(void* dst, CuDevicePtr src, std::size_t bytes) = nullptr;
+  int (*memset_d8)(CuDevicePtr dst, unsigned char value, std::size_t bytes) = nullptr;
+  int (*pointer_get_attribute)(void* data, int attribute, CuDevicePtr ptr) = nullptr;
+  int (*get_error_name)(int status, const char** name) = nullptr;
+  int (*get_error_string)(int status, const char** text) = nullptr;
+  int device_count = 0;  // as probe_cuda() counted them
+
+  /// The process-wide driver table, resolved on first call from the libcuda.so.1 that
+  /// probe_cuda() loaded and initialized. Throws Error(Unsupported) saying why there is none:
+  /// the driver library could not be loaded (with the loader's message), cuInit failed, the
+  /// driver reports no device, or it lacks an entry point (named). Thread-safe.
+  static const CudaDriver& get();
+
+  /// "CUDA_ERROR_NOT_READY (600): device not ready"; never throws.
+  std::string describe(int status) const;
+  /// Throws Error(Runtime) "<what> failed: <describe(status)>" unless status is CUDA_SUCCESS.
+  void check(int status, std::string_view what) const;
+};
+
+/// Makes `ctx` the calling thread's current context for a scope and restores the one that was
+/// current before (NCCL and the driver calls act on the current context; the caller's thread
+/// keeps its own). Throws Error(Runtime) when the driver refuses; the restore never throws.
+class ScopedContext {
+ public:
+  ScopedContext(const CudaDriver& driver, void* ctx);
+  ~ScopedContext();
+  ScopedContext(const ScopedContext&) = delete;
+  ScopedContext& operator=(const ScopedContext&) = delete;
+
+ private:
+  const CudaDriver& driver_;
+  void* previous_ = nullptr;
+  bool switched_ = false;
+};
+
+}  // namespace trainrt::detail
