@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ ccache pkg-config  # toolchain
   libtbb-dev libspdlog-dev libdnnl-dev zlib1g-dev  # libtrainrt's dependencies
-  libgtest-dev  # tests
+  libgtest-dev doxygen  # tests (doxygen: the docs.doxygen test of the API reference)
   libopenmpi-dev openmpi-bin  # trainrt::mpi, the MPI communicator (optional), and its tests
   dataset-fashion-mnist  # the example trainer's default data
 )

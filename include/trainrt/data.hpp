@@ -27,6 +27,7 @@ namespace trainrt::detail {
 class LoaderImpl;
 }
 
+/// Datasets (IDX, CIFAR-10, token files, tensors in memory) and the prefetching DataLoader.
 namespace trainrt::data {
 
 // ---- IDX files -------------------------------------------------------------------------------
@@ -47,7 +48,7 @@ struct LabeledImages {
 };
 
 /// Loads the MNIST-layout split ("train" or "t10k") from `dir`, which holds
-/// <split>-images-idx3-ubyte and <split>-labels-idx1-ubyte, each possibly with ".gz"
+/// `<split>-images-idx3-ubyte` and `<split>-labels-idx1-ubyte`, each possibly with ".gz"
 /// (Debian's dataset-fashion-mnist installs them in /usr/share/datasets/fashion-mnist).
 /// Checks that images and labels agree in count.
 LabeledImages load_mnist_split(const std::string& dir, const std::string& split, std::int64_t num_classes = 10);
@@ -57,8 +58,8 @@ LabeledImages load_mnist_split(const std::string& dir, const std::string& split,
 /// One field of a sample: `name` becomes the feed name of the batched tensor, which is
 /// dtype [batch, shape...] (e.g. {"x", f32, [1,28,28]} is batched as f32 [batch,1,28,28]).
 struct Field {
-  std::string name;
-  DType dtype = DType::f32;
+  std::string name;          ///< the feed name of the batched tensor
+  DType dtype = DType::f32;  ///< element type
   Shape shape;  ///< of one sample; [] for a scalar such as a class label
 };
 
@@ -89,8 +90,10 @@ class TensorDataset : public Dataset {
   /// Throws trainrt::Error (InvalidArgument) for no columns, an undefined or rank-0 tensor,
   /// an empty or repeated name, or leading dimensions that differ.
   explicit TensorDataset(std::vector<std::pair<std::string, Tensor>> columns);
-  std::int64_t size() const override { return size_; }
+  std::int64_t size() const override { return size_; }  ///< N, the tensors' leading dimension
+  /// One field per column, named after it, with the column's trailing shape.
   std::vector<Field> fields() const override;
+  /// Copies row `index` of every column into `out`.
   void read(std::int64_t index, std::span<void* const> out) const override;
   /// The tensor of column `name` ([N, ...]); throws NotFound listing the columns.
   const Tensor& column(std::string_view name) const;
@@ -113,8 +116,8 @@ class IdxDataset : public TensorDataset {
 
 /// Per-channel normalization of CifarDataset: x = (byte / 255 - mean[c]) / stddev[c].
 struct CifarOptions {
-  std::array<float, 3> mean{0.0f, 0.0f, 0.0f};
-  std::array<float, 3> stddev{1.0f, 1.0f, 1.0f};  ///< each > 0
+  std::array<float, 3> mean{0.0f, 0.0f, 0.0f};    ///< per channel (red, green, blue)
+  std::array<float, 3> stddev{1.0f, 1.0f, 1.0f};  ///< per channel, each > 0
 };
 
 /// CIFAR-10 binary batches (cifar-10-batches-bin): each record is one label byte (0-9) and
@@ -146,7 +149,7 @@ enum class TokenType { U16, U32 };
 
 /// What a TokenDataset cuts from its file. Designated initializers follow member order.
 struct TokenOptions {
-  TokenType type = TokenType::U16;
+  TokenType type = TokenType::U16;  ///< width of each token in the file
   std::int64_t seq_len = 0;     ///< tokens per window, > 0
   std::int64_t vocab_size = 0;  ///< token ids must be < vocab_size, > 0
 };
@@ -197,6 +200,7 @@ struct LoaderOptions {
   /// With `epoch`, the only input of the order: splitmix64 keyed by (seed, epoch) and
   /// Fisher-Yates, the same on every platform and for any prefetch depth or thread timing.
   std::uint64_t seed = 0;
+  /// What to do with the last, partial batch of an epoch.
   LastBatch last_batch = LastBatch::Drop;
   /// Batch buffers in the ring, >= 1: next() hands one out while up to prefetch - 1 later
   /// batches are prepared in the background (2 is double buffering; 1 prepares each batch
@@ -244,7 +248,9 @@ class DataLoader {
   /// Stops the background work: tasks not started do nothing, running ones stop at their
   /// next sample, and the destructor returns after the last has finished.
   ~DataLoader();
+  /// Takes over the other loader's stream and background work; that one is left moved-from.
   DataLoader(DataLoader&&) noexcept;
+  /// Stops this loader's background work (as the destructor does) and takes over the other's.
   DataLoader& operator=(DataLoader&&) noexcept;
 
   /// The next batch of the stream, waiting only if it is not ready. The Batch and its tensors
@@ -258,6 +264,7 @@ class DataLoader {
   void seek(std::int64_t epoch, std::int64_t batch = 0);
   /// Batches per epoch: N / batch_size with LastBatch::Drop, rounded up with LastBatch::Pad.
   std::int64_t batches_per_epoch() const noexcept;
+  /// The batch size given to the constructor (rows of every batch tensor).
   std::int64_t batch_size() const noexcept;
   /// The dataset's fields (the feeds of every batch, in order).
   const std::vector<Field>& fields() const noexcept;

@@ -29,6 +29,8 @@ const char* to_string(ErrorKind kind) noexcept;
 /// The exception thrown by every libtrainrt function.
 class Error : public std::runtime_error {
  public:
+  /// An error of `kind` whose what() is `message` (libtrainrt's messages name the op or
+  /// call, the values involved and the caller's file:line).
   Error(ErrorKind kind, const std::string& message);
   /// The category of the failure.
   ErrorKind kind() const noexcept { return kind_; }

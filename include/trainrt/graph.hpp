@@ -29,6 +29,8 @@ class Graph;
 /// running statistics), and the optimizer's state (moments, step counter, learning rate).
 enum class VariableKind { parameter, state, optimizer };
 
+/// A place in the caller's source; ops take one as a defaulted last argument so that errors
+/// name the caller's file:line.
 using SourceLocation = std::source_location;
 
 /// One output of one node of a Graph. A Value is a cheap handle that keeps its graph alive;
@@ -36,11 +38,15 @@ using SourceLocation = std::source_location;
 /// optional operand.
 class Value {
  public:
+  /// An absent value (valid() is false).
   Value() = default;
+  /// False for an absent value.
   bool valid() const noexcept { return graph_ != nullptr; }
-  /// Static shape and dtype, fixed when the node was added.
+  /// Static shape, fixed when the node was added; throws trainrt::Error for an absent value.
   const Shape& shape() const;
+  /// Static dtype, fixed when the node was added; throws trainrt::Error for an absent value.
   DType dtype() const;
+  /// shape().rank().
   std::int64_t rank() const { return shape().rank(); }
   /// "f32[128,10] = matmul(...) at main.cpp:42", for messages.
   std::string to_string() const;
@@ -48,10 +54,15 @@ class Value {
   Graph graph() const;
 
   // For libtrainrt's own code: the node index and output index inside the graph.
+  /// (libtrainrt internal) The graph's implementation; nullptr for an absent value.
   detail::GraphImpl* impl() const noexcept { return graph_.get(); }
+  /// (libtrainrt internal) The owning handle of the graph's implementation.
   const std::shared_ptr<detail::GraphImpl>& impl_ptr() const noexcept { return graph_; }
+  /// (libtrainrt internal) The index of the node in its graph (-1 when absent).
   std::int32_t node() const noexcept { return node_; }
+  /// (libtrainrt internal) Which output of the node this value is.
   std::int32_t output() const noexcept { return output_; }
+  /// (libtrainrt internal) The value of output `output` of node `node` of `graph`.
   Value(std::shared_ptr<detail::GraphImpl> graph, std::int32_t node, std::int32_t output)
       : graph_(std::move(graph)), node_(node), output_(output) {}
 
@@ -65,6 +76,7 @@ class Value {
 /// Names of inputs, parameters and state tensors are unique within a graph.
 class Graph {
  public:
+  /// A new, empty graph.
   Graph();
 
   /// A tensor fed at every step under `name` (see Program::step).
@@ -95,8 +107,11 @@ class Graph {
   std::string to_string() const;
 
   // For libtrainrt's own code.
+  /// (libtrainrt internal) A handle to an existing implementation.
   explicit Graph(std::shared_ptr<detail::GraphImpl> impl) : impl_(std::move(impl)) {}
+  /// (libtrainrt internal) The owning handle of the implementation.
   const std::shared_ptr<detail::GraphImpl>& impl_ptr() const noexcept { return impl_; }
+  /// (libtrainrt internal) The implementation.
   detail::GraphImpl& impl() const noexcept { return *impl_; }
 
  private:
@@ -107,8 +122,9 @@ class Graph {
 /// their first operand as a Located so that errors name the line of the expression: the
 /// default argument is evaluated where the conversion happens, in the caller's code.
 struct Located {
-  Value value;
-  SourceLocation loc;
+  Value value;         ///< the operand
+  SourceLocation loc;  ///< where the caller's expression is
+  /// Wraps `v`; the default `l` is the caller's location (implicit on purpose).
   Located(const Value& v, SourceLocation l = SourceLocation::current()) : value(v), loc(l) {}  // NOLINT: implicit by design
 };
 

@@ -17,37 +17,46 @@
 
 namespace trainrt {
 
+/// The caller's source location, the defaulted last argument of every op.
 using Loc = SourceLocation;
+/// A list of axes of a reduction; negative axes count from the end.
 using Axes = std::vector<std::int64_t>;
 
 // ---- elementwise, unary (floating dtypes unless stated) --------------------------------
 Value neg(const Value& x, Loc loc = Loc::current());   ///< any numeric dtype
 Value abs(const Value& x, Loc loc = Loc::current());   ///< any numeric dtype
 Value sign(const Value& x, Loc loc = Loc::current());  ///< -1, 0 or 1; any numeric dtype
-Value exp(const Value& x, Loc loc = Loc::current());
-Value log(const Value& x, Loc loc = Loc::current());
-Value sqrt(const Value& x, Loc loc = Loc::current());
-Value rsqrt(const Value& x, Loc loc = Loc::current());
-Value sin(const Value& x, Loc loc = Loc::current());
-Value cos(const Value& x, Loc loc = Loc::current());
+Value exp(const Value& x, Loc loc = Loc::current());    ///< e^x
+Value log(const Value& x, Loc loc = Loc::current());    ///< natural logarithm
+Value sqrt(const Value& x, Loc loc = Loc::current());   ///< square root
+Value rsqrt(const Value& x, Loc loc = Loc::current());  ///< 1 / sqrt(x)
+Value sin(const Value& x, Loc loc = Loc::current());    ///< sine (radians)
+Value cos(const Value& x, Loc loc = Loc::current());    ///< cosine (radians)
 Value floor(const Value& x, Loc loc = Loc::current());  ///< gradient is zero
-Value tanh(const Value& x, Loc loc = Loc::current());
-Value sigmoid(const Value& x, Loc loc = Loc::current());
+Value tanh(const Value& x, Loc loc = Loc::current());     ///< hyperbolic tangent
+Value sigmoid(const Value& x, Loc loc = Loc::current());  ///< 1 / (1 + e^-x)
 Value relu(const Value& x, Loc loc = Loc::current());  ///< any numeric dtype
-enum class GeluApproximation { none, tanh };
+/// Which form of GELU gelu() computes.
+enum class GeluApproximation {
+  none,  ///< exact: x * (1 + erf(x / sqrt(2))) / 2
+  tanh,  ///< PyTorch's approximate="tanh"
+};
 /// x * Phi(x) with the exact erf form, or PyTorch's tanh approximation.
 Value gelu(const Value& x, GeluApproximation approximation = GeluApproximation::none, Loc loc = Loc::current());
 
 // ---- elementwise, binary (numpy broadcasting) ------------------------------------------
-Value add(const Value& a, const Value& b, Loc loc = Loc::current());
-Value sub(const Value& a, const Value& b, Loc loc = Loc::current());
-Value mul(const Value& a, const Value& b, Loc loc = Loc::current());
+Value add(const Value& a, const Value& b, Loc loc = Loc::current());  ///< a + b
+Value sub(const Value& a, const Value& b, Loc loc = Loc::current());  ///< a - b
+Value mul(const Value& a, const Value& b, Loc loc = Loc::current());  ///< a * b
 /// Floating dtypes only (integer division is not defined here: cast first).
 Value div(const Value& a, const Value& b, Loc loc = Loc::current());
+/// a raised to the power b (floating dtypes).
 Value pow(const Value& a, const Value& b, Loc loc = Loc::current());
+/// a raised to a constant power (floating dtypes).
 Value pow(const Value& a, double exponent, Loc loc = Loc::current());
 /// Elementwise max/min; where a == b the gradient is split evenly, as in PyTorch.
 Value maximum(const Value& a, const Value& b, Loc loc = Loc::current());
+/// Elementwise min; where a == b the gradient is split evenly, as in PyTorch.
 Value minimum(const Value& a, const Value& b, Loc loc = Loc::current());
 /// a * b + c in one op.
 Value fma(const Value& a, const Value& b, const Value& c, Loc loc = Loc::current());
@@ -55,15 +64,15 @@ Value fma(const Value& a, const Value& b, const Value& c, Loc loc = Loc::current
 Value clamp(const Value& x, double low, double high, Loc loc = Loc::current());
 
 // ---- comparisons and logic (result dtype bool; no gradient flows) -----------------------
-Value eq(const Value& a, const Value& b, Loc loc = Loc::current());
-Value ne(const Value& a, const Value& b, Loc loc = Loc::current());
-Value lt(const Value& a, const Value& b, Loc loc = Loc::current());
-Value le(const Value& a, const Value& b, Loc loc = Loc::current());
-Value gt(const Value& a, const Value& b, Loc loc = Loc::current());
-Value ge(const Value& a, const Value& b, Loc loc = Loc::current());
-Value logical_and(const Value& a, const Value& b, Loc loc = Loc::current());
-Value logical_or(const Value& a, const Value& b, Loc loc = Loc::current());
-Value logical_not(const Value& a, Loc loc = Loc::current());
+Value eq(const Value& a, const Value& b, Loc loc = Loc::current());           ///< a == b
+Value ne(const Value& a, const Value& b, Loc loc = Loc::current());           ///< a != b
+Value lt(const Value& a, const Value& b, Loc loc = Loc::current());           ///< a < b
+Value le(const Value& a, const Value& b, Loc loc = Loc::current());           ///< a <= b
+Value gt(const Value& a, const Value& b, Loc loc = Loc::current());           ///< a > b
+Value ge(const Value& a, const Value& b, Loc loc = Loc::current());           ///< a >= b
+Value logical_and(const Value& a, const Value& b, Loc loc = Loc::current());  ///< a && b for bool a and b
+Value logical_or(const Value& a, const Value& b, Loc loc = Loc::current());   ///< a || b for bool a and b
+Value logical_not(const Value& a, Loc loc = Loc::current());                  ///< !a for bool a
 /// cond ? a : b, broadcasting all three; cond is bool.
 Value where(const Value& cond, const Value& a, const Value& b, Loc loc = Loc::current());
 /// Converts to `dtype` (float to int truncates toward zero; to bool tests != 0).
@@ -92,12 +101,15 @@ Value squeeze(const Value& x, std::int64_t axis, Loc loc = Loc::current());
 Value flatten(const Value& x, std::int64_t start = 1, std::int64_t end = -1, Loc loc = Loc::current());
 
 // ---- reductions (empty axes = all axes) -------------------------------------------------
+/// Sum over `axes`; keepdims keeps them as size-1 axes.
 Value sum(const Value& x, const Axes& axes = {}, bool keepdims = false, Loc loc = Loc::current());
+/// Mean over `axes` (floating dtypes); keepdims keeps them as size-1 axes.
 Value mean(const Value& x, const Axes& axes = {}, bool keepdims = false, Loc loc = Loc::current());
 /// Maximum; the gradient is split evenly between tied maxima.
 Value max(const Value& x, const Axes& axes = {}, bool keepdims = false, Loc loc = Loc::current());
 
 // ---- linear algebra ----------------------------------------------------------------------
+/// Options of matmul().
 struct MatmulOptions {
   bool transpose_a = false;  ///< use a's last two axes swapped
   bool transpose_b = false;  ///< use b's last two axes swapped
@@ -107,9 +119,12 @@ struct MatmulOptions {
 Value matmul(const Value& a, const Value& b, const MatmulOptions& options = {}, Loc loc = Loc::current());
 
 // ---- neural-network ops ------------------------------------------------------------------
+/// e^x / sum(e^x) along `axis` (computed stably, subtracting the maximum).
 Value softmax(const Value& x, std::int64_t axis = -1, Loc loc = Loc::current());
+/// log(softmax(x)) along `axis`, computed without forming softmax.
 Value log_softmax(const Value& x, std::int64_t axis = -1, Loc loc = Loc::current());
 
+/// Options of cross_entropy().
 struct CrossEntropyOptions {
   std::int64_t ignore_index = -100;  ///< labels equal to this contribute nothing
   double label_smoothing = 0.0;      ///< in [0, 1), as in torch.nn.CrossEntropyLoss
@@ -125,33 +140,38 @@ Value cross_entropy(const Value& logits, const Value& labels, const CrossEntropy
 /// makes the step throw trainrt::Error.
 Value embedding(const Value& table, const Value& indices, Loc loc = Loc::current());
 
+/// A (height, width) pair of a 2-D op: kernel size, stride, padding, dilation.
 using Pair = std::array<std::int64_t, 2>;
+/// Options of conv2d() and nn::Conv2d.
 struct Conv2dOptions {
-  Pair stride{1, 1};
-  Pair padding{0, 0};
-  Pair dilation{1, 1};
-  std::int64_t groups = 1;
+  Pair stride{1, 1};        ///< step between windows, each >= 1
+  Pair padding{0, 0};       ///< zeros added on both sides of H and W
+  Pair dilation{1, 1};      ///< spacing between kernel taps, each >= 1
+  std::int64_t groups = 1;  ///< channel groups; C and O must be multiples of it
 };
 /// x[N, C, H, W] (*) weight[O, C/groups, KH, KW] (+ bias[O] if valid) -> [N, O, H', W'].
 Value conv2d(const Value& x, const Value& weight, const Value& bias = {}, const Conv2dOptions& options = {},
              Loc loc = Loc::current());
 
+/// Options of max_pool2d() and avg_pool2d().
 struct Pool2dOptions {
-  Pair kernel{2, 2};
+  Pair kernel{2, 2};             ///< window size
   std::optional<Pair> stride{};  ///< defaults to kernel
-  Pair padding{0, 0};
-  bool ceil_mode = false;
+  Pair padding{0, 0};            ///< added on both sides of H and W, at most half the kernel
+  bool ceil_mode = false;        ///< round the output size up rather than down, as in PyTorch
   bool count_include_pad = true;  ///< avg_pool2d only
 };
 /// Max over windows of x[N, C, H, W]; padding acts as -infinity.
 Value max_pool2d(const Value& x, const Pool2dOptions& options = {}, Loc loc = Loc::current());
+/// Mean over windows of x[N, C, H, W]; count_include_pad says whether padding counts.
 Value avg_pool2d(const Value& x, const Pool2dOptions& options = {}, Loc loc = Loc::current());
 /// Mean over H and W: x[N, C, H, W] -> [N, C].
 Value global_avg_pool2d(const Value& x, Loc loc = Loc::current());
 
+/// Options of batch_norm() and nn::BatchNorm2d.
 struct BatchNormOptions {
   double momentum = 0.1;  ///< running = (1 - momentum) * running + momentum * batch statistic
-  double eps = 1e-5;
+  double eps = 1e-5;      ///< added to the variance before the square root
 };
 /// Batch normalization over every axis but 1 of x[N, C, ...]. While training (Program::step)
 /// it uses the batch's statistics and updates running_mean/running_var (state tensors of
@@ -160,9 +180,10 @@ struct BatchNormOptions {
 Value batch_norm(const Value& x, const Value& gamma, const Value& beta, const Value& running_mean,
                  const Value& running_var, const BatchNormOptions& options = {}, Loc loc = Loc::current());
 
+/// Options of layer_norm() and nn::LayerNorm.
 struct LayerNormOptions {
   std::int64_t normalized_axes = 1;  ///< how many trailing axes are normalized together
-  double eps = 1e-5;
+  double eps = 1e-5;                 ///< added to the variance before the square root
 };
 /// Layer normalization over the trailing axes; gamma and beta (the trailing shape) may be absent.
 Value layer_norm(const Value& x, const Value& gamma, const Value& beta, const LayerNormOptions& options = {},
@@ -173,6 +194,7 @@ Value layer_norm(const Value& x, const Value& gamma, const Value& beta, const La
 /// is the same on every backend and after a restart.
 Value dropout(const Value& x, double p, Loc loc = Loc::current());
 
+/// Options of scaled_dot_product_attention().
 struct AttentionOptions {
   Value mask{};                 ///< optional bool, broadcastable to [..., Lq, Lk]; true = attend
   bool causal = false;          ///< query i attends to keys j <= i (aligned at the start)
@@ -191,18 +213,21 @@ Value scaled_dot_product_attention(const Value& q, const Value& k, const Value& 
 std::vector<Value> gradients(const Value& loss, const std::vector<Value>& wrt, Loc loc = Loc::current());
 
 // ---- operators -----------------------------------------------------------------------------
-Value operator-(const Located& x);
-Value operator+(const Located& a, const Value& b);
-Value operator-(const Located& a, const Value& b);
-Value operator*(const Located& a, const Value& b);
-Value operator/(const Located& a, const Value& b);
-Value operator+(const Located& a, double b);
-Value operator-(const Located& a, double b);
-Value operator*(const Located& a, double b);
-Value operator/(const Located& a, double b);
-Value operator+(double a, const Located& b);
-Value operator-(double a, const Located& b);
-Value operator*(double a, const Located& b);
-Value operator/(double a, const Located& b);
+/// `a + b`, `a - b`, `a * b`, `a / b` and `-a` are add(), sub(), mul(), div() and neg(), with
+/// errors naming the line of the expression; a double operand becomes a scalar of the
+/// tensor's dtype.
+Value operator-(const Located& x);                   ///< neg(x)
+Value operator+(const Located& a, const Value& b);   ///< add(a, b)
+Value operator-(const Located& a, const Value& b);   ///< sub(a, b)
+Value operator*(const Located& a, const Value& b);   ///< mul(a, b)
+Value operator/(const Located& a, const Value& b);   ///< div(a, b)
+Value operator+(const Located& a, double b);         ///< a + scalar b
+Value operator-(const Located& a, double b);         ///< a - scalar b
+Value operator*(const Located& a, double b);         ///< a * scalar b
+Value operator/(const Located& a, double b);         ///< a / scalar b
+Value operator+(double a, const Located& b);         ///< scalar a + b
+Value operator-(double a, const Located& b);         ///< scalar a - b
+Value operator*(double a, const Located& b);         ///< scalar a * b
+Value operator/(double a, const Located& b);         ///< scalar a / b
 
 }  // namespace trainrt

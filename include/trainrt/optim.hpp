@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <variant>
 
+/// Optimizers (SGD, Adam, AdamW, None) and learning-rate schedules, passed to compile().
 namespace trainrt::optim {
 
 /// A learning-rate schedule, as a factor applied to the base rate at step t (t counts from 0).
@@ -17,15 +18,22 @@ namespace trainrt::optim {
 /// t < warmup_steps and then hands over to the schedule proper, measured from the end of
 /// warm-up.
 struct Schedule {
-  enum class Kind { constant, step, cosine };
-  Kind kind = Kind::constant;
-  std::int64_t warmup_steps = 0;
+  /// The shape of the schedule after warm-up.
+  enum class Kind {
+    constant,  ///< the base rate
+    step,      ///< multiplied by gamma every step_size steps
+    cosine,    ///< cosine decay to min_lr_ratio over total_steps
+  };
+  Kind kind = Kind::constant;     ///< the schedule proper
+  std::int64_t warmup_steps = 0;  ///< linear warm-up steps before it (0: none)
   std::int64_t step_size = 1;    ///< step: multiply by gamma every step_size steps
   double gamma = 0.1;            ///< step
   std::int64_t total_steps = 0;  ///< cosine: steps (after warm-up) to reach min_lr_ratio
   double min_lr_ratio = 0.0;     ///< cosine: final rate as a fraction of the base rate
 };
+/// The base rate throughout, after an optional linear warm-up.
 inline Schedule constant(std::int64_t warmup_steps = 0) { return {Schedule::Kind::constant, warmup_steps}; }
+/// The base rate times gamma^floor(t / step_size), t measured after warm-up.
 inline Schedule step_decay(std::int64_t step_size, double gamma, std::int64_t warmup_steps = 0) {
   return {Schedule::Kind::step, warmup_steps, step_size, gamma};
 }
@@ -38,38 +46,39 @@ inline Schedule cosine(std::int64_t total_steps, std::int64_t warmup_steps = 0, 
 /// SGD as torch.optim.SGD: d = g + wd*p; buf = momentum*buf + (1-dampening)*d (buf = d on
 /// the first step); d = nesterov ? d + momentum*buf : buf; p -= lr*d.
 struct SGD {
-  double lr = 0.01;
-  double momentum = 0.0;
-  double dampening = 0.0;
-  bool nesterov = false;
-  double weight_decay = 0.0;
-  Schedule schedule{};
+  double lr = 0.01;           ///< base learning rate (scaled by the schedule)
+  double momentum = 0.0;      ///< 0: plain SGD, no momentum buffer
+  double dampening = 0.0;     ///< damps the gradient's share of the momentum buffer
+  bool nesterov = false;      ///< Nesterov momentum (needs momentum > 0, dampening 0)
+  double weight_decay = 0.0;  ///< L2 penalty added to the gradient
+  Schedule schedule{};        ///< learning-rate schedule (constant by default)
 };
 
 /// Adam as torch.optim.Adam (weight_decay adds wd*p to the gradient).
 struct Adam {
-  double lr = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-  Schedule schedule{};
+  double lr = 1e-3;           ///< base learning rate (scaled by the schedule)
+  double beta1 = 0.9;         ///< decay of the first moment (exp_avg)
+  double beta2 = 0.999;       ///< decay of the second moment (exp_avg_sq)
+  double eps = 1e-8;          ///< added to the denominator
+  double weight_decay = 0.0;  ///< L2 penalty added to the gradient
+  Schedule schedule{};        ///< learning-rate schedule (constant by default)
 };
 
 /// AdamW as torch.optim.AdamW (decoupled decay: p -= lr*wd*p before the Adam step).
 struct AdamW {
-  double lr = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 1e-2;
-  Schedule schedule{};
+  double lr = 1e-3;            ///< base learning rate (scaled by the schedule)
+  double beta1 = 0.9;          ///< decay of the first moment (exp_avg)
+  double beta2 = 0.999;        ///< decay of the second moment (exp_avg_sq)
+  double eps = 1e-8;           ///< added to the denominator
+  double weight_decay = 1e-2;  ///< decoupled decay rate
+  Schedule schedule{};         ///< learning-rate schedule (constant by default)
 };
 
 /// No update: Program::step runs the forward pass in training mode (and any state updates,
 /// such as batch-norm running statistics) and returns the loss and requested outputs.
 struct None {};
 
+/// The optimizer argument of compile(): any of the structs above.
 using Optimizer = std::variant<None, SGD, Adam, AdamW>;
 
 }  // namespace trainrt::optim

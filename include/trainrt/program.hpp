@@ -23,10 +23,17 @@ namespace trainrt {
 
 /// Where a Program runs.
 struct Device {
-  enum class Kind { cpu, cuda };
-  Kind kind = Kind::cpu;
-  int index = 0;
+  /// The kind of device.
+  enum class Kind {
+    cpu,   ///< the host's cores (the only backend of this version)
+    cuda,  ///< an NVIDIA GPU (compile() says why it cannot use one yet)
+  };
+  Kind kind = Kind::cpu;  ///< the kind of device
+  int index = 0;          ///< which device of its kind (0 for the CPU)
+  /// The host's cores.
   static Device cpu() { return {Kind::cpu, 0}; }
+  /// CUDA device `index`. This version has no CUDA execution backend: compile() throws
+  /// Unsupported, saying whether a device was found.
   static Device cuda(int index = 0) { return {Kind::cuda, index}; }
 };
 
@@ -46,11 +53,20 @@ struct DataParallel {
 };
 
 /// Compute precision of the compiled step (mixed precision keeps f32 master weights).
-enum class Precision { f32, bf16, f16 };
+/// Only f32 is available today: bf16 and f16 (autocast with f32 master weights, and dynamic
+/// loss scaling for f16) come with the CUDA backend, and compile() throws Unsupported for
+/// them. A graph built in f16/bf16 dtypes trains on the CPU under Precision::f32.
+enum class Precision {
+  f32,   ///< compute as the graph's dtypes say
+  bf16,  ///< autocast to bfloat16 (not available yet)
+  f16,   ///< autocast to half with loss scaling (not available yet)
+};
 
 /// Options of compile(). Designated initializers must follow this member order.
 struct CompileOptions {
+  /// Where the Program runs; Device::cpu() is the only one available in this version.
   Device device = Device::cpu();
+  /// Mixed precision of the step; anything but Precision::f32 throws Unsupported today.
   Precision precision = Precision::f32;
   /// Worker threads of the Program's task arena (kernels split their loops over them);
   /// 0 means every core of the machine.
@@ -80,17 +96,22 @@ struct CompileOptions {
 
 /// One named tensor fed to a step.
 struct Feed {
-  std::string name;
-  Tensor tensor;
+  std::string name;  ///< the name given to Graph::input
+  Tensor tensor;     ///< its value for this step: the input's shape and dtype
 };
 
 /// The feeds of one step: `{{"x", x}, {"y", y}}`.
 class Feeds {
  public:
+  /// No feeds.
   Feeds() = default;
+  /// The feeds listed: `{{"x", x}, {"y", y}}`.
   Feeds(std::initializer_list<Feed> feeds) : feeds_(feeds) {}
+  /// The feeds of a vector (implicit on purpose).
   Feeds(std::vector<Feed> feeds) : feeds_(std::move(feeds)) {}  // NOLINT: implicit by design
+  /// Appends a feed (names are checked against the graph by step() and evaluate()).
   void add(std::string name, Tensor tensor) { feeds_.push_back({std::move(name), std::move(tensor)}); }
+  /// The feeds, in the order given.
   const std::vector<Feed>& items() const noexcept { return feeds_; }
 
  private:
@@ -101,7 +122,9 @@ class Feeds {
 /// On the CPU the step has finished when step() returns; on a GPU get() waits for it.
 class StepResult {
  public:
+  /// A result with loss 0 and no outputs.
   StepResult() = default;
+  /// The result of a finished step (made by Program::step()).
   StepResult(float loss, std::vector<Tensor> outputs) : loss_(loss), outputs_(std::move(outputs)) {}
   /// The loss of this step.
   float get() const { return loss_; }
@@ -117,7 +140,7 @@ class StepResult {
 struct BufferInfo {
   std::string op;     ///< the op that produces it ("conv2d at main.cpp:42")
   std::string type;   ///< "f32[128,64,14,14]"
-  std::size_t bytes = 0;
+  std::size_t bytes = 0;  ///< its size
 };
 
 /// Where the memory of a Program goes.
@@ -127,6 +150,7 @@ struct MemoryReport {
   std::size_t variable_bytes = 0;  ///< parameters, optimizer state and other state tensors
   std::size_t recomputed = 0;      ///< forward ops recomputed in backward (memory_budget)
   std::vector<BufferInfo> largest; ///< the largest intermediate buffers, largest first
+  /// A few lines for a log: the sizes above and the largest buffers.
   std::string to_string() const;
 };
 
@@ -155,10 +179,12 @@ struct KernelCacheStats {
   std::uint64_t disk_hits = 0;    ///< read from the cache directory
   std::uint64_t misses = 0;       ///< in neither
   std::uint64_t compiles = 0;     ///< modules the host compiler built
-  std::uint64_t bytes_read = 0, bytes_written = 0;
+  std::uint64_t bytes_read = 0;     ///< read from the cache directory
+  std::uint64_t bytes_written = 0;  ///< written to the cache directory
   double compile_seconds = 0;     ///< spent compiling
   double saved_seconds = 0;       ///< what the hits cost to compile when they were made
 };
+/// The counters of the process-wide kernel cache (all Programs together).
 KernelCacheStats kernel_cache_stats();
 
 namespace detail {
@@ -169,9 +195,14 @@ class ProgramImpl;
 /// movable, not copyable, and not safe to call from two threads at once.
 class Program {
  public:
+  /// An empty Program: every member but assignment throws InvalidArgument until a compiled
+  /// Program is moved into it.
   Program();
+  /// Frees the Program's arena, variables and kernels.
   ~Program();
+  /// Takes over the other Program's compiled step; that one is left empty.
   Program(Program&&) noexcept;
+  /// Takes over the other Program's compiled step, freeing this one's; that one is left empty.
   Program& operator=(Program&&) noexcept;
 
   /// Runs one training step. Throws trainrt::Error (before anything changes) for an unknown
@@ -191,16 +222,21 @@ class Program {
   /// Overwrites the persistent tensor `name`; throws on an unknown name or a different
   /// shape or dtype.
   void set(std::string_view name, const Tensor& value);
-  /// Steps taken so far (the schedule's position); settable to resume.
+  /// Steps taken so far (the schedule's position).
   std::int64_t step_count() const;
+  /// Sets the schedule's position, to resume a run; throws InvalidArgument for step < 0.
   void set_step_count(std::int64_t step);
-  /// The optimizer's base learning rate, which the schedule scales; settable between steps.
+  /// The optimizer's base learning rate, which the schedule scales.
   double base_learning_rate() const;
+  /// Changes the base learning rate between steps (no recompilation); throws
+  /// InvalidArgument unless lr is finite and >= 0.
   void set_base_learning_rate(double lr);
   /// The learning rate the last step used.
   double learning_rate() const;
 
+  /// The planned memory of the training step (known before the first step).
   MemoryReport memory_report() const;
+  /// Steps run, allocations made by steps after the first, blocking waits.
   ExecStats stats() const;
   /// What compile() did (fusion, kernels, cache), for logs and benchmarks.
   CompileReport compile_report() const;

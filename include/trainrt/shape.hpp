@@ -12,10 +12,16 @@ namespace trainrt {
 /// (the constructors throw trainrt::Error otherwise). Layout is always dense row-major.
 class Shape {
  public:
+  /// A scalar (rank 0).
   Shape() = default;
+  /// The shape with these dimensions, `{128, 784}`; throws trainrt::Error (InvalidArgument)
+  /// for a negative dimension.
   Shape(std::initializer_list<std::int64_t> dims);
+  /// The shape with these dimensions; throws trainrt::Error (InvalidArgument) for a negative
+  /// dimension.
   explicit Shape(std::vector<std::int64_t> dims);
 
+  /// The number of dimensions (0 for a scalar).
   std::int64_t rank() const noexcept { return static_cast<std::int64_t>(dims_.size()); }
   /// Dimension `i`, 0 <= i < rank() (unchecked).
   std::int64_t operator[](std::int64_t i) const noexcept { return dims_[static_cast<std::size_t>(i)]; }
@@ -23,9 +29,13 @@ class Shape {
   std::int64_t dim(std::int64_t axis) const;
   /// Product of the dimensions (1 for a scalar).
   std::int64_t numel() const noexcept;
+  /// The dimensions, outermost first.
   const std::vector<std::int64_t>& dims() const noexcept { return dims_; }
+  /// Iterator to the outermost dimension (a Shape is a range of dimensions).
   auto begin() const noexcept { return dims_.begin(); }
+  /// Iterator past the innermost dimension.
   auto end() const noexcept { return dims_.end(); }
+  /// True when both shapes have the same dimensions.
   bool operator==(const Shape& other) const noexcept { return dims_ == other.dims_; }
   /// "[128,784]"; "[]" for a scalar.
   std::string to_string() const;

@@ -36,17 +36,26 @@ class Tensor {
   /// from_vector for booleans (std::vector<bool> is bit-packed, so it gets its own function).
   static Tensor from_bools(const Shape& shape, const std::vector<bool>& values);
 
+  /// False for a default-constructed Tensor, which has no storage.
   bool defined() const noexcept { return defined_; }
+  /// The element type.
   DType dtype() const noexcept { return dtype_; }
+  /// The dimensions.
   const Shape& shape() const noexcept { return shape_; }
+  /// The number of elements (shape().numel()).
   std::int64_t numel() const noexcept { return numel_; }
+  /// The size of the elements in bytes.
   std::size_t nbytes() const noexcept { return static_cast<std::size_t>(numel_) * size_of(dtype_); }
 
+  /// The first element, untyped (nullptr when undefined).
   void* raw_data() noexcept { return data_; }
+  /// The first element, untyped and read-only (nullptr when undefined).
   const void* raw_data() const noexcept { return data_; }
   /// Typed access; throws trainrt::Error (DTypeMismatch) when T does not match dtype().
   template <class T>
   T* data();
+  /// Typed read-only access; throws trainrt::Error (DTypeMismatch) when T does not match
+  /// dtype().
   template <class T>
   const T* data() const;
   /// A copy of the elements; throws when T does not match dtype().

@@ -13,3 +13,9 @@
 #include "trainrt/program.hpp"
 #include "trainrt/shape.hpp"
 #include "trainrt/tensor.hpp"
+
+/// \namespace trainrt
+/// The public API of libtrainrt: build a Graph of Values with the ops, compile() it with an
+/// optimizer into a Program, and call Program::step() with Feeds. Every failure is thrown as
+/// a trainrt::Error. The pages under docs/ (docs/README.md) explain each part with tested
+/// examples.
