@@ -131,7 +131,8 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
       seed_(options.seed),
       dnn_(threads_),
       comm_(options.data_parallel.communicator),
-      // A collective waits on its arena thread; one more slot keeps `threads` computing.
+      // A collective waits on its arena thread; one more slot keeps `threads` computing. Kernels
+      // size their per-worker scratch by the arena (max_concurrency), not by `threads`.
       arena_(threads_ + (comm_ ? 1 : 0)) {
   check_device(options);
   if (comm_ && comm_->device_memory())
@@ -180,7 +181,7 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
   // oneDNN fixes a primitive's thread count when it is created: size OpenMP first.
   arena_.execute([&] {
     dnn_.prepare_thread();
-    train_.exec = std::make_unique<Executor>(train_.graph, variables_, dnn_, threads_, eo);
+    train_.exec = std::make_unique<Executor>(train_.graph, variables_, dnn_, arena_.max_concurrency(), eo);
   });
   report_.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   log().debug("compiled a training step: {} nodes scheduled ({} fused), arena {} bytes, variables {} bytes, {:.3f} s",
@@ -302,7 +303,7 @@ std::vector<Tensor> ProgramImpl::evaluate_ids(const Feeds& feeds, const std::vec
       for (const ValueId& f : ids) eo.keep_alive.push_back(plan.graph.from_source(f));
       arena_.execute([&] {
         dnn_.prepare_thread();
-        plan.exec = std::make_unique<Executor>(plan.graph, variables_, dnn_, threads_, eo);
+        plan.exec = std::make_unique<Executor>(plan.graph, variables_, dnn_, arena_.max_concurrency(), eo);
       });
     } catch (...) {
       eval_plans_.erase(it);
