@@ -179,6 +179,9 @@ class Program {
   /// The optimizer's base learning rate, which the schedule scales; settable between steps.
   double base_learning_rate() const;
   void set_base_learning_rate(double lr);
+  /// CompileOptions::seed of this Program. With step_count() it is the whole random-number
+  /// state: dropout masks are Philox keyed by (seed, step, node), so checkpoints store both.
+  std::uint64_t seed() const;
   /// The learning rate the last step used.
   double learning_rate() const;
 
