@@ -49,7 +49,7 @@ class EntryReader {
 
   SafetensorsEntry read(std::size_t data_size) {
     if (name_.empty()) error(ErrorKind::Io, v_.offset, "an empty tensor name");
-    if (v_.type != Type::object) error(ErrorKind::Io, v_.offset, cat("expected an object, found a ", json_type_name(v_.type)));
+    if (v_.type != Type::object) error(ErrorKind::Io, v_.offset, cat("expected an object, found: ", json_type_name(v_.type)));
     const JsonValue *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
     for (const auto& [key, value] : v_.members) {
       if (key == "dtype") dtype = &value;
