@@ -231,6 +231,9 @@ class Program {
   /// Changes the base learning rate between steps (no recompilation); throws
   /// InvalidArgument unless lr is finite and >= 0.
   void set_base_learning_rate(double lr);
+  /// CompileOptions::seed of this Program. With step_count() it is the whole random-number
+  /// state: dropout masks are Philox keyed by (seed, step, node), so checkpoints store both.
+  std::uint64_t seed() const;
   /// The learning rate the last step used.
   double learning_rate() const;
 

@@ -1,6 +1,7 @@
 // trainrt/trainrt.hpp — the whole public API of libtrainrt.
 #pragma once
 
+#include "trainrt/checkpoint.hpp"
 #include "trainrt/data.hpp"
 #include "trainrt/dist.hpp"
 #include "trainrt/dtype.hpp"

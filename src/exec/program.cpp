@@ -56,6 +56,7 @@ class ProgramImpl {
   void set_scalar_variable(const char* name, double value);
   MemoryReport memory_report() const;
   std::string to_string() const { return print_graph(*train_.graph.graph); }
+  std::uint64_t seed() const noexcept { return seed_; }
   ExecStats stats_;
   CompileReport report_;
 
@@ -418,6 +419,7 @@ void Program::set_base_learning_rate(double lr) {
     fail(ErrorKind::InvalidArgument, cat("Program::set_base_learning_rate: lr must be finite and >= 0, got ", lr));
   checked(impl_).set_scalar_variable(kBaseLrVariable, lr);
 }
+std::uint64_t Program::seed() const { return checked(impl_).seed(); }
 double Program::learning_rate() const { return checked(impl_).scalar_variable(kLrVariable); }
 MemoryReport Program::memory_report() const { return checked(impl_).memory_report(); }
 ExecStats Program::stats() const { return checked(impl_).stats_; }
