@@ -8,7 +8,13 @@ endif()
 # Warnings apply to our targets only, never to consumers or to third-party headers (which
 # are included as SYSTEM through their imported targets).
 function(trainrt_set_warnings target)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor)
+  # A local that hides another local: GCC spells it -Wshadow=local; clang's -Wshadow is the
+  # closest (it also covers locals hiding globals, which we do not have).
+  set(more -Wshadow=local -Wnon-virtual-dtor)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    set(more -Wnon-virtual-dtor -Wshadow)
+  endif()
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic ${more})
   # GCC 12 reports std::string operator+ at -O3 as overlapping memcpy (GCC bug 105651, a
   # false positive fixed in GCC 13).
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
