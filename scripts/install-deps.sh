@@ -7,6 +7,7 @@ packages=(
   cmake ninja-build g++ ccache pkg-config  # toolchain
   libtbb-dev libspdlog-dev libdnnl-dev zlib1g-dev  # libtrainrt's dependencies
   libgtest-dev  # tests
+  clang-16 libclang-rt-16-dev libomp-16-dev  # scripts/check-sanitizers.sh: sanitizers, libFuzzer (clang 15+ for std::source_location)
   dataset-fashion-mnist  # the example trainer's default data
 )
 run=()
