@@ -4,7 +4,7 @@
 #   TRAINRT_SANITIZE       a -fsanitize= list, e.g. "address,undefined" (empty: none). Applied,
 #                          compile and link, to every target defined in this project (the
 #                          library, tests, tools, examples, benchmarks, fuzzers) and never to
-#                          consumers. Works with g++ and clang++. A reported error stops the
+#                          consumers. Works with g++ and clang++ (15 or later). A reported error stops the
 #                          program (-fno-sanitize-recover=all), so ctest sees it as a failure.
 #   TRAINRT_BUILD_FUZZERS  builds fuzz/ as libFuzzer binaries (clang++ only). Without it, the
 #                          fuzz entry points are still built with a small driver that replays
@@ -29,7 +29,7 @@ endif()
 if(TRAINRT_BUILD_FUZZERS AND NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
   message(FATAL_ERROR "TRAINRT_BUILD_FUZZERS needs clang++ (libFuzzer is part of clang; this build uses "
                       "${CMAKE_CXX_COMPILER_ID} ${CMAKE_CXX_COMPILER}). Configure a fresh build directory with "
-                      "CC=clang CXX=clang++, or leave TRAINRT_BUILD_FUZZERS off: the corpus and regression inputs "
+                      "CC=clang-16 CXX=clang++-16, or leave TRAINRT_BUILD_FUZZERS off: the corpus and regression inputs "
                       "then still run as ctest tests (fuzz.<target>.regressions).")
 endif()
 
