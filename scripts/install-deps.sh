@@ -8,6 +8,7 @@ packages=(
   libtbb-dev libspdlog-dev libdnnl-dev zlib1g-dev  # libtrainrt's dependencies
   libgtest-dev doxygen  # tests (doxygen: the docs.doxygen test of the API reference)
   libopenmpi-dev openmpi-bin  # trainrt::mpi, the MPI communicator (optional), and its tests
+  clang-16 libclang-rt-16-dev libomp-16-dev  # scripts/check-sanitizers.sh: sanitizers, libFuzzer (clang 15+ for std::source_location)
   dataset-fashion-mnist  # the example trainer's default data
 )
 run=()

@@ -371,7 +371,13 @@ Node get_node(Reader& r, const GraphImpl& g) {
   const std::size_t name_at = r.pos();
   n.name = std::string(r.str("name bytes"));
   if (!n.name.empty() && g.find(n.name) >= 0) r.fail_at(name_at, cat("the name '", n.name, "' is used twice"));
-  if (r.flag("source file flag")) n.loc.file = intern_file(r.str("file name bytes"));
+  if (r.flag("source file flag")) {
+    const std::size_t file_at = r.pos();
+    const std::string_view file = r.str("file name bytes");
+    // SourceLoc::file is a C string: a NUL inside would cut the name short.
+    if (file.find('\0') != std::string_view::npos) r.fail_at(file_at, "a source file name with a NUL byte");
+    n.loc.file = intern_file(file);
+  }
   n.loc.line = r.u32();
   n.phase = static_cast<Phase>(r.enumerator(1, 3, "phase"));
   n.dead = r.flag("dead flag");

@@ -106,6 +106,20 @@ Idx read_idx(const std::string& path, unsigned char ndims, const char* what, con
     dims_text += cat(i ? "x" : "", idx.dims.back());
   }
   const bool empty = std::find(idx.dims.begin(), idx.dims.end(), 0) != idx.dims.end();
+  // An empty file may still name huge other dimensions (0x4000000000x4000000000): the size
+  // check below does not bound them, yet every Shape computation multiplies them. Cap them
+  // as a real tensor would be capped (2^48 elements).
+  if (empty) {
+    constexpr std::uint64_t kMaxValues = std::uint64_t{1} << 48;
+    std::uint64_t others = 1;
+    for (std::int64_t d : idx.dims) {
+      if (d == 0) continue;
+      if (static_cast<std::uint64_t>(d) > kMaxValues / others)
+        fail(ErrorKind::Io, cat(prefix, "damaged header: dimensions ", dims_text,
+                                " multiply to more than 2^48 values besides the zero one"));
+      others *= static_cast<std::uint64_t>(d);
+    }
+  }
   bool too_big = false;
   std::size_t count = empty ? 0 : 1;
   for (std::size_t i = 0; i < idx.dims.size() && !empty; ++i) {

@@ -16,8 +16,9 @@ namespace trainrt::detail {
 
 namespace {
 
+// maybe_unused: clang counts a use inside a discarded `if constexpr` branch as no use.
 template <class T>
-inline constexpr bool kMissingCase = false;
+[[maybe_unused]] inline constexpr bool kMissingCase = false;
 
 /// Floating fields compare and hash by their bits: -0.0 and +0.0 differ (x + -0.0 and
 /// x + +0.0 are different functions), a NaN equals itself.
