@@ -101,6 +101,10 @@ function(trainrt_consumer_dependencies target out_find out_requires out_libs)
       if(aliased AND aliased MATCHES "^trainrt")
         continue()
       endif()
+    endif()
+    # A name with "::" is always a target, even where it is not visible here (an imported
+    # target found by find_package in a subdirectory is local to that directory).
+    if(item MATCHES "::" OR TARGET ${item})
       string(MAKE_C_IDENTIFIER "${item}" id)
       if(NOT TRAINRT_DEP_${id}_DESCRIBED)
         message(FATAL_ERROR "cmake/TrainrtInstall.cmake: ${target} links the imported target ${item}, which has "
@@ -172,7 +176,7 @@ if(TARGET trainrt_mpi)
   foreach(_args IN LISTS _trainrt_mpi_find)
     string(REGEX MATCH "^[^ ]+" _pkg "${_args}")
     string(APPEND TRAINRT_CONFIG_MPI_FIND_QUIET
-           "  find_package(${_args} QUIET)\n  if(NOT ${_pkg}_FOUND)\n    set(_trainrt_mpi_deps_found FALSE)\n  endif()\n")
+           "    find_package(${_args} QUIET)\n    if(NOT ${_pkg}_FOUND)\n      set(_trainrt_mpi_deps_found FALSE)\n    endif()\n")
   endforeach()
 endif()
 
