@@ -62,9 +62,6 @@ leaked=$(find "$prefix/include" -type f ! -path "$prefix/include/trainrt/*.hpp")
 
 # A kernel cache of this test's own, so that the run neither reads nor fills the user's.
 export TRAINRT_CACHE_DIR=$work/kernel-cache
-# A shared libtrainrt in the prefix is found through LD_LIBRARY_PATH by the pkg-config build
-# (the CMake build records an RPATH itself).
-export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
 case $case in
   find_package)
@@ -107,6 +104,9 @@ EOF
   pkg_config)
     command -v pkg-config >/dev/null || fail "pkg-config is not installed"
     export PKG_CONFIG_PATH=$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+    # A shared libtrainrt is found through LD_LIBRARY_PATH here; the find_package case runs
+    # without it, so that the RPATHs of the consumer and of trainrt-cache are what is tested.
+    export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     step "pkg-config --modversion trainrt" pkg-config --modversion trainrt
     [[ $(cat "$log") == "$version" ]] || fail "pkg-config reports version '$(cat "$log")', expected $version"
     step "pkg-config --static --cflags --libs trainrt" pkg-config --static --cflags --libs trainrt
