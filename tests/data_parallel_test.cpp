@@ -258,6 +258,36 @@ TEST(DataParallel, AShardedCheckpointLoadsIntoAnUnshardedProgram) {
   EXPECT_NEAR((losses[0] + losses[1]) / 2, want, 1e-5);
 }
 
+TEST(DataParallel, TheLoaderGivesEachRankItsPartOfTheGlobalBatch) {
+  std::vector<std::int64_t> ids(50);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int64_t>(i);
+  auto dataset = std::make_shared<data::TensorDataset>(
+      std::vector<std::pair<std::string, Tensor>>{{"id", Tensor::from_vector<std::int64_t>({50}, ids)}});
+  data::DataLoader whole(dataset, 12, {.seed = 3, .last_batch = data::LastBatch::Pad});
+  std::vector<data::DataLoader> ranks;
+  for (int r = 0; r < 3; ++r) ranks.emplace_back(dataset, 12, data::LoaderOptions{.seed = 3, .last_batch = data::LastBatch::Pad, .rank = r, .world = 3});
+  EXPECT_EQ(ranks[0].batch_size(), 4);
+  EXPECT_EQ(ranks[0].batches_per_epoch(), whole.batches_per_epoch());
+  for (int b = 0; b < 2 * whole.batches_per_epoch(); ++b) {
+    const data::Batch& w = whole.next();
+    std::vector<std::int64_t> joined;
+    std::int64_t samples = 0;
+    for (auto& loader : ranks) {
+      const data::Batch& part = loader.next();
+      EXPECT_EQ(part.epoch, w.epoch);
+      const auto rows = part.tensor("id").to_vector<std::int64_t>();
+      joined.insert(joined.end(), rows.begin(), rows.end());
+      samples += part.samples;
+    }
+    EXPECT_EQ(joined, w.tensor("id").to_vector<std::int64_t>()) << "batch " << b;
+    EXPECT_EQ(samples, w.samples) << "the padded rows are counted once, on the ranks that hold them";
+  }
+  test::expect_error([&] { data::DataLoader(dataset, 10, {.rank = 0, .world = 3}); }, ErrorKind::InvalidArgument,
+                     {"global batch_size 10 does not divide over 3 ranks", "12"});
+  test::expect_error([&] { data::DataLoader(dataset, 12, {.rank = 3, .world = 3}); }, ErrorKind::InvalidArgument,
+                     {"rank 3 of world 3"});
+}
+
 TEST(DataParallel, BucketsFollowTheSizeAndReverseOrder) {
   Graph g;
   std::vector<Value> grads{g.input("a", {100}), g.input("b", {10}), g.input("c", {300}), g.input("d", {5}, f64)};
