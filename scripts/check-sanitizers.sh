@@ -19,8 +19,9 @@
 # ASan+UBSan build of every test binary alone takes longer than the job's 15 minutes, so the
 # default is a representative subset: the code that reads untrusted bytes and the core the
 # rest stands on (tensors, graphs, hashing, the kernel and program caches, serialized
-# graphs, the dataset readers and loader) plus one end-to-end training test that compiles,
-# loads and runs generated kernels (program_test). Always left out:
+# graphs, the dataset readers and loader, safetensors and checkpoints) plus end-to-end training
+# tests that compile, load and run generated kernels (program_test; data_parallel_test, whose
+# ranks are threads of one process). Always left out:
 #   - label gpu: they need a CUDA device (the GPU job runs them).
 #   - kernel_shipping.* and trainrt_cache_tool.* (with TESTS=all): shell scripts that start
 #     the tools dozens of times; the cache code they drive runs under ASan in
@@ -54,7 +55,7 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export LSAN_OPTIONS=suppressions=$root/scripts/lsan-suppressions.txt:print_suppressions=0
 export TRAINRT_LOG_LEVEL=${TRAINRT_LOG_LEVEL:-error}
 
-tests=${TESTS:-shape_tensor_test graph_test sha256_test disk_cache_test kernel_cache_test serialize_graph_test data_test data_loader_test program_test}
+tests=${TESTS:-shape_tensor_test graph_test sha256_test disk_cache_test kernel_cache_test serialize_graph_test data_test data_loader_test program_test safetensors_test checkpoint_test data_parallel_test}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRAINRT_WERROR=ON \
   -DTRAINRT_SANITIZE=address,undefined -DTRAINRT_BUILD_FUZZERS=ON \
   -DTRAINRT_BUILD_BENCH=OFF -DTRAINRT_BUILD_EXAMPLES=OFF >/dev/null

@@ -244,12 +244,7 @@ std::vector<std::string> Nvrtc::header_search_order(const std::string& library_p
 
 std::unique_ptr<Nvrtc> Nvrtc::open(const std::string& library,
                                    const std::optional<std::vector<std::string>>& header_dirs) {
-  dlerror();
-  void* handle = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* err = dlerror();
-    fail(ErrorKind::NotFound, cat("could not load NVRTC from '", library, "': ", err ? err : "unknown error"));
-  }
+  void* handle = open_library(library, "NVRTC");
   std::unique_ptr<Nvrtc> nv(new Nvrtc());
   nv->api_ = std::make_unique<Api>();
   Api& api = *nv->api_;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+
 namespace trainrt::detail {
 
 /// Looks `symbol` up in the dlopen handle `handle` and stores it in `fn` (a function pointer of
@@ -18,6 +20,18 @@ template <class Fn>
 void bind_symbol(void* handle, const char* symbol, Fn& fn, std::vector<std::string>& missing) {
   fn = reinterpret_cast<Fn>(dlsym(handle, symbol));
   if (fn == nullptr) missing.emplace_back(symbol);
+}
+
+/// dlopen(library, RTLD_NOW | RTLD_LOCAL), or throws NotFound "could not load <what> from
+/// '<library>': <the loader's message>".
+inline void* open_library(const std::string& library, const char* what) {
+  dlerror();
+  void* handle = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* err = dlerror();
+    fail(ErrorKind::NotFound, cat("could not load ", what, " from '", library, "': ", err ? err : "unknown error"));
+  }
+  return handle;
 }
 
 /// The file a dlopen handle was loaded from (what the loader's search made of a bare name

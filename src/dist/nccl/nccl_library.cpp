@@ -49,12 +49,7 @@ std::vector<std::string> NcclLibrary::search_order() {
 }
 
 std::unique_ptr<NcclLibrary> NcclLibrary::open(const std::string& library) {
-  dlerror();
-  void* handle = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* err = dlerror();
-    fail(ErrorKind::NotFound, cat("could not load NCCL from '", library, "': ", err ? err : "unknown error"));
-  }
+  void* handle = open_library(library, "NCCL");
   std::unique_ptr<NcclLibrary> lib(new NcclLibrary());
   lib->api_ = std::make_unique<Api>();
   Api& api = *lib->api_;
