@@ -20,7 +20,10 @@
 //                it holds bucket_bytes), each bucket copied into one flat buffer, all-reduced,
 //                scaled by 1/n and copied back, as runtime/cpu/collective.cpp does.
 //     overlap = 1 - (dp - compute) / comm, clamped to [0, 1]: the share of the communication
-//     hidden behind backward (0 when dp costs compute + comm or more).
+//     hidden behind backward (0 when dp costs compute + comm or more). The data-parallel
+//     Program's arena has one slot more than --threads (for the waiting collective), which
+//     compute may use when no collective waits; so the step alone with --threads + 1
+//     (compute+1) is timed as well, and the overlap against it printed next to the first.
 // Rank 0 prints everything; the run's setting (host, cores, ranks, threads per rank, load)
 // comes first. See README.md "Data-parallel" and run_dist_bench.sh.
 #include <sched.h>
@@ -312,8 +315,11 @@ void train(const Args& a, const std::shared_ptr<tr::dist::Communicator>& comm) {
   if (rank == 0) {
     std::printf("\n## training steps: medians over the timed steps (each the slowest rank's, after a barrier);"
                 " comm = the buckets' collectives alone, median of %d repetitions\n", a.reps);
-    std::printf("%-9s %6s %8s %12s %8s %10s %10s %10s %9s\n", "model", "batch", "params", "bucket_KiB", "buckets",
-                "compute_ms", "dp_ms", "comm_ms", "overlap%");
+    std::printf("# compute: the step without a communicator, %d thread(s); compute+1: with %d, the data-parallel\n"
+                "# Program's arena size; overlap%% = 1 - (dp - compute) / comm, overlap+1%% the same against compute+1\n",
+                a.threads, a.threads + 1);
+    std::printf("%-9s %6s %8s %11s %8s %11s %11s %10s %10s %9s %9s\n", "model", "batch", "params", "bucket_KiB",
+                "buckets", "compute_ms", "compute+1", "dp_ms", "comm_ms", "overlap%", "overlap+1%");
   }
   for (const std::string& model : a.models) {
     const bench::ModelDefaults d = train_defaults(model);
@@ -341,21 +347,26 @@ void train(const Args& a, const std::shared_ptr<tr::dist::Communicator>& comm) {
       kibs.push_back(kib);
       layouts.push_back(std::move(buckets));
     }
-    std::vector<tr::Program*> programs = {&alone};
+    // The data-parallel Program's task arena has one slot more than `threads` (for the
+    // collective that waits); when no collective waits, compute can use it too. The same step
+    // alone with threads + 1 shows how much that extra slot alone speeds the step up.
+    tr::Program alone_plus = tr::compile(b.g, b.loss, model_optimizer(model), {.threads = a.threads + 1, .seed = 0});
+    std::vector<tr::Program*> programs = {&alone, &alone_plus};
     for (tr::Program& p : dps) programs.push_back(&p);
     const std::vector<double> step_ms = time_steps(programs, b, warmup, steps, *comm);
-    const double compute = step_ms[0];
+    const double compute = step_ms[0], compute_plus = step_ms[1];
 
     for (std::size_t c = 0; c < layouts.size(); ++c) {
       const auto& buckets = layouts[c];
-      const double dp_ms = step_ms[c + 1];
+      const double dp_ms = step_ms[c + 2];
       const std::vector<double> per_bucket = time_buckets(buckets, bytes, a.reps, *comm);
       const double comm_ms = per_bucket.back();
-      const double overlap = comm_ms > 0 ? std::clamp(1.0 - (dp_ms - compute) / comm_ms, 0.0, 1.0) : 0.0;
+      auto overlap = [&](double base) { return comm_ms > 0 ? std::clamp(1.0 - (dp_ms - base) / comm_ms, 0.0, 1.0) : 0.0; };
       if (rank != 0) continue;
-      std::printf("%-9s %6lld %7.2fM %12lld %8zu %10.2f %10.2f %10.2f %9.0f\n", model.c_str(),
+      std::printf("%-9s %6lld %7.2fM %11lld %8zu %11.2f %11.2f %10.2f %10.2f %9.0f %9.0f\n", model.c_str(),
                   static_cast<long long>(batch), static_cast<double>(total) / 4e6, static_cast<long long>(kibs[c]),
-                  buckets.size(), compute, dp_ms, comm_ms, 100.0 * overlap);
+                  buckets.size(), compute, compute_plus, dp_ms, comm_ms, 100.0 * overlap(compute),
+                  100.0 * overlap(compute_plus));
       std::string detail = "    per bucket (backward order) KiB/ms:";
       for (std::size_t k = 0; k < buckets.size(); ++k) {
         std::size_t n = 0;
