@@ -67,6 +67,7 @@ struct Args {
   int warmup = -1, steps = 0;  ///< -1 / 0: per model (below)
 };
 
+/// "a,b,,c" -> {"a", "b", "c"}.
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> out;
   std::stringstream in(text);
@@ -138,6 +139,7 @@ double slowest_median(tr::dist::Communicator& comm, std::vector<double> ms) {
   return ms[lo] + (pos - static_cast<double>(lo)) * (ms[hi] - ms[lo]);
 }
 
+/// Milliseconds from `start` to now.
 double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
 
 /// 2(n-1)/n * bytes / time in GB/s (1e9 bytes), nccl-tests' bus bandwidth of an all-reduce.
@@ -145,6 +147,8 @@ double bus_gbps(double bytes, double ms, int world) {
   return ms > 0 ? 2.0 * (world - 1) / world * bytes / (ms * 1e-3) / 1e9 : 0.0;
 }
 
+/// The value after ": " of the first line of `path` starting with `prefix`, or the first
+/// line when `prefix` is empty; "?" when there is none.
 std::string read_first_line(const char* path, const std::string& prefix) {
   std::ifstream in(path);
   for (std::string line; std::getline(in, line);)
@@ -181,6 +185,7 @@ void print_setting(const Args& a, int world) {
 
 // ---- (1) raw all-reduce -----------------------------------------------------------------
 
+/// Part (1): prints the all-reduce table (rank 0). Collective.
 void raw_all_reduce(const Args& a, tr::dist::Communicator& comm) {
   const int world = comm.size();
   if (comm.rank() == 0) {
@@ -216,6 +221,7 @@ bench::ModelDefaults train_defaults(const std::string& model) {
   return {64, 10, 50};  // mlp
 }
 
+/// The optimizer of each model, as in step_bench.cpp.
 tr::optim::Optimizer model_optimizer(const std::string& model) {
   if (model == "cnn" || model == "resnet18") return tr::optim::Adam{.lr = 1e-3};
   return tr::optim::SGD{.lr = 0.05, .momentum = 0.9};
@@ -310,6 +316,7 @@ std::vector<double> time_buckets(const std::vector<std::vector<std::size_t>>& bu
   return medians;
 }
 
+/// Part (2): prints the training table (rank 0). Collective.
 void train(const Args& a, const std::shared_ptr<tr::dist::Communicator>& comm) {
   const int rank = comm->rank(), world = comm->size();
   if (rank == 0) {
