@@ -54,7 +54,8 @@ LaunchInfo launch_info();
 /// Implementations are safe to call from one thread at a time.
 class Communicator {
  public:
-  /// Leaves the job (an MPI or NCCL communicator frees its resources; it does not finalize MPI).
+  /// Leaves the job: frees the implementation's resources (kept after a failure, since an
+  /// abandoned operation may still use them). It does not finalize MPI.
   virtual ~Communicator() = default;
   /// For implementations.
   Communicator() = default;
