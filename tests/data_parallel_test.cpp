@@ -2,6 +2,7 @@
 // averaged-gradient step must move the parameters as one process training on the
 // concatenated batch; ranks that built different graphs, and a rank that stalls, must end
 // every rank with a clear Error.
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <exception>
@@ -148,6 +149,144 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{2, optim::Adam{.lr = 0.02}, std::size_t{25} << 20},  // one bucket
                       Case{3, optim::AdamW{.lr = 0.02, .weight_decay = 0.1}, 1}),  // a bucket per tensor
     [](const ::testing::TestParamInfo<Case>& param) { return "case" + std::to_string(param.index); });
+
+/// Trains `world` ranks for `steps` steps, sharded or not; returns each rank's Program.
+std::vector<Program> train_ranks(int world, bool shard, const optim::Optimizer& optimizer, int steps, int rows = 12) {
+  const auto comms = dist::local_communicators(world, std::chrono::seconds(60));
+  std::vector<Program> programs(static_cast<std::size_t>(world));
+  const auto errors = on_ranks(world, [&](int r) {
+    Mlp local(rows / world);
+    CompileOptions o{.threads = 1, .seed = 11};
+    o.data_parallel = {.communicator = comms[static_cast<std::size_t>(r)], .bucket_bytes = 200,
+                       .shard_optimizer_state = shard};
+    Program p = compile(local.g, local.loss, optimizer, o);
+    for (int s = 0; s < steps; ++s) p.step(part(global_batch(s % 3, rows), r, world));
+    programs[static_cast<std::size_t>(r)] = std::move(p);
+  });
+  for (const auto& e : errors)
+    if (e) ADD_FAILURE() << message_of(e);
+  return programs;
+}
+
+std::size_t optimizer_bytes(const Program& p) {
+  std::size_t bytes = 0;
+  for (const std::string& n : p.variables(VariableKind::optimizer)) bytes += p.get(n).nbytes();
+  return bytes;
+}
+
+class Sharded : public ::testing::TestWithParam<int> {};
+
+TEST_P(Sharded, EqualsUnshardedAndDividesOptimizerMemory) {
+  const int world = GetParam();
+  const optim::Optimizer adam = optim::AdamW{.lr = 0.02, .weight_decay = 0.05};
+  std::vector<Program> plain = train_ranks(world, false, adam, 9);
+  std::vector<Program> sharded = train_ranks(world, true, adam, 9);
+  ASSERT_EQ(sharded.size(), static_cast<std::size_t>(world));
+  // Parameters: the same averaged gradients and the same elementwise update, per element.
+  for (int r = 0; r < world; ++r)
+    for (const std::string& name : plain[0].variables(VariableKind::parameter))
+      EXPECT_CLOSE(sharded[static_cast<std::size_t>(r)].get(name), plain[0].get(name), 1e-6, 1e-5) << name << " rank " << r;
+  // The state, per parameter, under the unsharded names (get() gathers: every rank calls it).
+  auto sorted = [](std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  EXPECT_EQ(sorted(sharded[0].variables(VariableKind::optimizer)), sorted(plain[0].variables(VariableKind::optimizer)));
+  std::vector<std::vector<Tensor>> states(static_cast<std::size_t>(world));
+  const auto errors = on_ranks(world, [&](int r) {
+    for (const std::string& n : plain[0].variables(VariableKind::optimizer))
+      states[static_cast<std::size_t>(r)].push_back(sharded[static_cast<std::size_t>(r)].get(n));
+  });
+  for (const auto& e : errors) ASSERT_FALSE(e) << message_of(e);
+  const auto names = plain[0].variables(VariableKind::optimizer);
+  for (std::size_t i = 0; i < names.size(); ++i)
+    EXPECT_CLOSE(states[0][i], plain[0].get(names[i]), 1e-6, 1e-5) << names[i];
+  // What each rank holds: its blocks of the state, about 1/world of it (blocks are padded).
+  std::size_t held = 0, full = 0;
+  for (const std::string& n : names)
+    if (n.find("optim.") != 0) full += plain[0].get(n).nbytes();
+  for (std::size_t b = 0;; ++b) {
+    bool any = false;
+    for (const char* suffix : {"exp_avg", "exp_avg_sq"})
+      try {
+        held += sharded[0].get("optim.shard" + std::to_string(b) + "." + suffix).nbytes();
+        any = true;
+      } catch (const Error&) {
+      }
+    if (!any) break;
+  }
+  EXPECT_GT(held, 0u);
+  EXPECT_LE(held, full / static_cast<std::size_t>(world) + 2 * 4 * 8 * static_cast<std::size_t>(world))
+      << "held " << held << " of " << full << " bytes";
+  EXPECT_GT(optimizer_bytes(plain[0]), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(DataParallel, Sharded, ::testing::Values(2, 3));
+
+TEST(DataParallel, AShardedCheckpointLoadsIntoAnUnshardedProgram) {
+  test::TempDir dir;
+  const optim::Optimizer sgd = optim::SGD{.lr = 0.2, .momentum = 0.9};
+  std::vector<Program> sharded = train_ranks(2, true, sgd, 5);
+  const auto errors = on_ranks(2, [&](int r) {  // a collective: every rank saves
+    save_checkpoint(sharded[static_cast<std::size_t>(r)], dir.file("rank" + std::to_string(r) + ".safetensors"));
+  });
+  for (const auto& e : errors) ASSERT_FALSE(e) << message_of(e);
+  Mlp whole(12);
+  Program single = compile(whole.g, whole.loss, sgd, {.threads = 1, .seed = 11});
+  load_checkpoint(single, dir.file("rank0.safetensors"));
+  EXPECT_EQ(single.step_count(), 5);
+  std::vector<Program> plain = train_ranks(2, false, sgd, 5);
+  for (VariableKind kind : {VariableKind::parameter, VariableKind::optimizer})
+    for (const std::string& n : single.variables(kind))
+      EXPECT_CLOSE(single.get(n), plain[0].get(n), 1e-6, 1e-5) << n;
+  // And back: the unsharded checkpoint loads into sharded ranks, which go on identically.
+  save_checkpoint(single, dir.file("single.safetensors"));
+  const auto comms = dist::local_communicators(2, std::chrono::seconds(60));
+  std::vector<float> losses(2);
+  const auto again = on_ranks(2, [&](int r) {
+    Mlp local(6);
+    CompileOptions o{.threads = 1, .seed = 11};
+    o.data_parallel = {.communicator = comms[static_cast<std::size_t>(r)], .bucket_bytes = 200, .shard_optimizer_state = true};
+    Program p = compile(local.g, local.loss, sgd, o);
+    load_checkpoint(p, dir.file("single.safetensors"));
+    losses[static_cast<std::size_t>(r)] = p.step(part(global_batch(5 % 3, 12), r, 2)).get();
+  });
+  for (const auto& e : again) ASSERT_FALSE(e) << message_of(e);
+  Program cont = compile(whole.g, whole.loss, sgd, {.threads = 1, .seed = 11});
+  load_checkpoint(cont, dir.file("single.safetensors"));
+  const float want = cont.step(part(global_batch(5 % 3, 12), 0, 1)).get();
+  EXPECT_NEAR((losses[0] + losses[1]) / 2, want, 1e-5);
+}
+
+TEST(DataParallel, TheLoaderGivesEachRankItsPartOfTheGlobalBatch) {
+  std::vector<std::int64_t> ids(50);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int64_t>(i);
+  auto dataset = std::make_shared<data::TensorDataset>(
+      std::vector<std::pair<std::string, Tensor>>{{"id", Tensor::from_vector<std::int64_t>({50}, ids)}});
+  data::DataLoader whole(dataset, 12, {.seed = 3, .last_batch = data::LastBatch::Pad});
+  std::vector<data::DataLoader> ranks;
+  for (int r = 0; r < 3; ++r) ranks.emplace_back(dataset, 12, data::LoaderOptions{.seed = 3, .last_batch = data::LastBatch::Pad, .rank = r, .world = 3});
+  EXPECT_EQ(ranks[0].batch_size(), 4);
+  EXPECT_EQ(ranks[0].batches_per_epoch(), whole.batches_per_epoch());
+  for (int b = 0; b < 2 * whole.batches_per_epoch(); ++b) {
+    const data::Batch& w = whole.next();
+    std::vector<std::int64_t> joined;
+    std::int64_t samples = 0;
+    for (auto& loader : ranks) {
+      const data::Batch& part = loader.next();
+      EXPECT_EQ(part.epoch, w.epoch);
+      const auto rows = part.tensor("id").to_vector<std::int64_t>();
+      joined.insert(joined.end(), rows.begin(), rows.end());
+      samples += part.samples;
+    }
+    EXPECT_EQ(joined, w.tensor("id").to_vector<std::int64_t>()) << "batch " << b;
+    EXPECT_EQ(samples, w.samples) << "the padded rows are counted once, on the ranks that hold them";
+  }
+  test::expect_error([&] { data::DataLoader(dataset, 10, {.rank = 0, .world = 3}); }, ErrorKind::InvalidArgument,
+                     {"global batch_size 10 does not divide over 3 ranks", "12"});
+  test::expect_error([&] { data::DataLoader(dataset, 12, {.rank = 3, .world = 3}); }, ErrorKind::InvalidArgument,
+                     {"rank 3 of world 3"});
+}
 
 TEST(DataParallel, BucketsFollowTheSizeAndReverseOrder) {
   Graph g;

@@ -2,8 +2,9 @@
 // tests/dist_train_mpi_test.sh (and dist_mpi_test.sh for `match`).
 //
 //   dist_train_mpi match <steps> [shard]
-//       Every rank trains an MLP on its part of each global batch (data-parallel over MPI)
-//       and, alone, the same MLP on the whole batch. Prints "rank R: match, max difference D"
+//       Every rank trains an MLP on its part of each global batch (data-parallel over MPI,
+//       with sharded optimizer state given `shard`) and, alone, the same MLP on the whole
+//       batch; parameters and optimizer state are compared. Prints "rank R: match, max difference D"
 //       and exits 0 when the parameters agree within 1e-5 + 1e-4 * |x|, else "MISMATCH" (1).
 //   dist_train_mpi kill <timeout_ms>
 //       Rank 1 dies (SIGKILL) in its third step; every other rank must end that step with a
@@ -61,7 +62,7 @@ tr::Feeds batch(int s, int first, int rows) {
 
 const tr::optim::Optimizer kOptimizer = tr::optim::Adam{.lr = 0.02};
 
-int match(const std::shared_ptr<tr::dist::Communicator>& comm, int steps) {
+int match(const std::shared_ptr<tr::dist::Communicator>& comm, int steps, bool shard) {
   const int rank = comm->rank(), world = comm->size();
   if (kRows % world != 0) {
     std::printf("rank %d: the global batch of %d rows does not split over %d ranks\n", rank, kRows, world);
@@ -70,7 +71,7 @@ int match(const std::shared_ptr<tr::dist::Communicator>& comm, int steps) {
   const int rows = kRows / world;
   Mlp local(rows, 16), whole(kRows, 16);
   tr::CompileOptions o{.threads = 1, .seed = 5};
-  o.data_parallel = {.communicator = comm, .bucket_bytes = 300};
+  o.data_parallel = {.communicator = comm, .bucket_bytes = 300, .shard_optimizer_state = shard};
   tr::Program dp = tr::compile(local.g, local.loss, kOptimizer, o);
   tr::Program ref = tr::compile(whole.g, whole.loss, kOptimizer, {.threads = 1, .seed = 5});
   float first = 0, last = 0;
@@ -80,7 +81,11 @@ int match(const std::shared_ptr<tr::dist::Communicator>& comm, int steps) {
     if (s == 0) first = last;
   }
   double worst = 0;
-  for (const std::string& name : dp.variables(tr::VariableKind::parameter)) {
+  // Parameters, and the optimizer state (gathered from every rank when sharded).
+  std::vector<std::string> names = dp.variables(tr::VariableKind::parameter);
+  for (const std::string& n : dp.variables(tr::VariableKind::optimizer))
+    if (n.rfind("optim.", 0) != 0) names.push_back(n);
+  for (const std::string& name : names) {
     const tr::Tensor a = dp.get(name), b = ref.get(name);
     for (std::int64_t i = 0; i < a.numel(); ++i)
       worst = std::max(worst, std::abs(a.at(i) - b.at(i)) / (1e-5 + 1e-4 * std::abs(b.at(i))));
@@ -132,7 +137,8 @@ int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   try {
     if (mode == "match" && argc >= 3)
-      return match(tr::dist::mpi_communicator({.timeout = std::chrono::seconds(60)}), std::atoi(argv[2]));
+      return match(tr::dist::mpi_communicator({.timeout = std::chrono::seconds(60)}), std::atoi(argv[2]),
+                   argc > 3 && std::string(argv[3]) == "shard");
     if (mode == "kill" && argc >= 3)
       return kill(tr::dist::mpi_communicator({.timeout = std::chrono::milliseconds(std::atoll(argv[2]))}));
     if (mode == "differ") return differ(tr::dist::mpi_communicator());

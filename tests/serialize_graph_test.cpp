@@ -279,8 +279,8 @@ TEST(SerializeGraph, ForeignInputIsAClearError) {
   expect_io_error(graph, true, "wrong magic");
   expect_io_error("", false, "wrong magic");
   bytes = graph;
-  bytes[8] = 2;  // format version 2
-  expect_io_error(bytes, false, "format version 2, but this build reads version 1");
+  bytes[8] = 1;  // format version 1 (before the collective ops)
+  expect_io_error(bytes, false, "format version 1, but this build reads version 2");
   bytes = sched;
   bytes[8] = 9;
   expect_io_error(bytes, true, "format version 9");

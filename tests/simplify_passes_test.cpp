@@ -177,6 +177,7 @@ TEST(Attrs, EqualityAndHashCoverEveryAlternative) {
       {NormAttrs{0.1, 1e-5, 1}, NormAttrs{0.1, 1e-6, 1}},
       {DropoutAttrs{0.5, 7}, DropoutAttrs{0.5, 8}},
       {AttentionAttrs{true, 0.125}, AttentionAttrs{false, 0.125}},
+      {CollectiveAttrs{1, 2, 0.5}, CollectiveAttrs{2, 2, 0.5}},
       {ConstantAttrs{t1}, ConstantAttrs{t3}},
       {ConstantAttrs{t1}, ConstantAttrs{t4}},  // same bytes, another shape
       // Fused bodies compare by identity (CSE runs before fusion).

@@ -208,6 +208,13 @@ struct LoaderOptions {
   int prefetch = 2;
   /// Batches prepared at the same time by background tasks, >= 1 (each batch is one task).
   int threads = 1;
+  /// Data-parallel training: this process is rank `rank` of `world` (0 <= rank < world).
+  /// With world > 1 the loader's batch_size is the global batch, which must divide by
+  /// `world` (else InvalidArgument); each batch this loader hands out holds rows
+  /// [rank * b, (rank + 1) * b) of the global batch, b = batch_size / world. Give every rank
+  /// the same seed: their parts are then disjoint and together make the global batch.
+  int rank = 0;
+  int world = 1;
 };
 
 /// One mini-batch handed out by DataLoader::next().
@@ -264,7 +271,8 @@ class DataLoader {
   void seek(std::int64_t epoch, std::int64_t batch = 0);
   /// Batches per epoch: N / batch_size with LastBatch::Drop, rounded up with LastBatch::Pad.
   std::int64_t batches_per_epoch() const noexcept;
-  /// The batch size given to the constructor (rows of every batch tensor).
+  /// Rows of every batch tensor: the batch size given to the constructor, divided by
+  /// LoaderOptions::world.
   std::int64_t batch_size() const noexcept;
   /// The dataset's fields (the feeds of every batch, in order).
   const std::vector<Field>& fields() const noexcept;

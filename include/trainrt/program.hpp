@@ -50,6 +50,13 @@ struct DataParallel {
   /// Gradients are averaged in buckets of about this many bytes, each sent as soon as its
   /// last gradient exists, while backward goes on.
   std::size_t bucket_bytes = std::size_t{25} << 20;
+  /// Shard the optimizer state: each bucket's gradients are reduce-scattered, each rank
+  /// updates only its block of the parameters with state for that block (optimizer memory per
+  /// rank divided by the world size), and the blocks are all-gathered into every parameter.
+  /// Program::variables/get/set still show the state per parameter ("fc1.weight.exp_avg"):
+  /// get() of such a state gathers it from every rank, so every rank must call it, in the
+  /// same order (save_checkpoint on every rank does). Checkpoints load either way.
+  bool shard_optimizer_state = false;
 };
 
 /// Compute precision of the compiled step (mixed precision keeps f32 master weights).

@@ -63,7 +63,7 @@ Digest program_key(const std::string& what, const GraphImpl& source, const std::
 std::string describe(const TrainingRequest& r) {
   return cat("loss ", r.loss.node, ":", r.loss.output, " outputs ", describe(r.outputs), " ", describe(r.optimizer),
              " seed ", r.seed, " budget ", r.memory_budget, " fuse ", r.fuse, " world ", r.world, " bucket ",
-             r.bucket_bytes);
+             r.bucket_bytes, " shard ", r.shard, " rank ", r.rank);
 }
 
 template <class Compile>

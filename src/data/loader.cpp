@@ -77,7 +77,7 @@ class LoaderImpl {
   const data::Batch& next();
   void seek(std::int64_t epoch, std::int64_t batch);
   std::int64_t batches_per_epoch() const noexcept { return batches_per_epoch_; }
-  std::int64_t batch_size() const noexcept { return batch_size_; }
+  std::int64_t batch_size() const noexcept { return rows_; }
   const std::vector<data::Field>& fields() const noexcept { return fields_; }
   data::LoaderStats stats() const noexcept { return stats_; }
 
@@ -97,7 +97,9 @@ class LoaderImpl {
   std::vector<data::Field> fields_;
   std::vector<std::size_t> sample_bytes_;  // by field
   std::int64_t size_;
-  std::int64_t batch_size_;
+  std::int64_t batch_size_;  // the global batch (of every rank together)
+  std::int64_t rows_;        // this rank's rows of it
+  std::int64_t row0_;        // where they start in the global batch
   data::LoaderOptions options_;
   std::int64_t batches_per_epoch_;
   std::vector<Slot> slots_;                   // never resized: tasks hold pointers into it
@@ -127,6 +129,14 @@ LoaderImpl::LoaderImpl(std::shared_ptr<const data::Dataset> dataset, std::int64_
       arena_(std::max(o.threads, 1) + 1, 1) {
   if (!dataset_) fail(ErrorKind::InvalidArgument, "DataLoader: the dataset is null");
   if (batch_size_ <= 0) fail(ErrorKind::InvalidArgument, cat("DataLoader: batch_size must be > 0, got ", batch_size_));
+  if (o.world < 1 || o.rank < 0 || o.rank >= o.world)
+    fail(ErrorKind::InvalidArgument, cat("DataLoader: rank ", o.rank, " of world ", o.world, " is not a rank (0 <= rank < world)"));
+  if (batch_size_ % o.world != 0)
+    fail(ErrorKind::InvalidArgument, cat("DataLoader: the global batch_size ", batch_size_, " does not divide over ",
+                                         o.world, " ranks; choose a multiple of the world size (e.g. ",
+                                         (batch_size_ / o.world + 1) * o.world, ")"));
+  rows_ = batch_size_ / o.world;
+  row0_ = o.rank * rows_;
   if (o.prefetch < 1) fail(ErrorKind::InvalidArgument, cat("DataLoader: prefetch must be >= 1, got ", o.prefetch));
   if (o.threads < 1) fail(ErrorKind::InvalidArgument, cat("DataLoader: threads must be >= 1, got ", o.threads));
   size_ = dataset_->size();
@@ -151,7 +161,7 @@ LoaderImpl::LoaderImpl(std::shared_ptr<const data::Dataset> dataset, std::int64_
   slots_ = std::vector<Slot>(static_cast<std::size_t>(o.prefetch));
   for (Slot& slot : slots_) {
     for (const data::Field& f : fields_) {
-      std::vector<std::int64_t> dims{batch_size_};
+      std::vector<std::int64_t> dims{rows_};
       dims.insert(dims.end(), f.shape.begin(), f.shape.end());
       Tensor t = Tensor::empty(Shape(std::move(dims)), f.dtype);
       slot.bases.push_back(static_cast<unsigned char*>(t.raw_data()));
@@ -194,7 +204,8 @@ void LoaderImpl::schedule(Slot& slot, std::int64_t position) {
   slot.order = latest_order_;
   slot.batch.epoch = epoch;
   slot.batch.index = index;
-  slot.batch.samples = std::min(batch_size_, size_ - index * batch_size_);
+  const std::int64_t distinct = std::min(batch_size_, size_ - index * batch_size_);  // of the global batch
+  slot.batch.samples = std::clamp(distinct - row0_, std::int64_t{0}, rows_);
   slot.error = nullptr;
   slot.state.store(kQueued, std::memory_order_release);
   Slot* s = &slot;
@@ -208,8 +219,8 @@ void LoaderImpl::schedule(Slot& slot, std::int64_t position) {
 void LoaderImpl::fill(Slot& slot) noexcept {
   try {
     const std::vector<std::int64_t>& order = order_of(*slot.order);
-    const std::int64_t first = slot.batch.index * batch_size_;
-    for (std::int64_t k = 0; k < batch_size_; ++k) {
+    const std::int64_t first = slot.batch.index * batch_size_ + row0_;
+    for (std::int64_t k = 0; k < rows_; ++k) {
       if (stopping_.load(std::memory_order_relaxed)) break;  // the batch will never be handed out
       // Past the end of the epoch (LastBatch::Pad only) positions wrap to the start of this
       // epoch's order: the padding repeats its first samples.

@@ -20,6 +20,7 @@
 #include "core/logging.h"
 #include "exec/data_parallel.h"
 #include "exec/executor.h"
+#include "exec/sharded_state.h"
 #include "ir/builder.h"
 #include "ir/printer.h"
 #include "optim/build_optimizer.h"
@@ -51,6 +52,7 @@ class ProgramImpl {
   /// Source-graph id of a user Value; throws when it is not of the compiled graph.
   ValueId source_id(const Value& v, std::string_view what) const;
   VariableStore& variables() { return variables_; }
+  const ShardedState* sharded() const { return sharded_.get(); }
   const VariableStore& variables() const { return variables_; }
   double scalar_variable(const char* name) const;
   void set_scalar_variable(const char* name, double value);
@@ -84,6 +86,7 @@ class ProgramImpl {
   VariableStore variables_;
   cpu::OneDnn dnn_;
   std::shared_ptr<dist::Communicator> comm_;  // data-parallel ranks, or null
+  std::unique_ptr<ShardedState> sharded_;     // with DataParallel::shard_optimizer_state
   tbb::task_arena arena_;
   Plan train_;
   std::map<std::vector<ValueId>, Plan> eval_plans_;
@@ -159,7 +162,11 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
   if (comm_) {
     request.world = comm_->size();
     request.bucket_bytes = options.data_parallel.bucket_bytes;
+    request.shard = options.data_parallel.shard_optimizer_state;
+    // request.rank is still 0: the fingerprint is the same on every rank that built the same.
     check_same_program(*comm_, training_graph_key(*source_, request), print_graph(*source_));
+    request.rank = comm_->rank();
+    if (request.shard) sharded_ = std::make_unique<ShardedState>(source_, comm_, request.bucket_bytes);
   }
   bool hit = false;
   train_.graph = cached_training_graph(*source_, request, KernelCache::global(), hit);
@@ -386,16 +393,20 @@ std::vector<std::string> Program::variables(VariableKind kind) const {
   std::vector<std::string> names;
   for (const VariableEntry& e : checked(impl_).variables().entries())
     if (e.kind == kind) names.push_back(e.name);
-  return names;
+  return impl_->sharded() ? impl_->sharded()->expand(names) : names;
 }
 
 Tensor Program::get(std::string_view name) const {
+  if (const ShardedState* s = checked(impl_).sharded())
+    if (std::optional<Tensor> t = s->get(impl_->variables(), name)) return std::move(*t);
   const VariableEntry* e = checked(impl_).variables().find(name);
   if (!e) impl_->variables().not_found(name);
   return copy_out(e->data.get(), e->type);
 }
 
 void Program::set(std::string_view name, const Tensor& value) {
+  if (const ShardedState* s = checked(impl_).sharded())
+    if (s->set(impl_->variables(), name, value)) return;
   VariableEntry* e = checked(impl_).variables().find(name);
   if (!e) impl_->variables().not_found(name);
   if (!value.defined()) fail(ErrorKind::InvalidArgument, cat("Program::set('", name, "'): the tensor is undefined"));

@@ -9,6 +9,7 @@
 #include "ir/builder.h"
 #include "ir/internal_ops.h"
 #include "ir/node.h"
+#include "passes/bucket_gradients.h"
 #include "trainrt/ops.hpp"
 
 namespace trainrt::detail {
@@ -84,13 +85,14 @@ struct Context {
 };
 enum Shared { kNegLr, kMomentum, kDecay, kBeta1, kBeta2, kEps, kStepSize, kInvSqrtBc2, kDecoupled };
 
-/// Creates `param`'s state tensor "<param>.<suffix>", zero-initialized.
-Value state_of(const Context& c, const Value& param, const char* suffix) {
-  const Node& n = c.graph->node(param.node());
-  return optimizer_variable(c.graph, n.name + "." + suffix, param.shape(), init::zeros(), param.dtype());
+/// Creates the state tensor "<owner>.<suffix>" shaped like `param`, zero-initialized.
+Value state_of(const Context& c, const Value& param, const std::string& owner, const char* suffix) {
+  return optimizer_variable(c.graph, owner + "." + suffix, param.shape(), init::zeros(), param.dtype());
 }
 
-void sgd(Context& c, const optim::SGD& o, const Value& p, const Value& grad) {
+/// The updated value of `p` (a parameter, or a shard of parameters) given its gradient; its
+/// state tensors are named after `owner`.
+Value sgd(Context& c, const optim::SGD& o, const Value& p, const Value& grad, const std::string& owner) {
   Graph gr = p.graph();
   const DType dt = p.dtype();
   const Value g =
@@ -98,7 +100,7 @@ void sgd(Context& c, const optim::SGD& o, const Value& p, const Value& grad) {
   const Value momentum = o.momentum != 0 ? c.once(kMomentum, dt, [&] { return gr.scalar(o.momentum, dt); }) : Value{};
   Value d = g;
   if (o.momentum != 0) {
-    const Value buf = state_of(c, p, "momentum_buffer");
+    const Value buf = state_of(c, p, owner, "momentum_buffer");
     Value buf_new;
     if (o.dampening == 0) {
       buf_new = fma(buf, momentum, g, kLoc);  // buf is 0 before the first step
@@ -112,17 +114,17 @@ void sgd(Context& c, const optim::SGD& o, const Value& p, const Value& grad) {
     assign(buf, buf_new, kLoc);
     d = o.nesterov ? fma(buf_new, momentum, g, kLoc) : buf_new;
   }
-  assign(p, fma(d, c.once(kNegLr, dt, [&] { return scalar_of(neg(c.lr, kLoc), p); }), p, kLoc), kLoc);
+  return fma(d, c.once(kNegLr, dt, [&] { return scalar_of(neg(c.lr, kLoc), p); }), p, kLoc);
 }
 
 template <class AdamLike>
-void adam(Context& c, const AdamLike& o, bool decoupled, const Value& p, const Value& grad) {
+Value adam(Context& c, const AdamLike& o, bool decoupled, const Value& p, const Value& grad, const std::string& owner) {
   Graph gr = p.graph();
   const DType dt = p.dtype();
   const Value g = !decoupled && o.weight_decay != 0
                       ? fma(p, c.once(kDecay, dt, [&] { return gr.scalar(o.weight_decay, dt); }), grad, kLoc)
                       : grad;
-  const Value m = state_of(c, p, "exp_avg"), v = state_of(c, p, "exp_avg_sq");
+  const Value m = state_of(c, p, owner, "exp_avg"), v = state_of(c, p, owner, "exp_avg_sq");
   const Value m_new = fma(m, c.once(kBeta1, dt, [&] { return gr.scalar(o.beta1, dt); }), g * (1.0 - o.beta1), kLoc);
   const Value v_new = fma(v, c.once(kBeta2, dt, [&] { return gr.scalar(o.beta2, dt); }), (g * g) * (1.0 - o.beta2), kLoc);
   assign(m, m_new, kLoc);
@@ -141,7 +143,15 @@ void adam(Context& c, const AdamLike& o, bool decoupled, const Value& p, const V
   Value base = p;
   if (decoupled && o.weight_decay != 0)
     base = p * c.once(kDecoupled, dt, [&] { return scalar_of(1.0 - c.lr * o.weight_decay, p); });
-  assign(p, fma(m_new / denom, step_size, base, kLoc), kLoc);
+  return fma(m_new / denom, step_size, base, kLoc);
+}
+
+/// The updated `p` under `optimizer` (None: p itself).
+Value update(Context& c, const optim::Optimizer& optimizer, const Value& p, const Value& grad, const std::string& owner) {
+  if (auto* s = std::get_if<optim::SGD>(&optimizer)) return sgd(c, *s, p, grad, owner);
+  if (auto* a = std::get_if<optim::Adam>(&optimizer)) return adam(c, *a, false, p, grad, owner);
+  if (auto* w = std::get_if<optim::AdamW>(&optimizer)) return adam(c, *w, true, p, grad, owner);
+  return p;
 }
 
 const optim::Schedule* schedule_of(const optim::Optimizer& o) {
@@ -183,11 +193,10 @@ void validate(const optim::Optimizer& optimizer) {
   }
 }
 
-void build_optimizer(const std::shared_ptr<GraphImpl>& graph, const optim::Optimizer& optimizer,
-                     const std::vector<Value>& params, const std::vector<Value>& grads, const Value& step) {
-  check_internal(params.size() == grads.size(), "build_optimizer: one gradient per parameter");
-  const Phase saved = graph->phase();
-  graph->set_phase(Phase::update);
+namespace {
+
+/// The shared part of every update: the learning rate from the schedule and the step counter.
+Context begin_update(const std::shared_ptr<GraphImpl>& graph, const optim::Optimizer& optimizer, const Value& step) {
   // Scalar optimizer math (schedule, bias corrections) is f64, as torch.optim's Python
   // floats are; each result is cast once to the parameters' dtype.
   Context c{graph, step, cast(step, DType::f64, kLoc), {}, {}};
@@ -196,15 +205,86 @@ void build_optimizer(const std::shared_ptr<GraphImpl>& graph, const optim::Optim
     c.lr = base * schedule_factor(*s, c.t);
     assign(optimizer_variable(graph, kLrVariable, Shape{}, init::zeros(), DType::f64), c.lr, kLoc);
   }
+  return c;
+}
+
+const std::string& name_of(const Context& c, const Value& param) { return c.graph->node(param.node()).name; }
+
+}  // namespace
+
+void build_optimizer(const std::shared_ptr<GraphImpl>& graph, const optim::Optimizer& optimizer,
+                     const std::vector<Value>& params, const std::vector<Value>& grads, const Value& step) {
+  check_internal(params.size() == grads.size(), "build_optimizer: one gradient per parameter");
+  const Phase saved = graph->phase();
+  graph->set_phase(Phase::update);
+  Context c = begin_update(graph, optimizer, step);
   for (std::size_t i = 0; i < params.size(); ++i) {
     // Update nodes point at the parameter's creation, for messages and IR dumps.
     graph->set_location_override(graph->node(params[i].node()).loc);
-    if (auto* s = std::get_if<optim::SGD>(&optimizer)) sgd(c, *s, params[i], grads[i]);
-    else if (auto* a = std::get_if<optim::Adam>(&optimizer)) adam(c, *a, false, params[i], grads[i]);
-    else if (auto* w = std::get_if<optim::AdamW>(&optimizer)) adam(c, *w, true, params[i], grads[i]);
+    const Value next = update(c, optimizer, params[i], grads[i], name_of(c, params[i]));
+    if (!std::holds_alternative<optim::None>(optimizer)) assign(params[i], next, kLoc);
   }
   graph->set_location_override({});
   assign(step, step + Graph(graph).scalar(1, DType::i64), kLoc);
+  graph->set_phase(saved);
+}
+
+std::vector<ShardBucket> shard_layout(const std::vector<Value>& params, std::int64_t world, std::size_t bucket_bytes) {
+  std::vector<ShardBucket> out;
+  for (const std::vector<std::size_t>& members : plan_buckets(params, bucket_bytes)) {
+    ShardBucket b;
+    b.members = members;
+    for (std::size_t k : members) {
+      b.offsets.push_back(b.total);
+      b.total += params[k].shape().numel();
+    }
+    b.block = collective_block(b.total, world);
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+std::string shard_state_owner(std::size_t bucket) { return cat("optim.shard", bucket); }
+
+void build_sharded_optimizer(const std::shared_ptr<GraphImpl>& graph, const optim::Optimizer& optimizer,
+                             const std::vector<Value>& params, const std::vector<Value>& grads, const Value& step,
+                             std::int64_t world, std::int64_t rank, std::size_t bucket_bytes) {
+  check_internal(params.size() == grads.size(), "build_sharded_optimizer: one gradient per parameter");
+  check_internal(rank >= 0 && rank < world, "build_sharded_optimizer: rank outside the world");
+  const std::vector<ShardBucket> layout = shard_layout(params, world, bucket_bytes);
+  const Phase saved = graph->phase();
+  // Every bucket's gradients are reduce-scattered as soon as backward has made them: these
+  // collectives come first, so their order is the order backward finishes the buckets.
+  graph->set_phase(Phase::backward);
+  std::vector<Value> grad_blocks;
+  for (std::size_t b = 0; b < layout.size(); ++b) {
+    std::vector<Value> members;
+    for (std::size_t k : layout[b].members) members.push_back(grads[k]);
+    grad_blocks.push_back(reduce_scatter(members, {static_cast<std::int64_t>(b), world, 1.0 / static_cast<double>(world)}, kLoc));
+  }
+  graph->set_phase(Phase::update);
+  Context c = begin_update(graph, optimizer, step);
+  Graph gr(graph);
+  for (std::size_t b = 0; b < layout.size(); ++b) {
+    const ShardBucket& bucket = layout[b];
+    // This rank's block of the bucket's parameters, flattened and zero-padded like the
+    // gradients; the update runs on the block with state tensors of the block's size.
+    std::vector<Value> flat;
+    for (std::size_t k : bucket.members) flat.push_back(reshape(params[k], {params[k].shape().numel()}, kLoc));
+    const std::int64_t padded = bucket.block * world;
+    const DType dtype = params[bucket.members.front()].dtype();
+    if (padded > bucket.total) flat.push_back(gr.full(Shape{padded - bucket.total}, 0.0, dtype));
+    const Value all = flat.size() == 1 ? flat.front() : concat(flat, 0, kLoc);
+    const Value mine = slice(all, 0, rank * bucket.block, (rank + 1) * bucket.block, 1, kLoc);
+    const Value next = update(c, optimizer, mine, grad_blocks[b], shard_state_owner(b));
+    const Value gathered = all_gather(next, {static_cast<std::int64_t>(layout.size() + b), world, 1.0}, kLoc);
+    for (std::size_t i = 0; i < bucket.members.size(); ++i) {
+      const Value& p = params[bucket.members[i]];
+      const std::int64_t at = bucket.offsets[i], n = p.shape().numel();
+      assign(p, reshape(slice(gathered, 0, at, at + n, 1, kLoc), p.shape().dims(), kLoc), kLoc);
+    }
+  }
+  assign(step, step + gr.scalar(1, DType::i64), kLoc);
   graph->set_phase(saved);
 }
 

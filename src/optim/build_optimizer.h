@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "ir/graph_impl.h"
@@ -29,5 +30,27 @@ void validate(const optim::Optimizer& optimizer);
 /// the increment of `step` (the i64 step counter). With optim::None only the counter moves.
 void build_optimizer(const std::shared_ptr<GraphImpl>& graph, const optim::Optimizer& optimizer,
                      const std::vector<Value>& params, const std::vector<Value>& grads, const Value& step);
+
+/// One bucket of optimizer-state sharding: parameters `members` (indices into the parameter
+/// list) flattened one after another (`offsets`, `total` elements), zero-padded to
+/// `block` * world; rank r owns elements [r * block, (r + 1) * block).
+struct ShardBucket {
+  std::vector<std::size_t> members;
+  std::vector<std::int64_t> offsets;
+  std::int64_t total = 0;
+  std::int64_t block = 0;
+};
+/// The buckets of `params` (in the gradient buckets' order: passes/bucket_gradients.h).
+std::vector<ShardBucket> shard_layout(const std::vector<Value>& params, std::int64_t world, std::size_t bucket_bytes);
+/// The name prefix of bucket `bucket`'s state blocks: "optim.shard<b>" ("optim.shard0.exp_avg").
+std::string shard_state_owner(std::size_t bucket);
+
+/// The update with sharded optimizer state over `world` ranks, for rank `rank`: each
+/// bucket's gradients are reduce-scattered (averaged), this rank updates its block of the
+/// bucket's parameters with state tensors of the block's size, and the blocks are
+/// all-gathered back into every parameter. Optimizer memory per rank is 1/world.
+void build_sharded_optimizer(const std::shared_ptr<GraphImpl>& graph, const optim::Optimizer& optimizer,
+                             const std::vector<Value>& params, const std::vector<Value>& grads, const Value& step,
+                             std::int64_t world, std::int64_t rank, std::size_t bucket_bytes);
 
 }  // namespace trainrt::detail

@@ -4,6 +4,8 @@
 //   1. lower_for_training      batch_norm/dropout take their training form
 //   2. build_gradients         reverse-mode autodiff of the loss w.r.t. every parameter
 //      bucket_gradients       data-parallel: average the gradients over the ranks, in buckets
+//                             (with sharded optimizer state, build_optimizer reduce-scatters
+//                             them and all-gathers the updated parameters instead)
 //   3. build_optimizer         the update, the learning-rate schedule, the step counter
 //   4. eliminate_dead_code     keep what the loss, the outputs and the assignments need
 //   5. simplify_algebra        exact local rewrites (x * 1, neg(neg(x)), permute of permute, ...)
@@ -185,8 +187,9 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
     grads = build_gradients(g, loss, wrt);
     return true;
   }, &g);
+  const bool sharded = request.shard && request.world > 0 && trains && !params.empty();
   log.run("bucket_gradients", [&] {
-    if (request.world <= 0 || grads.empty()) return false;
+    if (request.world <= 0 || grads.empty() || sharded) return false;
     const Phase saved = g->phase();
     g->set_phase(Phase::backward);
     grads = average_gradients(grads, request.world, request.bucket_bytes);
@@ -196,7 +199,11 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
   if (!trains) params.clear();
 
   log.run("build_optimizer", [&] {
-    build_optimizer(g, request.optimizer, params, grads, make_value(g, {g->find(kStepVariable), 0}));
+    const Value step = make_value(g, {g->find(kStepVariable), 0});
+    if (sharded)
+      build_sharded_optimizer(g, request.optimizer, params, grads, step, request.world, request.rank, request.bucket_bytes);
+    else
+      build_optimizer(g, request.optimizer, params, grads, step);
     return true;
   }, &g);
 

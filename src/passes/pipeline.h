@@ -31,6 +31,9 @@ struct TrainingRequest {
   // that many ranks with bucketed collectives (passes/bucket_gradients.h).
   std::int64_t world = 0;
   std::size_t bucket_bytes = std::size_t{25} << 20;
+  // Optimizer-state sharding (DataParallel::shard_optimizer_state): this rank's blocks only.
+  bool shard = false;
+  std::int64_t rank = 0;
 };
 
 /// `source` must hold the step counter variable (passes/lower_mode.h). Throws on invalid
