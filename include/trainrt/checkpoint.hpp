@@ -25,9 +25,10 @@ namespace trainrt {
 /// What a checkpoint records besides the tensors. save_checkpoint() reads the first three
 /// fields; load_checkpoint() returns every field as stored.
 struct CheckpointInfo {
-  /// Data-loader position to resume from: the epoch and batch the next step reads (pass them
+  /// Data-loader position to resume from: the epoch the next step reads (pass it and `batch`
   /// to DataLoader::seek() after loading). Must be >= 0.
   std::int64_t epoch = 0;
+  /// The batch within `epoch` that the next step reads. Must be >= 0.
   std::int64_t batch = 0;
   /// The application's own key/values (any strings), stored and returned unchanged.
   std::map<std::string, std::string> user{};

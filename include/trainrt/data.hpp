@@ -214,6 +214,7 @@ struct LoaderOptions {
   /// [rank * b, (rank + 1) * b) of the global batch, b = batch_size / world. Give every rank
   /// the same seed: their parts are then disjoint and together make the global batch.
   int rank = 0;
+  /// The number of ranks sharing each global batch, >= 1 (1: this process reads whole batches).
   int world = 1;
 };
 

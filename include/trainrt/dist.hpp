@@ -28,7 +28,11 @@
 namespace trainrt::dist {
 
 /// How all_reduce and reduce_scatter combine the ranks' elements.
-enum class ReduceOp { sum, max, min };
+enum class ReduceOp {
+  sum,  ///< the sum of the ranks' elements (logical or for boolean)
+  max,  ///< the largest element (logical or for boolean)
+  min,  ///< the smallest element (logical and for boolean)
+};
 
 /// Where this process stands in its job, as the launcher tells it.
 struct LaunchInfo {
@@ -50,21 +54,33 @@ LaunchInfo launch_info();
 /// Implementations are safe to call from one thread at a time.
 class Communicator {
  public:
+  /// Leaves the job: frees the implementation's resources (kept after a failure, since an
+  /// abandoned operation may still use them). It does not finalize MPI.
   virtual ~Communicator() = default;
+  /// For implementations.
   Communicator() = default;
+  /// Not copyable: a communicator is one rank's membership of a job (share it by shared_ptr).
   Communicator(const Communicator&) = delete;
+  /// Not copyable, as above.
   Communicator& operator=(const Communicator&) = delete;
 
+  /// This process's rank, 0 <= rank() < size().
   virtual int rank() const noexcept = 0;
+  /// The number of ranks joined by this communicator.
   virtual int size() const noexcept = 0;
-  /// "mpi", "nccl", ...
+  /// The implementation's name: "mpi", "nccl", "local" (local_communicators()).
   virtual std::string_view backend() const noexcept = 0;
   /// Whether buffers are device pointers (NCCL) rather than host memory (MPI).
   virtual bool device_memory() const noexcept = 0;
   /// The timeout of calls made without one.
   virtual std::chrono::milliseconds default_timeout() const noexcept = 0;
 
-  /// Combines `count` elements of every rank's `data` in place.
+  /// Combines `count` elements of every rank's `data` in place: afterwards every rank holds
+  /// the combination. The virtual collectives throw trainrt::Error (Runtime) naming the
+  /// operation, this rank and the time waited when the other ranks do not all join within
+  /// `timeout` or the transport fails; the communicator is then broken and every later call
+  /// throws at once.
+  /// InvalidArgument for a broadcast root that is not a rank (MPI also for a timeout <= 0).
   virtual void all_reduce(void* data, std::size_t count, DType dtype, ReduceOp op, std::chrono::milliseconds timeout) = 0;
   /// Rank r receives in `recv` (recv_count elements) block r of the combination of every
   /// rank's `send` (size() * recv_count elements).
@@ -80,18 +96,25 @@ class Communicator {
 
   // The same, with the default timeout. (An implementation that overrides the virtual
   // functions brings these back into its scope with `using Communicator::all_reduce;` etc.)
+
+  /// all_reduce() with default_timeout(); `op` defaults to a sum. Throws as all_reduce().
   void all_reduce(void* data, std::size_t count, DType dtype, ReduceOp op = ReduceOp::sum) {
     all_reduce(data, count, dtype, op, default_timeout());
   }
+  /// reduce_scatter() with default_timeout(); `op` defaults to a sum. Throws as all_reduce().
   void reduce_scatter(const void* send, void* recv, std::size_t recv_count, DType dtype, ReduceOp op = ReduceOp::sum) {
     reduce_scatter(send, recv, recv_count, dtype, op, default_timeout());
   }
+  /// all_gather() with default_timeout(). Throws as all_reduce().
   void all_gather(const void* send, void* recv, std::size_t send_count, DType dtype) {
     all_gather(send, recv, send_count, dtype, default_timeout());
   }
+  /// broadcast() with default_timeout(), from rank 0 unless `root` says otherwise. Throws as
+  /// all_reduce().
   void broadcast(void* data, std::size_t count, DType dtype, int root = 0) {
     broadcast(data, count, dtype, root, default_timeout());
   }
+  /// barrier() with default_timeout(). Throws as all_reduce().
   void barrier() { barrier(default_timeout()); }
 };
 
