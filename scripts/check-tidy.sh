@@ -24,7 +24,8 @@ done
 }
 
 # The compile commands are GCC's: clang does not know some of their warning flags
-# (-Wshadow=local, -Wno-restrict), which must not count as findings.
+# (-Wshadow=local, -Wno-restrict), which must not count as findings. GCC's own omp.h (which the
+# oneDNN glue includes) does not parse with clang: libomp-14-dev puts clang's where it looks.
 args=(-p "$build" -j "$jobs" -quiet -clang-tidy-binary "$(command -v "$clang_tidy")"
       -extra-arg=-Wno-unknown-warning-option)
 version=$("$clang_tidy" --version | sed -n 's/.*LLVM version \([0-9]*\).*/\1/p')

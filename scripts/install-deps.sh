@@ -7,7 +7,7 @@ packages=(
   cmake ninja-build g++ ccache pkg-config  # toolchain
   libtbb-dev libspdlog-dev libdnnl-dev zlib1g-dev  # libtrainrt's dependencies
   libgtest-dev  # tests
-  clang-tidy-14 clang-format-14  # scripts/check-tidy.sh, scripts/check-format.sh (versions pinned: output differs between them)
+  clang-tidy-14 clang-format-14 libomp-14-dev  # scripts/check-{tidy,format}.sh (pinned: output differs between versions; libomp: clang's omp.h)
   dataset-fashion-mnist  # the example trainer's default data
 )
 run=()
