@@ -138,7 +138,7 @@ class CifarDataset final : public Dataset {
  private:
   std::vector<unsigned char> records_;  // every file's records, back to back
   std::int64_t size_ = 0;
-  std::array<float, 3 * 256> table_{};  // channel c, byte v -> normalized value, at c * 256 + v
+  std::array<float, std::size_t{3} * 256> table_{};  // channel c, byte v -> normalized value, at c * 256 + v
 };
 
 /// The element type of a token file: raw little-endian unsigned integers, no header.

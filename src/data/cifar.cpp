@@ -19,7 +19,7 @@ using detail::fail;
 
 namespace {
 
-constexpr std::size_t kPixels = 3 * 32 * 32;
+constexpr std::size_t kPixels = std::size_t{3} * 32 * 32;
 constexpr std::size_t kRecord = 1 + kPixels;
 constexpr int kClasses = 10;
 
@@ -35,7 +35,7 @@ CifarDataset::CifarDataset(const std::vector<std::string>& files, const CifarOpt
                                            "; the stddev must be finite and > 0 and the mean finite"));
     // A table makes the conversion exact and identical everywhere: one rounding per step.
     for (int v = 0; v < 256; ++v)
-      table_[static_cast<std::size_t>(c * 256 + v)] = (static_cast<float>(v) / 255.0f - mean) / sd;
+      table_[static_cast<std::size_t>(c) * 256 + static_cast<std::size_t>(v)] = (static_cast<float>(v) / 255.0f - mean) / sd;
   }
   for (const std::string& path : files) {
     detail::Bytes bytes = detail::read_file_bytes(path, "CifarDataset", "a CIFAR-10 batch file");
