@@ -83,7 +83,7 @@ bool write_all(int fd, std::string_view data) noexcept {
   return true;
 }
 
-std::string errno_text(int err) { return err == 0 ? std::string("unexpected end of file") : std::strerror(err); }
+std::string errno_text(int err) { return err == 0 ? std::string("unexpected end of file") : errno_message(err); }
 
 const char* kind_name(CacheKind kind) noexcept {
   switch (kind) {

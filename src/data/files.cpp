@@ -24,7 +24,7 @@ Bytes read_file_bytes(const std::string& path, const char* who, const char* what
   if (status.type() == fs::file_type::directory)
     fail(ErrorKind::Io, cat(who, ": '", path, "' is a directory, not ", what));
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail(ErrorKind::Io, cat(who, ": cannot open '", path, "': ", std::strerror(errno)));
+  if (!in) fail(ErrorKind::Io, cat(who, ": cannot open '", path, "': ", errno_message(errno)));
   Bytes bytes;
   // The size is only a hint: reading to the end also works for pipes and growing files.
   const std::uintmax_t size = fs::file_size(path, ec);
@@ -35,7 +35,7 @@ Bytes read_file_bytes(const std::string& path, const char* who, const char* what
     bytes.resize(old + kChunk);
     in.read(reinterpret_cast<char*>(bytes.data() + old), static_cast<std::streamsize>(kChunk));
     bytes.resize(old + static_cast<std::size_t>(in.gcount()));
-    if (in.bad()) fail(ErrorKind::Io, cat(who, ": error while reading '", path, "': ", std::strerror(errno)));
+    if (in.bad()) fail(ErrorKind::Io, cat(who, ": error while reading '", path, "': ", errno_message(errno)));
     if (in.eof()) break;
   }
   return bytes;

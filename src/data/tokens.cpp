@@ -46,10 +46,10 @@ TokenDataset::TokenDataset(const std::string& path, const TokenOptions& options)
   if (guard.fd < 0) {
     const int err = errno;
     if (err == ENOENT) fail(ErrorKind::NotFound, cat("TokenDataset: file not found: '", path, "'"));
-    fail(ErrorKind::Io, cat(prefix, "cannot open: ", std::strerror(err)));
+    fail(ErrorKind::Io, cat(prefix, "cannot open: ", detail::errno_message(err)));
   }
   struct stat st {};
-  if (::fstat(guard.fd, &st) != 0) fail(ErrorKind::Io, cat(prefix, "cannot stat: ", std::strerror(errno)));
+  if (::fstat(guard.fd, &st) != 0) fail(ErrorKind::Io, cat(prefix, "cannot stat: ", detail::errno_message(errno)));
   if (S_ISDIR(st.st_mode)) fail(ErrorKind::Io, cat(prefix, "is a directory, not a token file"));
   if (!S_ISREG(st.st_mode)) fail(ErrorKind::Io, cat(prefix, "is not a regular file (windows are read at offsets)"));
   const auto size = static_cast<std::int64_t>(st.st_size);
@@ -95,7 +95,7 @@ void TokenDataset::read(std::int64_t index, std::span<void* const> out) const {
       if (r < 0 && errno == EINTR) continue;
       if (r < 0)
         fail(ErrorKind::Io, cat("TokenDataset: '", path_, "': read error at byte offset ",
-                                offset + static_cast<off_t>(got), ": ", std::strerror(errno)));
+                                offset + static_cast<off_t>(got), ": ", detail::errno_message(errno)));
       if (r == 0)
         fail(ErrorKind::Io, cat("TokenDataset: '", path_, "': the file ends at byte offset ",
                                 offset + static_cast<off_t>(got), " but held ", tokens_,
