@@ -35,7 +35,7 @@ const char* storage_type(DType d) {
 }
 
 std::string load(DType d, std::size_t buffer, const std::string& index) {
-  const std::string p = cat("((const ", storage_type(d), "*)b[", buffer, "])[", index, "]");
+  std::string p = cat("((const ", storage_type(d), "*)b[", buffer, "])[", index, "]");
   if (d == DType::f16) return cat("trk_f16_to_f32(", p, ")");
   if (d == DType::bf16) return cat("trk_bf16_to_f32(", p, ")");
   return p;

@@ -98,7 +98,7 @@ void check_device(const CompileOptions& o) {
     fail(ErrorKind::Unsupported, "compile: mixed precision (bf16/f16 autocast) is not available on the CPU backend; build "
                                  "the graph in the dtypes you want, or use Precision::f32");
   if (o.device.kind == Device::Kind::cuda) {
-    const CudaProbe probe = probe_cuda();
+    const CudaProbe& probe = probe_cuda();
     if (probe.device_count == 0)
       fail(ErrorKind::Unsupported, cat("compile: Device::cuda(", o.device.index, ") requested, but no CUDA device is usable: ",
                                        probe.reason));
@@ -262,6 +262,7 @@ StepResult ProgramImpl::step(const Feeds& feeds) {
 
 std::vector<Tensor> ProgramImpl::evaluate(const Feeds& feeds, const std::vector<Value>& fetches) {
   std::vector<ValueId> ids;
+  ids.reserve(fetches.size());
   for (const Value& f : fetches) ids.push_back(source_id(f, "Program::evaluate: a fetch"));
   return evaluate_ids(feeds, ids);
 }

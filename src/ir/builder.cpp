@@ -74,6 +74,7 @@ std::vector<Value> add_op(OpKind kind, const std::vector<Value>& inputs, Attrs a
   const std::int32_t index = g->append(std::move(node));
   std::vector<Value> out;
   const auto count = static_cast<std::int32_t>(g->node(index).outputs.size());
+  out.reserve(static_cast<std::size_t>(count));
   for (std::int32_t i = 0; i < count; ++i) out.emplace_back(g, index, i);
   return out;
 }

@@ -109,6 +109,7 @@ RecomputeResult recompute_activations(const std::shared_ptr<GraphImpl>& graph, c
     std::size_t cloned = 0;
     auto trial = rewrite(g, chosen, m, cloned);
     std::vector<ValueId> new_roots;
+    new_roots.reserve(roots.size());
     for (const ValueId& root : roots) new_roots.push_back(m(root));
     const std::size_t arena = arena_of(*trial, new_roots);
     if (arena < best_arena) {
