@@ -11,7 +11,7 @@ namespace trainrt::detail {
 
 /// Concatenates anything streamable into a string.
 template <class... Args>
-std::string cat(const Args&... args) {
+std::string cat(const Args&... args) {  // NOLINT(misc-unused-parameters): cat() with no arguments is ""
   std::ostringstream os;
   (os << ... << args);
   return os.str();

@@ -55,8 +55,8 @@ class ProgramImpl {
   void set_scalar_variable(const char* name, double value);
   MemoryReport memory_report() const;
   std::string to_string() const { return print_graph(*train_.graph.graph); }
-  ExecStats stats_;
-  CompileReport report_;
+  ExecStats stats_;        // NOLINT(misc-non-private-member-variables-in-classes): Program reads it directly
+  CompileReport report_;   // NOLINT(misc-non-private-member-variables-in-classes): Program reads it directly
 
  private:
   std::vector<Tensor> evaluate_ids(const Feeds& feeds, const std::vector<ValueId>& ids);

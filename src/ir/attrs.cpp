@@ -17,7 +17,7 @@ namespace trainrt::detail {
 namespace {
 
 template <class T>
-inline constexpr bool kMissingCase = false;
+[[maybe_unused]] inline constexpr bool kMissingCase = false;  // used by the static_asserts below; clang 14 misses that use
 
 /// Floating fields compare and hash by their bits: -0.0 and +0.0 differ (x + -0.0 and
 /// x + +0.0 are different functions), a NaN equals itself.

@@ -111,7 +111,7 @@ class SoftmaxKernel final : public Kernel {
         for (std::int64_t i = 1; i < L; ++i)
           for (std::int64_t j = 0; j < cols; ++j) {
             const T v = x[i * st + j];
-            m[j] = (v > m[j] || v != v) ? v : m[j];
+            m[j] = (v > m[j] || v != v) ? v : m[j];  // NOLINT(misc-redundant-expression): x != x is the NaN test
           }
         for (std::int64_t i = 0; i < L; ++i)
           for (std::int64_t j = 0; j < cols; ++j) acc[j] += std::exp(static_cast<double>(x[i * st + j] - m[j]));

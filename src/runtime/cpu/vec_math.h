@@ -51,7 +51,7 @@ template <class F>
   F y = p * two_n;
   y = x < lo ? zero : y;
   y = x > hi ? inf : y;
-  return x != x ? x : y;
+  return x != x ? x : y;  // NOLINT(misc-redundant-expression): x != x is the NaN test
 }
 
 /// The standard normal distribution at x: cdf = Phi(x) and pdf = phi(x) = e^(-x^2/2) / sqrt(2 pi).
@@ -93,7 +93,7 @@ template <class F>
     std::memcpy(&ah, &bits, sizeof ah);
   }
   F low = (a - ah) * (a + ah);
-  low = low == low ? low : zero;  // inf - inf when |x| = inf (a NaN x stays NaN through t)
+  low = low == low ? low : zero;  // inf - inf when |x| = inf (a NaN x stays NaN through t) NOLINT(misc-redundant-expression): x != x is the NaN test
   const F gauss = exp_f32(-0.5f * (ah * ah)) * exp_f32(-0.5f * low);  // e^(-x^2/2)
   const F half_erfc = 0.5f * t * gauss * exp_f32(p);
   cdf = x < zero ? half_erfc : 1.0f - half_erfc;
