@@ -246,6 +246,8 @@ class DataLoader {
   ~DataLoader();
   DataLoader(DataLoader&&) noexcept;
   DataLoader& operator=(DataLoader&&) noexcept;
+  DataLoader(const DataLoader&) = delete;  ///< a loader owns its worker threads
+  DataLoader& operator=(const DataLoader&) = delete;
 
   /// The next batch of the stream, waiting only if it is not ready. The Batch and its tensors
   /// belong to the loader and stay valid until the next call to next() or seek(), or the

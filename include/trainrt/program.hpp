@@ -155,6 +155,8 @@ class Program {
   ~Program();
   Program(Program&&) noexcept;
   Program& operator=(Program&&) noexcept;
+  Program(const Program&) = delete;  ///< a Program owns its device memory and kernels
+  Program& operator=(const Program&) = delete;
 
   /// Runs one training step. Throws trainrt::Error (before anything changes) for an unknown
   /// or missing feed, or a feed of the wrong shape or dtype; the Program stays usable.

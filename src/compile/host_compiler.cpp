@@ -17,7 +17,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 
-extern char** environ;
+// environ: declared by <unistd.h> under _GNU_SOURCE, which g++ and clang++ define for C++.
 
 namespace trainrt::detail {
 

@@ -32,7 +32,7 @@ struct Pending {
 };
 
 /// Kernels loaded in this process, by key (modules stay loaded for the process's life).
-std::mutex loaded_mutex;
+std::mutex loaded_mutex;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): guards the process-wide table of dlopen()ed modules
 std::map<std::string, CpuKernel>& loaded() {
   static std::map<std::string, CpuKernel> m;
   return m;

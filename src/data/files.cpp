@@ -46,7 +46,7 @@ bool is_gzip(const Bytes& bytes) { return bytes.size() >= 2 && bytes[0] == 0x1f 
 namespace {
 
 /// Frees the z_stream however gunzip leaves (return or throw).
-struct InflateGuard {
+struct InflateGuard {  // NOLINT(cppcoreguidelines-special-member-functions): a scope guard, never copied
   z_stream* stream;
   ~InflateGuard() { inflateEnd(stream); }
 };

@@ -27,7 +27,7 @@ std::size_t token_bytes(TokenType type) { return type == TokenType::U16 ? 2 : 4;
 const char* token_name(TokenType type) { return type == TokenType::U16 ? "uint16" : "uint32"; }
 
 /// Closes a descriptor unless released: the constructor may throw after open().
-struct FdGuard {
+struct FdGuard {  // NOLINT(cppcoreguidelines-special-member-functions): a scope guard, never copied
   int fd;
   ~FdGuard() {
     if (fd >= 0) ::close(fd);

@@ -176,7 +176,7 @@ std::uint64_t tensor_hash(const Tensor& t) noexcept {
   std::uint64_t acc = 0xcbf29ce484222325ull;
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    std::uint64_t w;
+    std::uint64_t w = 0;
     std::memcpy(&w, p + i, 8);
     acc = (acc ^ w) * 0x100000001b3ull;
     acc ^= acc >> 29;

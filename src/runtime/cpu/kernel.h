@@ -43,8 +43,8 @@ class Kernel {
 /// What a kernel factory sees.
 struct KernelEnv {
   const GraphImpl& graph;
-  std::int32_t node;
-  int threads;  // size of the Program's task arena
+  std::int32_t node{};
+  int threads{};  // size of the Program's task arena
   OneDnn& dnn;
   const std::vector<CpuKernel>* fused = nullptr;  // compiled kernels of fused nodes, by node
   const Node& n() const { return graph.node(node); }

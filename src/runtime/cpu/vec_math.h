@@ -81,7 +81,7 @@ template <class F>
   p = p * t - 1.26551223f;
   F ah;
   if constexpr (std::is_same_v<F, float>) {
-    std::uint32_t bits;
+    std::uint32_t bits = 0;
     std::memcpy(&bits, &a, sizeof bits);
     bits &= 0xfffff000u;
     std::memcpy(&ah, &bits, sizeof ah);
