@@ -24,7 +24,7 @@ class Linear {
 class Conv2d {
  public:
   Conv2d(Graph& graph, const std::string& name, std::int64_t in_channels, std::int64_t out_channels,
-         Pair kernel, const Conv2dOptions& options = {}, bool bias = true, Loc loc = Loc::current());
+         Pair kernel, const Conv2dOptions& opts = {}, bool with_bias = true, Loc loc = Loc::current());
   Value operator()(const Value& x, Loc loc = Loc::current()) const;
   Value weight;
   Value bias;
@@ -34,7 +34,7 @@ class Conv2d {
 /// Batch normalization of x[N, C, H, W] with affine weight/bias and running statistics.
 class BatchNorm2d {
  public:
-  BatchNorm2d(Graph& graph, const std::string& name, std::int64_t channels, const BatchNormOptions& options = {},
+  BatchNorm2d(Graph& graph, const std::string& name, std::int64_t channels, const BatchNormOptions& opts = {},
               Loc loc = Loc::current());
   Value operator()(const Value& x, Loc loc = Loc::current()) const;
   Value weight, bias, running_mean, running_var;

@@ -145,16 +145,16 @@ void adam(Context& c, const AdamLike& o, bool decoupled, const Value& p, const V
 }
 
 const optim::Schedule* schedule_of(const optim::Optimizer& o) {
-  if (auto* s = std::get_if<optim::SGD>(&o)) return &s->schedule;
-  if (auto* a = std::get_if<optim::Adam>(&o)) return &a->schedule;
-  if (auto* w = std::get_if<optim::AdamW>(&o)) return &w->schedule;
+  if (const auto* s = std::get_if<optim::SGD>(&o)) return &s->schedule;
+  if (const auto* a = std::get_if<optim::Adam>(&o)) return &a->schedule;
+  if (const auto* w = std::get_if<optim::AdamW>(&o)) return &w->schedule;
   return nullptr;
 }
 
 double base_lr_of(const optim::Optimizer& o) {
-  if (auto* s = std::get_if<optim::SGD>(&o)) return s->lr;
-  if (auto* a = std::get_if<optim::Adam>(&o)) return a->lr;
-  if (auto* w = std::get_if<optim::AdamW>(&o)) return w->lr;
+  if (const auto* s = std::get_if<optim::SGD>(&o)) return s->lr;
+  if (const auto* a = std::get_if<optim::Adam>(&o)) return a->lr;
+  if (const auto* w = std::get_if<optim::AdamW>(&o)) return w->lr;
   return 0.0;
 }
 
@@ -168,7 +168,7 @@ Value optimizer_variable(const std::shared_ptr<GraphImpl>& graph, const std::str
 }
 
 void validate(const optim::Optimizer& optimizer) {
-  if (auto* s = std::get_if<optim::SGD>(&optimizer)) {
+  if (const auto* s = std::get_if<optim::SGD>(&optimizer)) {
     require(s->lr >= 0, "SGD", "lr", s->lr, ">= 0");
     require(s->momentum >= 0, "SGD", "momentum", s->momentum, ">= 0");
     require(s->weight_decay >= 0, "SGD", "weight_decay", s->weight_decay, ">= 0");
@@ -176,9 +176,9 @@ void validate(const optim::Optimizer& optimizer) {
     if (s->nesterov && (s->momentum <= 0 || s->dampening != 0))
       fail(ErrorKind::InvalidArgument, "optim::SGD: nesterov needs momentum > 0 and dampening = 0");
     validate_schedule("SGD", s->schedule);
-  } else if (auto* a = std::get_if<optim::Adam>(&optimizer)) {
+  } else if (const auto* a = std::get_if<optim::Adam>(&optimizer)) {
     validate_adam("Adam", *a);
-  } else if (auto* w = std::get_if<optim::AdamW>(&optimizer)) {
+  } else if (const auto* w = std::get_if<optim::AdamW>(&optimizer)) {
     validate_adam("AdamW", *w);
   }
 }
@@ -199,9 +199,9 @@ void build_optimizer(const std::shared_ptr<GraphImpl>& graph, const optim::Optim
   for (std::size_t i = 0; i < params.size(); ++i) {
     // Update nodes point at the parameter's creation, for messages and IR dumps.
     graph->set_location_override(graph->node(params[i].node()).loc);
-    if (auto* s = std::get_if<optim::SGD>(&optimizer)) sgd(c, *s, params[i], grads[i]);
-    else if (auto* a = std::get_if<optim::Adam>(&optimizer)) adam(c, *a, false, params[i], grads[i]);
-    else if (auto* w = std::get_if<optim::AdamW>(&optimizer)) adam(c, *w, true, params[i], grads[i]);
+    if (const auto* s = std::get_if<optim::SGD>(&optimizer)) sgd(c, *s, params[i], grads[i]);
+    else if (const auto* a = std::get_if<optim::Adam>(&optimizer)) adam(c, *a, false, params[i], grads[i]);
+    else if (const auto* w = std::get_if<optim::AdamW>(&optimizer)) adam(c, *w, true, params[i], grads[i]);
   }
   graph->set_location_override({});
   assign(step, step + Graph(graph).scalar(1, DType::i64), kLoc);
