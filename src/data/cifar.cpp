@@ -78,7 +78,7 @@ std::vector<Field> CifarDataset::fields() const {
 
 void CifarDataset::read(std::int64_t index, std::span<void* const> out) const {
   const unsigned char* record = records_.data() + static_cast<std::size_t>(index) * kRecord;
-  float* x = static_cast<float*>(out[0]);
+  auto* x = static_cast<float*>(out[0]);
   const unsigned char* pixels = record + 1;
   for (std::size_t c = 0; c < 3; ++c) {
     const float* table = table_.data() + c * 256;

@@ -89,7 +89,7 @@ Bytes gunzip(const Bytes& in, const std::string& path, const char* who) {
     const uInt avail_out_before = zs.avail_out;
     const int ret = inflate(&zs, Z_NO_FLUSH);
     produced += avail_out_before - zs.avail_out;
-    const std::size_t left = static_cast<std::size_t>(end - zs.next_in);
+    const auto left = static_cast<std::size_t>(end - zs.next_in);
     if (ret == Z_STREAM_END) {
       if (left == 0) break;
       if (left >= 2 && zs.next_in[0] == 0x1f && zs.next_in[1] == 0x8b) {  // another member follows

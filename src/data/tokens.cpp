@@ -84,7 +84,7 @@ void TokenDataset::read(std::int64_t index, std::span<void* const> out) const {
   const std::int64_t count = options_.seq_len + 1;      // input[0..L-1] and the last target
   // 4 KiB keeps a chunk well inside a worker's stack; a window of 1024 uint16 tokens is one read.
   unsigned char buffer[4096];
-  const std::int64_t per_chunk = static_cast<std::int64_t>(sizeof buffer / elem);
+  const auto per_chunk = static_cast<std::int64_t>(sizeof buffer / elem);
   for (std::int64_t done = 0; done < count;) {
     const std::int64_t n = std::min(per_chunk, count - done);
     const auto offset = static_cast<off_t>((first + done) * static_cast<std::int64_t>(elem));

@@ -136,8 +136,8 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
   if (lt.shape.rank() != 0 || !is_floating(lt.dtype))
     fail(ErrorKind::InvalidArgument, cat("compile: the loss must be a floating scalar, but it is ",
                                          describe_value(*source_, loss_), "; reduce it with sum() or mean()"));
-  for (std::size_t i = 0; i < options.outputs.size(); ++i)
-    outputs_.push_back(source_id(options.outputs[i], "CompileOptions::outputs"));
+  for (const Value& output : options.outputs)
+    outputs_.push_back(source_id(output, "CompileOptions::outputs"));
   if (source_->find(kStepVariable) >= 0)
     fail(ErrorKind::InvalidArgument, cat("compile: the name '", kStepVariable, "' is reserved for the step counter"));
   optimizer_variable(source_, kStepVariable, Shape{}, init::zeros(), DType::i64);
@@ -257,7 +257,7 @@ StepResult ProgramImpl::step(const Feeds& feeds) {
     const ValueId id = train_.graph.from_source(o);
     outs.push_back(copy_out(train_.exec->data(id), train_.graph.graph->type(id)));
   }
-  return StepResult(read_scalar(train_.exec->data(loss), loss_dtype), std::move(outs));
+  return {read_scalar(train_.exec->data(loss), loss_dtype), std::move(outs)};
 }
 
 std::vector<Tensor> ProgramImpl::evaluate(const Feeds& feeds, const std::vector<Value>& fetches) {

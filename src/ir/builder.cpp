@@ -40,7 +40,7 @@ std::vector<TensorType> infer_types(const GraphImpl& graph, const Node& node) {
   return {};
 }
 
-Value make_value(const std::shared_ptr<GraphImpl>& graph, ValueId id) { return Value(graph, id.node, id.output); }
+Value make_value(const std::shared_ptr<GraphImpl>& graph, ValueId id) { return {graph, id.node, id.output}; }
 
 std::vector<Value> add_op(OpKind kind, const std::vector<Value>& inputs, Attrs attrs, const std::source_location& loc,
                           std::vector<TensorType> requested, const std::shared_ptr<GraphImpl>& graph,

@@ -51,7 +51,7 @@ Value schedule_factor(const optim::Schedule& s, const Value& t) {
   Graph g = t.graph();
   auto c = [&](double v) { return g.scalar(v, DType::f64); };
   Value factor = c(1.0);
-  const double w = static_cast<double>(s.warmup_steps);
+  const auto w = static_cast<double>(s.warmup_steps);
   const Value since = w > 0 ? maximum(t - w, c(0.0), kLoc) : t;  // steps after warm-up
   switch (s.kind) {
     case optim::Schedule::Kind::constant: break;

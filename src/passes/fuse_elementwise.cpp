@@ -64,7 +64,7 @@ class Grouping {
       }
       if (mine < 0) {
         mine = static_cast<std::int32_t>(members_.size());
-        members_.push_back({});
+        members_.emplace_back();
         loop_.push_back(loop);
         join(mine, i);
       }

@@ -146,7 +146,7 @@ class ArenaAllocator {
 
 MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& schedule, const Dag& dag,
                        const PlanOptions& options) {
-  const std::size_t n = static_cast<std::size_t>(graph.size());
+  const auto n = static_cast<std::size_t>(graph.size());
   MemoryPlan plan;
   plan.buffers.resize(n);
   plan.scratch_offset.assign(n, 0);

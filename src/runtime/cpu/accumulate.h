@@ -59,7 +59,7 @@ inline Acc<T> lane_sum(const T* x, std::int64_t n) {
 /// sum of (x[i] - c)^2, for variances.
 template <class T>
 inline double lane_sum_sq_dev(const T* x, std::int64_t n, double c) {
-  const Lane<T> cc = static_cast<Lane<T>>(c);
+  const auto cc = static_cast<Lane<T>>(c);
   return blocked_sum<Lane<T>>(n, [&](std::int64_t i) {
     const Lane<T> d = static_cast<Lane<T>>(x[i]) - cc;
     return d * d;

@@ -40,7 +40,7 @@ ReducePlan make_plan(const Shape& x, const std::vector<std::int64_t>& axes) {
   if (groups.empty()) groups.emplace_back(1, true);
   ReducePlan p;
   std::int64_t stride = 1;
-  for (auto it = groups.rbegin(); it != groups.rend(); ++it) {
+  for (auto it = groups.rbegin(); it != groups.rend(); ++it) {  // NOLINT(modernize-loop-convert): clang 14 cannot parse libstdc++ 12's ranges::reverse_view
     (it->second ? p.reduced : p.kept).push_back({it->first, stride});
     stride *= it->first;
   }

@@ -44,7 +44,7 @@ template <class F>
     const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
     std::memcpy(&two_n, &bits, sizeof two_n);
   } else {
-    typedef std::int32_t I __attribute__((vector_size(sizeof(F))));
+    typedef std::int32_t I __attribute__((vector_size(sizeof(F))));  // NOLINT(modernize-use-using): GNU vector type
     const I bits = (__builtin_convertvector(n, I) + 127) << 23;
     std::memcpy(&two_n, &bits, sizeof two_n);
   }
@@ -86,7 +86,7 @@ template <class F>
     bits &= 0xfffff000u;
     std::memcpy(&ah, &bits, sizeof ah);
   } else {
-    typedef std::uint32_t U __attribute__((vector_size(sizeof(F))));
+    typedef std::uint32_t U __attribute__((vector_size(sizeof(F))));  // NOLINT(modernize-use-using): GNU vector type
     U bits;
     std::memcpy(&bits, &a, sizeof bits);
     bits &= 0xfffff000u;
