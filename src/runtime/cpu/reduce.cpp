@@ -113,8 +113,8 @@ class ReduceKernel final : public Kernel {
         if (mode_ == Mode::max) {
           T m = lane_max(base + offset_of(0, p_.reduced, outer_reduced), p_.inner);
           for (std::int64_t r = 1; r < runs; ++r) {
-            const T v = lane_max(base + offset_of(r, p_.reduced, outer_reduced), p_.inner);  // NOLINT(misc-redundant-expression): the x != x NaN test of lane_max/inlined max
-            m = (v > m || v != v) ? v : m;
+            const T v = lane_max(base + offset_of(r, p_.reduced, outer_reduced), p_.inner);
+            m = (v > m || v != v) ? v : m;  // NOLINT(misc-redundant-expression): x != x is the NaN test
           }
           y[o] = m;
         } else {
@@ -141,8 +141,8 @@ class ReduceKernel final : public Kernel {
           T m[kTile];
           for (std::int64_t j = 0; j < len; ++j) m[j] = base[offset_of(0, p_.reduced, p_.reduced.size()) + j];
           for (std::int64_t r = 1; r < p_.count; ++r) {
-            const T* row = base + offset_of(r, p_.reduced, p_.reduced.size());  // NOLINT(misc-redundant-expression): the x != x NaN test of lane_max/inlined max
-            for (std::int64_t j = 0; j < len; ++j) m[j] = (row[j] > m[j] || row[j] != row[j]) ? row[j] : m[j];
+            const T* row = base + offset_of(r, p_.reduced, p_.reduced.size());
+            for (std::int64_t j = 0; j < len; ++j) m[j] = (row[j] > m[j] || row[j] != row[j]) ? row[j] : m[j];  // NOLINT(misc-redundant-expression): x != x is the NaN test
           }
           std::copy(m, m + len, out);
         } else {
