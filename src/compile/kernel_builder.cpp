@@ -32,7 +32,8 @@ struct Pending {
 };
 
 /// Kernels loaded in this process, by key (modules stay loaded for the process's life).
-std::mutex loaded_mutex;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): guards the process-wide table of dlopen()ed modules
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): guards the table of loaded modules
+std::mutex loaded_mutex;
 std::map<std::string, CpuKernel>& loaded() {
   static std::map<std::string, CpuKernel> m;
   return m;

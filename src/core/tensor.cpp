@@ -13,10 +13,12 @@ namespace trainrt {
 
 namespace detail {
 
-void AlignedFree::operator()(void* p) const noexcept { std::free(p); }  // NOLINT(cppcoreguidelines-no-malloc): frees std::aligned_alloc memory
+// NOLINTNEXTLINE(cppcoreguidelines-no-malloc): frees std::aligned_alloc memory
+void AlignedFree::operator()(void* p) const noexcept { std::free(p); }
 
 namespace {
-std::atomic<std::int64_t> g_allocations{0};  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): a process-wide count of live buffers, atomic
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): a process-wide count of live buffers, atomic
+std::atomic<std::int64_t> g_allocations{0};
 }  // namespace
 
 std::int64_t aligned_allocation_count() noexcept { return g_allocations.load(std::memory_order_relaxed); }

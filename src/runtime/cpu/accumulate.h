@@ -107,7 +107,8 @@ inline double lane_dot(const T* x, const T* y, std::int64_t n) {
 template <class T>
 inline T lane_max(const T* x, std::int64_t n) {
   T m = x[0];
-  for (std::int64_t i = 1; i < n; ++i) m = (x[i] > m || x[i] != x[i]) ? x[i] : m;  // NOLINT(misc-redundant-expression): x != x is the NaN test
+  // NOLINTNEXTLINE(misc-redundant-expression): x != x is the NaN test
+  for (std::int64_t i = 1; i < n; ++i) m = (x[i] > m || x[i] != x[i]) ? x[i] : m;
   return m;
 }
 

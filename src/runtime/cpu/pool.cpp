@@ -257,9 +257,11 @@ class TiledMaxPool final : public Kernel {
 
  private:
   /// max(m, v) that keeps the first maximum and lets NaN win (v != v only for NaN).
-  static T pick(T m, T v) { return (v > m || v != v) ? v : m; }  // NOLINT(misc-redundant-expression): x != x is the NaN test
+  // NOLINTNEXTLINE(misc-redundant-expression): x != x is the NaN test
+  static T pick(T m, T v) { return (v > m || v != v) ? v : m; }
   /// Whether v is the maximum m (NaN matches NaN).
-  static bool is_max(T v, T m) { return (v == m) | ((v != v) & (m != m)); }  // NOLINT(misc-redundant-expression): x != x is the NaN test
+  // NOLINTNEXTLINE(misc-redundant-expression): x != x is the NaN test
+  static bool is_max(T v, T m) { return (v == m) | ((v != v) & (m != m)); }
 
   void forward(const T* x, T* y) const {
     for (std::int64_t i = 0; i < oh_; ++i) {

@@ -93,7 +93,8 @@ template <class F>
     std::memcpy(&ah, &bits, sizeof ah);
   }
   F low = (a - ah) * (a + ah);
-  low = low == low ? low : zero;  // inf - inf when |x| = inf (a NaN x stays NaN through t) NOLINT(misc-redundant-expression): x != x is the NaN test
+  // NOLINTNEXTLINE(misc-redundant-expression): x != x is the NaN test
+  low = low == low ? low : zero;  // inf - inf when |x| = inf (a NaN x stays NaN through t)
   const F gauss = exp_f32(-0.5f * (ah * ah)) * exp_f32(-0.5f * low);  // e^(-x^2/2)
   const F half_erfc = 0.5f * t * gauss * exp_f32(p);
   cdf = x < zero ? half_erfc : 1.0f - half_erfc;
