@@ -9,6 +9,7 @@ packages=(
   libgtest-dev doxygen  # tests (doxygen: the docs.doxygen test of the API reference)
   libopenmpi-dev openmpi-bin  # trainrt::mpi, the MPI communicator (optional), and its tests
   clang-16 libclang-rt-16-dev libomp-16-dev  # scripts/check-sanitizers.sh: sanitizers, libFuzzer (clang 15+ for std::source_location)
+  clang-tidy-16 clang-format-14  # scripts/check-{tidy,format}.sh (pinned: output differs between versions)
   dataset-fashion-mnist  # the example trainer's default data
 )
 run=()

@@ -141,7 +141,7 @@ class CifarDataset final : public Dataset {
  private:
   std::vector<unsigned char> records_;  // every file's records, back to back
   std::int64_t size_ = 0;
-  std::array<float, 3 * 256> table_{};  // channel c, byte v -> normalized value, at c * 256 + v
+  std::array<float, std::size_t{3} * 256> table_{};  // channel c, byte v -> normalized value, at c * 256 + v
 };
 
 /// The element type of a token file: raw little-endian unsigned integers, no header.
@@ -260,6 +260,8 @@ class DataLoader {
   DataLoader(DataLoader&&) noexcept;
   /// Stops this loader's background work (as the destructor does) and takes over the other's.
   DataLoader& operator=(DataLoader&&) noexcept;
+  DataLoader(const DataLoader&) = delete;  ///< a loader owns its worker threads
+  DataLoader& operator=(const DataLoader&) = delete;
 
   /// The next batch of the stream, waiting only if it is not ready. The Batch and its tensors
   /// belong to the loader and stay valid until the next call to next() or seek(), or the

@@ -28,11 +28,11 @@ class Linear {
 /// 2-D convolution over x[N, in, H, W]; weight [out, in/groups, KH, KW], bias [out].
 class Conv2d {
  public:
-  /// Creates "<name>.weight" and (with `bias`) "<name>.bias" (f32) in `graph`, initialized
+  /// Creates "<name>.weight" and (with `with_bias`) "<name>.bias" (f32) in `graph`, initialized
   /// as PyTorch does. Throws trainrt::Error for a channel or group count < 1, channel counts
-  /// that `options.groups` does not divide, or a name already taken.
+  /// that `opts.groups` does not divide, or a name already taken.
   Conv2d(Graph& graph, const std::string& name, std::int64_t in_channels, std::int64_t out_channels,
-         Pair kernel, const Conv2dOptions& options = {}, bool bias = true, Loc loc = Loc::current());
+         Pair kernel, const Conv2dOptions& opts = {}, bool with_bias = true, Loc loc = Loc::current());
   /// conv2d() of x[N, in_channels, H, W] with the layer's parameters and options.
   Value operator()(const Value& x, Loc loc = Loc::current()) const;
   Value weight;           ///< [out, in/groups, KH, KW]
@@ -45,7 +45,7 @@ class BatchNorm2d {
  public:
   /// Creates the parameters "<name>.weight" (ones) and "<name>.bias" (zeros) and the state
   /// tensors "<name>.running_mean" (zeros) and "<name>.running_var" (ones), each [channels].
-  BatchNorm2d(Graph& graph, const std::string& name, std::int64_t channels, const BatchNormOptions& options = {},
+  BatchNorm2d(Graph& graph, const std::string& name, std::int64_t channels, const BatchNormOptions& opts = {},
               Loc loc = Loc::current());
   /// batch_norm() of x[N, channels, H, W]: batch statistics in step(), running ones in
   /// Program::evaluate().

@@ -72,7 +72,7 @@ Value gt(const Value& a, const Value& b, Loc loc = Loc::current());           //
 Value ge(const Value& a, const Value& b, Loc loc = Loc::current());           ///< a >= b
 Value logical_and(const Value& a, const Value& b, Loc loc = Loc::current());  ///< a && b for bool a and b
 Value logical_or(const Value& a, const Value& b, Loc loc = Loc::current());   ///< a || b for bool a and b
-Value logical_not(const Value& a, Loc loc = Loc::current());                  ///< !a for bool a
+Value logical_not(const Value& x, Loc loc = Loc::current());                  ///< !x for bool x
 /// cond ? a : b, broadcasting all three; cond is bool.
 Value where(const Value& cond, const Value& a, const Value& b, Loc loc = Loc::current());
 /// Converts to `dtype` (float to int truncates toward zero; to bool tests != 0).

@@ -211,6 +211,8 @@ class Program {
   Program(Program&&) noexcept;
   /// Takes over the other Program's compiled step, freeing this one's; that one is left empty.
   Program& operator=(Program&&) noexcept;
+  Program(const Program&) = delete;  ///< a Program owns its device memory and kernels
+  Program& operator=(const Program&) = delete;
 
   /// Runs one training step. Throws trainrt::Error (before anything changes) for an unknown
   /// or missing feed, or a feed of the wrong shape or dtype; the Program stays usable.

@@ -35,7 +35,7 @@ const char* storage_type(DType d) {
 }
 
 std::string load(DType d, std::size_t buffer, const std::string& index) {
-  const std::string p = cat("((const ", storage_type(d), "*)b[", buffer, "])[", index, "]");
+  std::string p = cat("((const ", storage_type(d), "*)b[", buffer, "])[", index, "]");
   if (d == DType::f16) return cat("trk_f16_to_f32(", p, ")");
   if (d == DType::bf16) return cat("trk_bf16_to_f32(", p, ")");
   return p;
@@ -244,7 +244,7 @@ std::int64_t CudaLaunch::grid() const {
 }
 
 LoopNest loop_nest(const Shape& loop, const std::vector<Shape>& operands) {
-  const std::size_t rank = static_cast<std::size_t>(loop.rank());
+  const auto rank = static_cast<std::size_t>(loop.rank());
   LoopNest nest;
   nest.strides.resize(operands.size());
   // Per original dim: size and each operand's stride (right-aligned broadcasting).
@@ -310,7 +310,7 @@ std::string emit_kernel_body(const KernelSpec& spec, const std::string& name) {
     std::vector<std::string> loaded(spec.operands.size());
     auto arg = [&](std::int32_t a) -> std::string {
       if (a >= 0) return value[static_cast<std::size_t>(a)];
-      const std::size_t k = static_cast<std::size_t>(fused_arg_operand(a));
+      const auto k = static_cast<std::size_t>(fused_arg_operand(a));
       if (loaded[k].empty()) {
         loaded[k] = cat("x", k);
         os << "  const " << compute_type(spec.operands[k].dtype) << " x" << k << " = "

@@ -83,7 +83,7 @@ bool write_all(int fd, std::string_view data) noexcept {
   return true;
 }
 
-std::string errno_text(int err) { return err == 0 ? std::string("unexpected end of file") : std::strerror(err); }
+std::string errno_text(int err) { return err == 0 ? std::string("unexpected end of file") : errno_message(err); }
 
 const char* kind_name(CacheKind kind) noexcept {
   switch (kind) {
@@ -180,8 +180,12 @@ EntryRead read_entry_file(const std::filesystem::path& path, const EntryReadOpti
   r.file_bytes = static_cast<std::uint64_t>(st.st_size);
   if (!S_ISREG(st.st_mode)) return damaged(std::move(r), "not a regular file");
   if (r.file_bytes == 0) return damaged(std::move(r), "zero-length file");
-  if (r.file_bytes < kEntryHeaderBytes)
-    return damaged(std::move(r), cat("truncated: ", r.file_bytes, " bytes, shorter than the header"));
+  if (r.file_bytes < kEntryHeaderBytes) {
+    // The message first: an argument's order of evaluation is unspecified, so reading r.file_bytes
+    // next to std::move(r) would read a moved-from object.
+    std::string problem = cat("truncated: ", r.file_bytes, " bytes, shorter than the header");
+    return damaged(std::move(r), std::move(problem));
+  }
 
   std::string head(kEntryHeaderBytes, '\0');
   if (!read_exact(fd.get(), head.data(), head.size())) {

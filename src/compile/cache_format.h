@@ -138,7 +138,7 @@ class FileDescriptor {
 bool read_exact(int fd, void* data, std::size_t size) noexcept;
 /// Writes all of `data`, retrying short writes; false on an error (errno set).
 bool write_all(int fd, std::string_view data) noexcept;
-/// strerror(err), or "unexpected end of file" for 0 (as read_exact reports it).
+/// errno_message(err) (thread-safe strerror), or "unexpected end of file" for 0 (as read_exact reports it).
 std::string errno_text(int err);
 
 /// Parses a byte count: digits with an optional suffix K, M, G or T (powers of 1024, either

@@ -45,7 +45,7 @@ std::optional<std::pair<Digest, CacheKind>> parse_entry_name(std::string_view na
 }  // namespace
 
 fs::path DiskCache::default_directory() {
-  if (const char* v = env_value("TRAINRT_CACHE_DIR")) return fs::path(v);
+  if (const char* v = env_value("TRAINRT_CACHE_DIR")) return {v};
   if (const char* v = env_value("XDG_CACHE_HOME")) return fs::path(v) / "trainrt";
   if (const char* v = env_value("HOME")) return fs::path(v) / ".cache" / "trainrt";
   std::error_code ec;

@@ -17,7 +17,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 
-extern char** environ;
+// environ: declared by <unistd.h> under _GNU_SOURCE, which g++ and clang++ define for C++.
 
 namespace trainrt::detail {
 
@@ -41,6 +41,7 @@ int run_process(const std::vector<std::string>& argv, const fs::path& output) {
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
@@ -80,7 +81,7 @@ std::string find_on_path(const std::string& name) {
   std::istringstream dirs(path ? path : "/usr/bin:/bin");
   for (std::string dir; std::getline(dirs, dir, ':');) {
     if (dir.empty()) continue;
-    const std::string p = dir + "/" + name;
+    std::string p = cat(dir, "/", name);
     if (access(p.c_str(), X_OK) == 0) return p;
   }
   return "";

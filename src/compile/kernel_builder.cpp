@@ -32,6 +32,7 @@ struct Pending {
 };
 
 /// Kernels loaded in this process, by key (modules stay loaded for the process's life).
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): guards the table of loaded modules
 std::mutex loaded_mutex;
 std::map<std::string, CpuKernel>& loaded() {
   static std::map<std::string, CpuKernel> m;
@@ -47,7 +48,7 @@ Digest identity_record_key() { return sha256(cat(kLibraryVersion, "\ncompiler id
 /// or (without one) the compiler recorded in the cache; empty when neither exists.
 std::string identity_of(const HostCompiler* cc, KernelCache& cache) {
   if (cc) {
-    const std::string id = cat(kLibraryVersion, "\ntarget cpu ", host_isa_flag(), "\n", cc->identity());
+    std::string id = cat(kLibraryVersion, "\ntarget cpu ", host_isa_flag(), "\n", cc->identity());
     auto recorded = cache.find(identity_record_key(), CacheKind::program);
     if (!recorded || *recorded != id) cache.put(identity_record_key(), CacheKind::program, id, 0.0);
     return id;
@@ -71,7 +72,7 @@ std::optional<std::vector<CpuKernel>> build_cpu_kernels(const GraphImpl& graph, 
     ++report.kernels;
     const KernelSpec spec = kernel_spec(graph, i);
     const std::string generic = cpu_kernel_code(spec, "TRK_KERNEL");
-    const std::string key = sha256(identity + "\n" + generic).hex();
+    const std::string key = sha256(cat(identity, "\n", generic)).hex();
     const std::string name = "trk_" + key.substr(0, 24);
     {
       std::lock_guard<std::mutex> lock(loaded_mutex);

@@ -59,6 +59,8 @@ class KernelCache {
 
   KernelCache(const KernelCache&) = delete;
   KernelCache& operator=(const KernelCache&) = delete;
+  /// Drops the in-memory entries; the disk directory stays.
+  ~KernelCache() = default;
 
   /// Memory map, then disk, then `make()` (which returns the payload; its duration is
   /// recorded as compile_seconds and stored with the entry). Concurrent calls for the same
@@ -97,7 +99,7 @@ class KernelCache {
  private:
   struct Key {
     Digest digest;
-    CacheKind kind;
+    CacheKind kind{};
     bool operator==(const Key&) const = default;
   };
   struct KeyHash {

@@ -54,6 +54,7 @@ std::string join(const std::vector<std::string>& parts, const char* sep) {
 
 std::string join_archs(const std::vector<int>& archs) {
   std::vector<std::string> parts;
+  parts.reserve(archs.size());
   for (int a : archs) parts.push_back(std::to_string(a));
   return join(parts, " ");
 }
@@ -98,6 +99,7 @@ std::vector<std::string> libraries_in(const std::string& dir) {
   }
   std::sort(versioned.begin(), versioned.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<std::string> out;
+  out.reserve(versioned.size());
   for (const auto& v : versioned) out.push_back(v.second);
   out.insert(out.end(), plain.begin(), plain.end());
   return out;
@@ -375,6 +377,7 @@ std::string Nvrtc::run(const std::string& source, const std::string& label, cons
   const ProgramGuard guard(api.destroy_program, program);
 
   std::vector<const char*> argv;
+  argv.reserve(argv.size() + options.size());
   for (const std::string& o : options) argv.push_back(o.c_str());
   const int status = api.compile_program(program, static_cast<int>(argv.size()), argv.data());
 

@@ -34,7 +34,7 @@ constexpr std::string_view kGraphMagic = "TRTGRAPH";
 constexpr std::string_view kScheduledMagic = "TRTSCHED";
 constexpr std::uint32_t kGraphFormatVersion = 2;  // 2: collective ops
 constexpr std::uint32_t kOpCount = 0
-#define TRAINRT_OP_COUNT(name, str, family) +1
+#define TRAINRT_OP_COUNT(name, str, family) +1  // NOLINT(bugprone-macro-parentheses): one term of a sum
     TRAINRT_OP_LIST(TRAINRT_OP_COUNT);
 #undef TRAINRT_OP_COUNT
 // Largest element count a shape may claim: far above any real tensor, low enough that

@@ -8,7 +8,7 @@ std::size_t size_of(DType dtype) noexcept {
   switch (dtype) {
     case DType::f32: return 4;
     case DType::f64: return 8;
-    case DType::f16: return 2;
+    case DType::f16:
     case DType::bf16: return 2;
     case DType::i32: return 4;
     case DType::i64: return 8;

@@ -8,7 +8,7 @@
 
 namespace trainrt::detail {
 
-double load_as_double(const void* data, DType dtype, std::int64_t index);
-void store_from_double(void* data, DType dtype, std::int64_t index, double value);
+double load_as_double(const void* p, DType dtype, std::int64_t index);
+void store_from_double(void* p, DType dtype, std::int64_t index, double value);
 
 }  // namespace trainrt::detail

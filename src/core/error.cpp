@@ -1,5 +1,6 @@
 #include "core/error.h"
 
+#include <array>
 #include <cstring>
 
 namespace trainrt {
@@ -28,6 +29,12 @@ std::string where(const char* file, unsigned line) {
   if (file == nullptr || *file == '\0') return "<unknown>";
   const char* base = std::strrchr(file, '/');
   return cat(base ? base + 1 : file, ":", line);
+}
+
+std::string errno_message(int err) {
+  std::array<char, 256> buffer{};
+  // GNU strerror_r (g++ defines _GNU_SOURCE): returns either a static string or `buffer`.
+  return ::strerror_r(err, buffer.data(), buffer.size());
 }
 
 std::string where(const std::source_location& loc) { return where(loc.file_name(), loc.line()); }

@@ -11,7 +11,7 @@ namespace trainrt::detail {
 
 /// Concatenates anything streamable into a string.
 template <class... Args>
-std::string cat(const Args&... args) {
+std::string cat(const Args&... args) {  // NOLINT(misc-unused-parameters): cat() with no arguments is ""
   std::ostringstream os;
   (os << ... << args);
   return os.str();
@@ -19,6 +19,11 @@ std::string cat(const Args&... args) {
 
 /// Throws trainrt::Error(kind, message).
 [[noreturn]] void fail(ErrorKind kind, const std::string& message);
+
+/// The system's text for an errno value ("No such file or directory"). Unlike std::strerror it
+/// may be called from several threads at once (the data loader and the kernel compiler do).
+/// Never throws beyond std::bad_alloc.
+std::string errno_message(int err);
 
 /// "file.cpp:42" of a caller's source location, with the directory part removed.
 std::string where(const std::source_location& loc);

@@ -13,7 +13,7 @@ namespace trainrt::detail {
 inline float bf16_to_float(std::uint16_t h) noexcept { return std::bit_cast<float>(std::uint32_t(h) << 16); }
 
 inline std::uint16_t float_to_bf16(float f) noexcept {
-  std::uint32_t u = std::bit_cast<std::uint32_t>(f);
+  auto u = std::bit_cast<std::uint32_t>(f);
   if ((u & 0x7FFFFFFFu) > 0x7F800000u) return std::uint16_t((u >> 16) | 0x40u);  // quiet NaN
   u += 0x7FFFu + ((u >> 16) & 1u);
   return std::uint16_t(u >> 16);
@@ -39,8 +39,8 @@ inline float half_to_float(std::uint16_t h) noexcept {
 }
 
 inline std::uint16_t float_to_half(float f) noexcept {
-  const std::uint32_t u = std::bit_cast<std::uint32_t>(f);
-  const std::uint16_t sign = std::uint16_t((u >> 16) & 0x8000u);
+  const auto u = std::bit_cast<std::uint32_t>(f);
+  const auto sign = std::uint16_t((u >> 16) & 0x8000u);
   const std::uint32_t abs = u & 0x7FFFFFFFu;
   if (abs > 0x7F800000u) return std::uint16_t(sign | 0x7E00u);  // NaN
   if (abs >= 0x477FF000u) return std::uint16_t(sign | 0x7C00u);  // overflow (rounds to inf)

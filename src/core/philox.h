@@ -21,9 +21,9 @@ struct Philox4x32 {
 inline Philox4x32 philox4x32_10(std::uint64_t key, std::uint64_t counter_lo, std::uint64_t counter_hi) noexcept {
   constexpr std::uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
   constexpr std::uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
-  std::uint32_t c0 = std::uint32_t(counter_lo), c1 = std::uint32_t(counter_lo >> 32);
-  std::uint32_t c2 = std::uint32_t(counter_hi), c3 = std::uint32_t(counter_hi >> 32);
-  std::uint32_t k0 = std::uint32_t(key), k1 = std::uint32_t(key >> 32);
+  auto c0 = std::uint32_t(counter_lo), c1 = std::uint32_t(counter_lo >> 32);
+  auto c2 = std::uint32_t(counter_hi), c3 = std::uint32_t(counter_hi >> 32);
+  auto k0 = std::uint32_t(key), k1 = std::uint32_t(key >> 32);
   for (int round = 0; round < 10; ++round) {
     const std::uint64_t p0 = std::uint64_t(kM0) * c0;
     const std::uint64_t p1 = std::uint64_t(kM1) * c2;

@@ -73,8 +73,8 @@ void Sha256::reset() noexcept {
 }
 
 void Sha256::compress(const std::uint8_t* block) noexcept {
-  std::array<std::uint32_t, 64> w;  // the message schedule (section 6.2.2 step 1)
-  for (int t = 0; t < 16; ++t) w[t] = load_be32(block + 4 * t);
+  std::array<std::uint32_t, 64> w{};  // the message schedule (section 6.2.2 step 1)
+  for (int t = 0; t < 16; ++t) w[t] = load_be32(block + static_cast<std::ptrdiff_t>(4 * t));
   for (int t = 16; t < 64; ++t) {
     const std::uint32_t s0 = std::rotr(w[t - 15], 7) ^ std::rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
     const std::uint32_t s1 = std::rotr(w[t - 2], 17) ^ std::rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);

@@ -13,9 +13,11 @@ namespace trainrt {
 
 namespace detail {
 
+// NOLINTNEXTLINE(cppcoreguidelines-no-malloc): frees std::aligned_alloc memory
 void AlignedFree::operator()(void* p) const noexcept { std::free(p); }
 
 namespace {
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): a process-wide count of live buffers, atomic
 std::atomic<std::int64_t> g_allocations{0};
 }  // namespace
 

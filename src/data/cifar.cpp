@@ -19,7 +19,7 @@ using detail::fail;
 
 namespace {
 
-constexpr std::size_t kPixels = 3 * 32 * 32;
+constexpr std::size_t kPixels = std::size_t{3} * 32 * 32;
 constexpr std::size_t kRecord = 1 + kPixels;
 constexpr int kClasses = 10;
 
@@ -35,7 +35,7 @@ CifarDataset::CifarDataset(const std::vector<std::string>& files, const CifarOpt
                                            "; the stddev must be finite and > 0 and the mean finite"));
     // A table makes the conversion exact and identical everywhere: one rounding per step.
     for (int v = 0; v < 256; ++v)
-      table_[static_cast<std::size_t>(c * 256 + v)] = (static_cast<float>(v) / 255.0f - mean) / sd;
+      table_[static_cast<std::size_t>(c) * 256 + static_cast<std::size_t>(v)] = (static_cast<float>(v) / 255.0f - mean) / sd;
   }
   for (const std::string& path : files) {
     detail::Bytes bytes = detail::read_file_bytes(path, "CifarDataset", "a CIFAR-10 batch file");
@@ -78,7 +78,7 @@ std::vector<Field> CifarDataset::fields() const {
 
 void CifarDataset::read(std::int64_t index, std::span<void* const> out) const {
   const unsigned char* record = records_.data() + static_cast<std::size_t>(index) * kRecord;
-  float* x = static_cast<float*>(out[0]);
+  auto* x = static_cast<float*>(out[0]);
   const unsigned char* pixels = record + 1;
   for (std::size_t c = 0; c < 3; ++c) {
     const float* table = table_.data() + c * 256;

@@ -24,7 +24,7 @@ Bytes read_file_bytes(const std::string& path, const char* who, const char* what
   if (status.type() == fs::file_type::directory)
     fail(ErrorKind::Io, cat(who, ": '", path, "' is a directory, not ", what));
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail(ErrorKind::Io, cat(who, ": cannot open '", path, "': ", std::strerror(errno)));
+  if (!in) fail(ErrorKind::Io, cat(who, ": cannot open '", path, "': ", errno_message(errno)));
   Bytes bytes;
   // The size is only a hint: reading to the end also works for pipes and growing files.
   const std::uintmax_t size = fs::file_size(path, ec);
@@ -35,7 +35,7 @@ Bytes read_file_bytes(const std::string& path, const char* who, const char* what
     bytes.resize(old + kChunk);
     in.read(reinterpret_cast<char*>(bytes.data() + old), static_cast<std::streamsize>(kChunk));
     bytes.resize(old + static_cast<std::size_t>(in.gcount()));
-    if (in.bad()) fail(ErrorKind::Io, cat(who, ": error while reading '", path, "': ", std::strerror(errno)));
+    if (in.bad()) fail(ErrorKind::Io, cat(who, ": error while reading '", path, "': ", errno_message(errno)));
     if (in.eof()) break;
   }
   return bytes;
@@ -46,7 +46,7 @@ bool is_gzip(const Bytes& bytes) { return bytes.size() >= 2 && bytes[0] == 0x1f 
 namespace {
 
 /// Frees the z_stream however gunzip leaves (return or throw).
-struct InflateGuard {
+struct InflateGuard {  // NOLINT(cppcoreguidelines-special-member-functions): a scope guard, never copied
   z_stream* stream;
   ~InflateGuard() { inflateEnd(stream); }
 };
@@ -89,7 +89,7 @@ Bytes gunzip(const Bytes& in, const std::string& path, const char* who) {
     const uInt avail_out_before = zs.avail_out;
     const int ret = inflate(&zs, Z_NO_FLUSH);
     produced += avail_out_before - zs.avail_out;
-    const std::size_t left = static_cast<std::size_t>(end - zs.next_in);
+    const auto left = static_cast<std::size_t>(end - zs.next_in);
     if (ret == Z_STREAM_END) {
       if (left == 0) break;
       if (left >= 2 && zs.next_in[0] == 0x1f && zs.next_in[1] == 0x8b) {  // another member follows

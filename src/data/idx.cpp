@@ -153,7 +153,7 @@ Tensor read_idx_images(const std::string& path) {
   // A table makes the conversion exact and identical everywhere: byte / 255 rounded once.
   std::array<float, 256> scale{};
   for (int v = 0; v < 256; ++v) scale[static_cast<std::size_t>(v)] = static_cast<float>(v) / 255.0f;
-  float* out = images.data<float>();
+  auto* out = images.data<float>();
   const unsigned char* in = idx.values();
   for (std::size_t i = 0; i < idx.count; ++i) out[i] = scale[in[i]];
   return images;
@@ -165,7 +165,7 @@ Tensor read_idx_labels(const std::string& path, std::int64_t num_classes) {
          cat("read_idx_labels: num_classes must be > 0, got ", num_classes, " (file '", path, "')"));
   const Idx idx = read_idx(path, 1, "labels", "read_idx_labels");
   Tensor labels = Tensor::empty(Shape(idx.dims), DType::i64);
-  std::int64_t* out = labels.data<std::int64_t>();
+  auto* out = labels.data<std::int64_t>();
   const unsigned char* in = idx.values();
   for (std::size_t i = 0; i < idx.count; ++i) {
     if (in[i] >= num_classes)

@@ -91,7 +91,7 @@ class LoaderImpl {
   /// Makes tasks not started return at once and running ones stop at their next sample, then
   /// waits for all of them.
   void stop() noexcept;
-  const std::vector<std::int64_t>& order_of(EpochOrder& e);
+  const std::vector<std::int64_t>& order_of(EpochOrder& e) const;
 
   std::shared_ptr<const data::Dataset> dataset_;
   std::vector<data::Field> fields_;
@@ -177,7 +177,7 @@ LoaderImpl::LoaderImpl(std::shared_ptr<const data::Dataset> dataset, std::int64_
   }
 }
 
-const std::vector<std::int64_t>& LoaderImpl::order_of(EpochOrder& e) {
+const std::vector<std::int64_t>& LoaderImpl::order_of(EpochOrder& e) const {
   if (!e.ready.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(e.mutex);
     if (!e.ready.load(std::memory_order_relaxed)) {

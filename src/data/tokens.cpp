@@ -27,7 +27,7 @@ std::size_t token_bytes(TokenType type) { return type == TokenType::U16 ? 2 : 4;
 const char* token_name(TokenType type) { return type == TokenType::U16 ? "uint16" : "uint32"; }
 
 /// Closes a descriptor unless released: the constructor may throw after open().
-struct FdGuard {
+struct FdGuard {  // NOLINT(cppcoreguidelines-special-member-functions): a scope guard, never copied
   int fd;
   ~FdGuard() {
     if (fd >= 0) ::close(fd);
@@ -46,10 +46,10 @@ TokenDataset::TokenDataset(const std::string& path, const TokenOptions& options)
   if (guard.fd < 0) {
     const int err = errno;
     if (err == ENOENT) fail(ErrorKind::NotFound, cat("TokenDataset: file not found: '", path, "'"));
-    fail(ErrorKind::Io, cat(prefix, "cannot open: ", std::strerror(err)));
+    fail(ErrorKind::Io, cat(prefix, "cannot open: ", detail::errno_message(err)));
   }
   struct stat st {};
-  if (::fstat(guard.fd, &st) != 0) fail(ErrorKind::Io, cat(prefix, "cannot stat: ", std::strerror(errno)));
+  if (::fstat(guard.fd, &st) != 0) fail(ErrorKind::Io, cat(prefix, "cannot stat: ", detail::errno_message(errno)));
   if (S_ISDIR(st.st_mode)) fail(ErrorKind::Io, cat(prefix, "is a directory, not a token file"));
   if (!S_ISREG(st.st_mode)) fail(ErrorKind::Io, cat(prefix, "is not a regular file (windows are read at offsets)"));
   const auto size = static_cast<std::int64_t>(st.st_size);
@@ -84,7 +84,7 @@ void TokenDataset::read(std::int64_t index, std::span<void* const> out) const {
   const std::int64_t count = options_.seq_len + 1;      // input[0..L-1] and the last target
   // 4 KiB keeps a chunk well inside a worker's stack; a window of 1024 uint16 tokens is one read.
   unsigned char buffer[4096];
-  const std::int64_t per_chunk = static_cast<std::int64_t>(sizeof buffer / elem);
+  const auto per_chunk = static_cast<std::int64_t>(sizeof buffer / elem);
   for (std::int64_t done = 0; done < count;) {
     const std::int64_t n = std::min(per_chunk, count - done);
     const auto offset = static_cast<off_t>((first + done) * static_cast<std::int64_t>(elem));
@@ -95,7 +95,7 @@ void TokenDataset::read(std::int64_t index, std::span<void* const> out) const {
       if (r < 0 && errno == EINTR) continue;
       if (r < 0)
         fail(ErrorKind::Io, cat("TokenDataset: '", path_, "': read error at byte offset ",
-                                offset + static_cast<off_t>(got), ": ", std::strerror(errno)));
+                                offset + static_cast<off_t>(got), ": ", detail::errno_message(errno)));
       if (r == 0)
         fail(ErrorKind::Io, cat("TokenDataset: '", path_, "': the file ends at byte offset ",
                                 offset + static_cast<off_t>(got), " but held ", tokens_,

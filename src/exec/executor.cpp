@@ -33,7 +33,7 @@ class AssignCopy final : public cpu::Kernel {
 }  // namespace
 
 struct Executor::Step {
-  std::int32_t node;
+  std::int32_t node{};
   std::unique_ptr<cpu::Kernel> kernel;  // null only for a guard node without work
   std::vector<BufferRef> in_refs, out_refs;
   std::size_t scratch_offset = 0;
@@ -217,7 +217,7 @@ void Executor::run(const std::vector<const void*>& feeds, void (*on_guard)(void*
   guard_context_ = context;
   // The feeds stay referenced after the run: data() of a fetched input (or a reshape of one)
   // reads them until the next run. The guard is cleared however run() ends.
-  struct Done {
+  struct Done {  // NOLINT(cppcoreguidelines-special-member-functions): a scope guard, never copied
     Executor& e;
     ~Done() { e.on_guard_ = nullptr, e.guard_context_ = nullptr; }
   } done{*this};

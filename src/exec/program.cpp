@@ -59,8 +59,8 @@ class ProgramImpl {
   MemoryReport memory_report() const;
   std::string to_string() const { return print_graph(*train_.graph.graph); }
   std::uint64_t seed() const noexcept { return seed_; }
-  ExecStats stats_;
-  CompileReport report_;
+  ExecStats stats_;        // NOLINT(misc-non-private-member-variables-in-classes): Program reads it directly
+  CompileReport report_;   // NOLINT(misc-non-private-member-variables-in-classes): Program reads it directly
 
  private:
   std::vector<Tensor> evaluate_ids(const Feeds& feeds, const std::vector<ValueId>& ids);
@@ -104,7 +104,7 @@ void check_device(const CompileOptions& o) {
     fail(ErrorKind::Unsupported, "compile: mixed precision (bf16/f16 autocast) is not available on the CPU backend; build "
                                  "the graph in the dtypes you want, or use Precision::f32");
   if (o.device.kind == Device::Kind::cuda) {
-    const CudaProbe probe = probe_cuda();
+    const CudaProbe& probe = probe_cuda();
     if (probe.device_count == 0)
       fail(ErrorKind::Unsupported, cat("compile: Device::cuda(", o.device.index, ") requested, but no CUDA device is usable: ",
                                        probe.reason));
@@ -151,8 +151,8 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
   if (lt.shape.rank() != 0 || !is_floating(lt.dtype))
     fail(ErrorKind::InvalidArgument, cat("compile: the loss must be a floating scalar, but it is ",
                                          describe_value(*source_, loss_), "; reduce it with sum() or mean()"));
-  for (std::size_t i = 0; i < options.outputs.size(); ++i)
-    outputs_.push_back(source_id(options.outputs[i], "CompileOptions::outputs"));
+  for (const Value& output : options.outputs)
+    outputs_.push_back(source_id(output, "CompileOptions::outputs"));
   if (source_->find(kStepVariable) >= 0)
     fail(ErrorKind::InvalidArgument, cat("compile: the name '", kStepVariable, "' is reserved for the step counter"));
   optimizer_variable(source_, kStepVariable, Shape{}, init::zeros(), DType::i64);
@@ -283,11 +283,12 @@ StepResult ProgramImpl::step(const Feeds& feeds) {
     const ValueId id = train_.graph.from_source(o);
     outs.push_back(copy_out(train_.exec->data(id), train_.graph.graph->type(id)));
   }
-  return StepResult(read_scalar(train_.exec->data(loss), loss_dtype), std::move(outs));
+  return {read_scalar(train_.exec->data(loss), loss_dtype), std::move(outs)};
 }
 
 std::vector<Tensor> ProgramImpl::evaluate(const Feeds& feeds, const std::vector<Value>& fetches) {
   std::vector<ValueId> ids;
+  ids.reserve(fetches.size());
   for (const Value& f : fetches) ids.push_back(source_id(f, "Program::evaluate: a fetch"));
   return evaluate_ids(feeds, ids);
 }

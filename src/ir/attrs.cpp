@@ -183,7 +183,7 @@ std::uint64_t tensor_hash(const Tensor& t) noexcept {
   std::uint64_t acc = 0xcbf29ce484222325ull;
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    std::uint64_t w;
+    std::uint64_t w = 0;
     std::memcpy(&w, p + i, 8);
     acc = (acc ^ w) * 0x100000001b3ull;
     acc ^= acc >> 29;
@@ -192,6 +192,7 @@ std::uint64_t tensor_hash(const Tensor& t) noexcept {
   return hash_combine(h, acc);
 }
 
+// NOLINTNEXTLINE(bugprone-exception-escape): std::visit throws only for a valueless Attrs, which none is
 bool attrs_equal(const Attrs& a, const Attrs& b) noexcept {
   if (a.index() != b.index()) return false;
   return std::visit(
@@ -202,6 +203,7 @@ bool attrs_equal(const Attrs& a, const Attrs& b) noexcept {
       a);
 }
 
+// NOLINTNEXTLINE(bugprone-exception-escape): std::visit throws only for a valueless Attrs, which none is
 std::uint64_t attrs_hash(const Attrs& a) noexcept {
   return std::visit(AttrsHash{hash_combine(0x6174747273ull, static_cast<std::uint64_t>(a.index()))}, a);
 }

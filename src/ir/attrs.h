@@ -98,10 +98,10 @@ using Attrs = std::variant<NoAttrs, VariableAttrs, ConstantAttrs, ScalarAttrs, G
 /// True when `a` and `b` hold the same alternative with equal fields. Floating fields compare
 /// by their bits (so -0.0 != +0.0, and a NaN equals the same NaN); constants compare by
 /// dtype, shape and bytes. Throws nothing.
-bool attrs_equal(const Attrs& a, const Attrs& b) noexcept;
+bool attrs_equal(const Attrs& a, const Attrs& b) noexcept;  // NOLINT(bugprone-exception-escape): see attrs.cpp
 /// A hash consistent with attrs_equal (equal attributes hash equally); a constant's hash
 /// reads every byte of its tensor. Throws nothing.
-std::uint64_t attrs_hash(const Attrs& a) noexcept;
+std::uint64_t attrs_hash(const Attrs& a) noexcept;  // NOLINT(bugprone-exception-escape): see attrs.cpp
 /// True when two tensors have the same dtype, shape and bytes (both undefined counts as
 /// equal). Throws nothing.
 bool tensor_bytes_equal(const Tensor& a, const Tensor& b) noexcept;

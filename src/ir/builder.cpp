@@ -41,7 +41,7 @@ std::vector<TensorType> infer_types(const GraphImpl& graph, const Node& node) {
   return {};
 }
 
-Value make_value(const std::shared_ptr<GraphImpl>& graph, ValueId id) { return Value(graph, id.node, id.output); }
+Value make_value(const std::shared_ptr<GraphImpl>& graph, ValueId id) { return {graph, id.node, id.output}; }
 
 std::vector<Value> add_op(OpKind kind, const std::vector<Value>& inputs, Attrs attrs, const std::source_location& loc,
                           std::vector<TensorType> requested, const std::shared_ptr<GraphImpl>& graph,
@@ -75,6 +75,7 @@ std::vector<Value> add_op(OpKind kind, const std::vector<Value>& inputs, Attrs a
   const std::int32_t index = g->append(std::move(node));
   std::vector<Value> out;
   const auto count = static_cast<std::int32_t>(g->node(index).outputs.size());
+  out.reserve(static_cast<std::size_t>(count));
   for (std::int32_t i = 0; i < count; ++i) out.emplace_back(g, index, i);
   return out;
 }

@@ -22,6 +22,8 @@ class GraphImpl {
   GraphImpl();
   GraphImpl(const GraphImpl&) = delete;
   GraphImpl& operator=(const GraphImpl&) = delete;
+  /// Frees the nodes.
+  ~GraphImpl() = default;
 
   /// Process-unique identity, used to detect values of different graphs combined.
   std::uint64_t id() const noexcept { return id_; }

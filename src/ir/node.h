@@ -18,6 +18,7 @@ struct ValueId {
   std::int32_t node = -1;
   std::int32_t output = 0;
   bool valid() const noexcept { return node >= 0; }
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang 14 sees the synthesized 0 of <=>
   auto operator<=>(const ValueId&) const = default;
 };
 

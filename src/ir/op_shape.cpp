@@ -200,6 +200,7 @@ std::vector<TensorType> infer_shape_op(const InferContext& ctx) {
       const auto& perm = ctx.attrs<PermAttrs>().perm;
       if (static_cast<std::int64_t>(perm.size()) != x.shape.rank()) ctx.fail(ErrorKind::InvalidArgument, "bad permutation");
       std::vector<std::int64_t> dims;
+      dims.reserve(perm.size());
       for (auto p : perm) dims.push_back(x.shape[p]);
       return {TensorType{x.dtype, Shape(dims)}};
     }

@@ -91,7 +91,7 @@ Value Graph::find(std::string_view name) const {
     fail(ErrorKind::NotFound, cat("Graph::find: no input, parameter or state named '", name, "' (known: ",
                                   known.empty() ? "none" : known, ")"));
   }
-  return Value(impl_, i, 0);
+  return {impl_, i, 0};
 }
 
 std::vector<Value> Graph::parameters() const {

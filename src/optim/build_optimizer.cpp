@@ -52,7 +52,7 @@ Value schedule_factor(const optim::Schedule& s, const Value& t) {
   Graph g = t.graph();
   auto c = [&](double v) { return g.scalar(v, DType::f64); };
   Value factor = c(1.0);
-  const double w = static_cast<double>(s.warmup_steps);
+  const auto w = static_cast<double>(s.warmup_steps);
   const Value since = w > 0 ? maximum(t - w, c(0.0), kLoc) : t;  // steps after warm-up
   switch (s.kind) {
     case optim::Schedule::Kind::constant: break;
@@ -155,16 +155,16 @@ Value update(Context& c, const optim::Optimizer& optimizer, const Value& p, cons
 }
 
 const optim::Schedule* schedule_of(const optim::Optimizer& o) {
-  if (auto* s = std::get_if<optim::SGD>(&o)) return &s->schedule;
-  if (auto* a = std::get_if<optim::Adam>(&o)) return &a->schedule;
-  if (auto* w = std::get_if<optim::AdamW>(&o)) return &w->schedule;
+  if (const auto* s = std::get_if<optim::SGD>(&o)) return &s->schedule;
+  if (const auto* a = std::get_if<optim::Adam>(&o)) return &a->schedule;
+  if (const auto* w = std::get_if<optim::AdamW>(&o)) return &w->schedule;
   return nullptr;
 }
 
 double base_lr_of(const optim::Optimizer& o) {
-  if (auto* s = std::get_if<optim::SGD>(&o)) return s->lr;
-  if (auto* a = std::get_if<optim::Adam>(&o)) return a->lr;
-  if (auto* w = std::get_if<optim::AdamW>(&o)) return w->lr;
+  if (const auto* s = std::get_if<optim::SGD>(&o)) return s->lr;
+  if (const auto* a = std::get_if<optim::Adam>(&o)) return a->lr;
+  if (const auto* w = std::get_if<optim::AdamW>(&o)) return w->lr;
   return 0.0;
 }
 
@@ -178,7 +178,7 @@ Value optimizer_variable(const std::shared_ptr<GraphImpl>& graph, const std::str
 }
 
 void validate(const optim::Optimizer& optimizer) {
-  if (auto* s = std::get_if<optim::SGD>(&optimizer)) {
+  if (const auto* s = std::get_if<optim::SGD>(&optimizer)) {
     require(s->lr >= 0, "SGD", "lr", s->lr, ">= 0");
     require(s->momentum >= 0, "SGD", "momentum", s->momentum, ">= 0");
     require(s->weight_decay >= 0, "SGD", "weight_decay", s->weight_decay, ">= 0");
@@ -186,9 +186,9 @@ void validate(const optim::Optimizer& optimizer) {
     if (s->nesterov && (s->momentum <= 0 || s->dampening != 0))
       fail(ErrorKind::InvalidArgument, "optim::SGD: nesterov needs momentum > 0 and dampening = 0");
     validate_schedule("SGD", s->schedule);
-  } else if (auto* a = std::get_if<optim::Adam>(&optimizer)) {
+  } else if (const auto* a = std::get_if<optim::Adam>(&optimizer)) {
     validate_adam("Adam", *a);
-  } else if (auto* w = std::get_if<optim::AdamW>(&optimizer)) {
+  } else if (const auto* w = std::get_if<optim::AdamW>(&optimizer)) {
     validate_adam("AdamW", *w);
   }
 }

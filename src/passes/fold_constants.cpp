@@ -225,7 +225,9 @@ bool eval_elementwise(const Node& n, const OutputSpace& space, const std::vector
       case K::Add: return same([](C a, C b, C) { return add(a, b); });
       case K::Sub: return same([](C a, C b, C) { return sub(a, b); });
       case K::Mul: return same([](C a, C b, C) { return mul(a, b); });
+      // NOLINTNEXTLINE(misc-redundant-expression): x != x is the NaN test
       case K::Maximum: return same([](C a, C b, C) { return (a > b || a != a) ? a : b; });
+      // NOLINTNEXTLINE(misc-redundant-expression): x != x is the NaN test
       case K::Minimum: return same([](C a, C b, C) { return (a < b || a != a) ? a : b; });
       case K::Lt: return predicate([](C a, C b, C) { return Bool(a < b); });
       case K::Le: return predicate([](C a, C b, C) { return Bool(a <= b); });

@@ -64,7 +64,7 @@ class Grouping {
       }
       if (mine < 0) {
         mine = static_cast<std::int32_t>(members_.size());
-        members_.push_back({});
+        members_.emplace_back();
         loop_.push_back(loop);
         join(mine, i);
       }
@@ -118,7 +118,7 @@ class GroupBuilder {
     Node node;
     node.kind = OpKind::Fused;
     for (std::int32_t m : members_) {
-      if (!read_outside_.count({m, 0})) continue;
+      if (!read_outside_.contains({m, 0})) continue;
       body->outputs.push_back({0, index_.at(m)});
       node.outputs.push_back(g_.node(m).outputs[0]);
       outputs_.push_back(m);

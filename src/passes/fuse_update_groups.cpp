@@ -28,7 +28,7 @@ void emit_merged(const GraphImpl& g, const std::vector<std::int32_t>& members, R
       if (it == node.inputs.end()) it = node.inputs.insert(node.inputs.end(), now);
       operand_of.push_back(static_cast<std::int32_t>(it - node.inputs.begin()));
     }
-    const std::int32_t group_base = static_cast<std::int32_t>(body->groups.size());
+    const auto group_base = static_cast<std::int32_t>(body->groups.size());
     for (FusedGroup grp : ob.groups) {
       for (FusedOp& op : grp.ops)
         for (std::int32_t& a : op.args)

@@ -25,7 +25,7 @@ bool lower_batch_norm_train(std::int32_t i, Rewriter& rw) {
   const Value rm = rw.operand(i, 3), rv = rw.operand(i, 4);
   if (rm.valid()) {
     // PyTorch keeps the unbiased variance in running_var: var * n / (n - 1).
-    const double n_per_channel = static_cast<double>(x.shape().numel() / x.shape()[1]);
+    const auto n_per_channel = static_cast<double>(x.shape().numel()) / static_cast<double>(x.shape()[1]);
     update_running(rm, r[1], attrs.momentum, l);
     update_running(rv, r[2] * (n_per_channel / (n_per_channel - 1.0)), attrs.momentum, l);
   }

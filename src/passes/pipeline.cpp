@@ -96,6 +96,7 @@ void finish(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& out, co
             std::size_t memory_budget, bool fuse) {
   auto mapped = [&] {
     std::vector<ValueId> r;
+    r.reserve(roots.size());
     for (const ValueId& v : roots) r.push_back(out.from_source(v));
     return r;
   };
@@ -183,6 +184,7 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
   log.run("build_gradients", [&] {
     if (!trains || params.empty()) return false;
     std::vector<ValueId> wrt;
+    wrt.reserve(params.size());
     for (const Value& p : params) wrt.push_back(id_of(p));
     grads = build_gradients(g, loss, wrt);
     return true;

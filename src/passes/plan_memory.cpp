@@ -146,7 +146,7 @@ class ArenaAllocator {
 
 MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& schedule, const Dag& dag,
                        const PlanOptions& options) {
-  const std::size_t n = static_cast<std::size_t>(graph.size());
+  const auto n = static_cast<std::size_t>(graph.size());
   MemoryPlan plan;
   plan.buffers.resize(n);
   plan.scratch_offset.assign(n, 0);
@@ -182,7 +182,7 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
     const ValueId var = an.inputs[0], value = an.inputs[1];
     const Node& producer = graph.node(value.node);
     if (op_family(producer.kind) == OpFamily::State || producer.kind == OpKind::Reshape) continue;
-    if (write_into_variable.count(value)) continue;
+    if (write_into_variable.contains(value)) continue;
     if (!std::all_of(dag.barriers.begin(), dag.barriers.end(), [&](std::int32_t b) { return before(b, value.node); }))
       continue;
     bool ok = true;
@@ -215,9 +215,9 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
     for (std::int32_t o = 0; o < static_cast<std::int32_t>(nd.outputs.size()); ++o) {
       const ValueId v{node, o};
       int gi = -1;
-      if (nd.kind == OpKind::Reshape && group_of.count(nd.inputs[0])) {
+      if (nd.kind == OpKind::Reshape && group_of.contains(nd.inputs[0])) {
         gi = group_of[nd.inputs[0]];
-      } else if (op_family(nd.kind) != OpFamily::State && nd.kind != OpKind::Reshape && !write_into_variable.count(v)) {
+      } else if (op_family(nd.kind) != OpFamily::State && nd.kind != OpKind::Reshape && !write_into_variable.contains(v)) {
         gi = static_cast<int>(groups.size());
         groups.push_back({bytes_of(nd.outputs[static_cast<std::size_t>(o)]), 0, -1, node, {}});
       }

@@ -31,10 +31,10 @@ std::shared_ptr<GraphImpl> rewrite(const GraphImpl& g, const std::set<ValueId>& 
   std::map<ValueId, ValueId> clone_of;  // chosen value -> its recomputation (new graph)
   cloned = 0;
   std::function<void(ValueId, Rewriter&)> recompute = [&](ValueId v, Rewriter& rw) {
-    if (clone_of.count(v)) return;
+    if (clone_of.contains(v)) return;
     Node n = g.node(v.node);  // copy: appending moves the node array
     for (const ValueId& in : n.inputs)
-      if (in.valid() && chosen.count(in)) recompute(in, rw);
+      if (in.valid() && chosen.contains(in)) recompute(in, rw);
     for (ValueId& in : n.inputs) {
       if (!in.valid()) continue;
       auto it = clone_of.find(in);
@@ -44,7 +44,7 @@ std::shared_ptr<GraphImpl> rewrite(const GraphImpl& g, const std::set<ValueId>& 
     const std::int32_t index = rw.target()->append(std::move(n));
     ++cloned;
     for (std::int32_t o = 0; o < static_cast<std::int32_t>(rw.target()->node(index).outputs.size()); ++o)
-      if (chosen.count({v.node, o})) clone_of[{v.node, o}] = {index, o};
+      if (chosen.contains({v.node, o})) clone_of[{v.node, o}] = {index, o};
   };
   return rewrite_graph(
       g,
@@ -52,10 +52,10 @@ std::shared_ptr<GraphImpl> rewrite(const GraphImpl& g, const std::set<ValueId>& 
         const Node& n = g.node(i);
         if (n.phase == Phase::forward) return false;
         bool reads = false;
-        for (const ValueId& in : n.inputs) reads = reads || (in.valid() && chosen.count(in) && !clone_of.count(in));
+        for (const ValueId& in : n.inputs) reads = reads || (in.valid() && chosen.contains(in) && !clone_of.contains(in));
         if (!reads) return false;
         for (const ValueId& in : n.inputs)
-          if (in.valid() && chosen.count(in)) recompute(in, rw);
+          if (in.valid() && chosen.contains(in)) recompute(in, rw);
         // From here on, readers of a chosen value read its recomputation: every forward
         // reader came before the first backward one.
         for (const auto& [v, c] : clone_of) map.set(v, c);
@@ -87,7 +87,7 @@ RecomputeResult recompute_activations(const std::shared_ptr<GraphImpl>& graph, c
     const Node& n = g.node(i);
     if (n.dead || n.phase == Phase::forward) continue;
     for (const ValueId& in : n.inputs) {
-      if (!in.valid() || seen.count(in)) continue;
+      if (!in.valid() || seen.contains(in)) continue;
       const Node& p = g.node(in.node);
       if (p.phase != Phase::forward || !cheap(p, in.output)) continue;
       if (std::find(roots.begin(), roots.end(), in) != roots.end()) continue;
@@ -109,6 +109,7 @@ RecomputeResult recompute_activations(const std::shared_ptr<GraphImpl>& graph, c
     std::size_t cloned = 0;
     auto trial = rewrite(g, chosen, m, cloned);
     std::vector<ValueId> new_roots;
+    new_roots.reserve(roots.size());
     for (const ValueId& root : roots) new_roots.push_back(m(root));
     const std::size_t arena = arena_of(*trial, new_roots);
     if (arena < best_arena) {

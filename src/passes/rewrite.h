@@ -21,7 +21,7 @@ class ValueMap {
   void set(ValueId from, ValueId to) { map_[from] = to; }
   /// The new value for `from`; throws Internal when `from` was removed.
   ValueId operator()(ValueId from) const;
-  bool contains(ValueId from) const { return map_.count(from) != 0; }
+  bool contains(ValueId from) const { return map_.contains(from); }
   /// Composes: first this map, then `next`.
   ValueMap then(const ValueMap& next) const;
   /// Every mapping, ordered by source value (serialization reads the map through this).

@@ -59,7 +59,7 @@ inline Acc<T> lane_sum(const T* x, std::int64_t n) {
 /// sum of (x[i] - c)^2, for variances.
 template <class T>
 inline double lane_sum_sq_dev(const T* x, std::int64_t n, double c) {
-  const Lane<T> cc = static_cast<Lane<T>>(c);
+  const auto cc = static_cast<Lane<T>>(c);
   return blocked_sum<Lane<T>>(n, [&](std::int64_t i) {
     const Lane<T> d = static_cast<Lane<T>>(x[i]) - cc;
     return d * d;
@@ -107,6 +107,7 @@ inline double lane_dot(const T* x, const T* y, std::int64_t n) {
 template <class T>
 inline T lane_max(const T* x, std::int64_t n) {
   T m = x[0];
+  // NOLINTNEXTLINE(misc-redundant-expression): x != x is the NaN test
   for (std::int64_t i = 1; i < n; ++i) m = (x[i] > m || x[i] != x[i]) ? x[i] : m;
   return m;
 }

@@ -71,7 +71,7 @@ template <class T, int kBytes>
 [[gnu::always_inline]] inline void gemm_body(std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
                                              std::int64_t a_rs, std::int64_t a_cs, const T* b, std::int64_t ldb,
                                              T* c, std::int64_t ldc) {
-  typedef T Vec __attribute__((vector_size(kBytes)));
+  typedef T Vec __attribute__((vector_size(kBytes)));  // NOLINT(modernize-use-using): GNU vector type
   constexpr int kLanes = kBytes / static_cast<int>(sizeof(T)), kRows = 4, kVecs = 2, kCols = kVecs * kLanes;
   std::int64_t i = 0;
   const std::int64_t n_blocked = n - n % kCols;
@@ -360,10 +360,10 @@ class AttentionKernel final : public Kernel {
     T* pv = piece<T>(slot, prod_);
     T* tile_max = piece<T>(slot, row_a_);
     T* shift = piece<T>(slot, row_b_);
-    double* acc = piece<double>(slot, acc_);
-    double* row_max = piece<double>(slot, row_max_);
-    double* row_sum = piece<double>(slot, row_sum_);
-    double* tile_sum = piece<double>(slot, tile_sum_);
+    auto* acc = piece<double>(slot, acc_);
+    auto* row_max = piece<double>(slot, row_max_);
+    auto* row_sum = piece<double>(slot, row_sum_);
+    auto* tile_sum = piece<double>(slot, tile_sum_);
     std::fill(acc, acc + rows * dv, 0.0);
     std::fill(row_max, row_max + rows, -std::numeric_limits<double>::infinity());
     std::fill(row_sum, row_sum + rows, 0.0);
@@ -478,8 +478,8 @@ class AttentionKernel final : public Kernel {
     T* s = piece<T>(slot, scores_);
     T* dp = piece<T>(slot, dp_);
     T* prod = piece<T>(slot, prod_);
-    double* acc_k = piece<double>(slot, acc_);
-    double* acc_v = piece<double>(slot, acc_v_);
+    auto* acc_k = piece<double>(slot, acc_);
+    auto* acc_v = piece<double>(slot, acc_v_);
     std::fill(acc_k, acc_k + cols * d, 0.0);
     std::fill(acc_v, acc_v + cols * w, 0.0);
     transpose(cols, d, io.k + (b * g_.lk + j0) * d, d, kt, bk_);
@@ -514,7 +514,7 @@ class AttentionKernel final : public Kernel {
     T* st = piece<T>(slot, scores_);
     T* dpt = piece<T>(slot, dp_);
     T* prod = piece<T>(slot, prod_);
-    double* acc = piece<double>(slot, acc_);
+    auto* acc = piece<double>(slot, acc_);
     std::fill(acc, acc + rows * d, 0.0);
     transpose(rows, d, io.q + (b * g_.lq + i0) * d, d, qt, bq_);
     transpose(rows, w, io.g + (b * g_.lq + i0) * w, w, gt, bq_);

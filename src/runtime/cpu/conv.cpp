@@ -360,7 +360,7 @@ void OneDnnConv::build(const KernelEnv& env) {
         memory::dims dims = plains[i].dims();
         dims[0] = nb;
         const memory::desc plain(dims, dt, tag::nchw);
-        r.user.push_back(memory(plain, engine, DNNL_MEMORY_NONE));
+        r.user.emplace_back(plain, engine, static_cast<void*>(DNNL_MEMORY_NONE));
         r.inner.push_back(a.reordered ? memory(wanted[k][i], engine, DNNL_MEMORY_NONE) : r.user.back());
         r.args.add(a.arg, r.inner.back());
         OneDnnArgs ra;
@@ -395,7 +395,7 @@ void OneDnnConv::run_piece(const KernelArgs& a, std::byte* scratch, int slot, st
   onednn_bind(r.scratchpad, slot_base);
   for (std::size_t i = 0; i < acts_.size(); ++i) {
     const Act& act = acts_[i];
-    const std::byte* base = static_cast<const std::byte*>(act.output ? a.out[act.slot] : a.in[act.slot]);
+    const auto* base = static_cast<const std::byte*>(act.output ? a.out[act.slot] : a.in[act.slot]);
     onednn_bind(r.user[i], base + first * act.sample_bytes);
     if (act.reordered) onednn_bind(r.inner[i], slot_base + act.inner_offset);
   }
@@ -418,7 +418,7 @@ void OneDnnConv::run_piece(const KernelArgs& a, std::byte* scratch, int slot, st
 /// dW = the sum over pieces of their partial gradients, in piece order (element by element,
 /// in parallel over elements), then into the caller's layout.
 void OneDnnConv::sum_partials(const KernelArgs& a, std::byte* scratch) {
-  const std::int64_t n = static_cast<std::int64_t>(grad_md_.get_size() / sizeof(float));
+  const auto n = static_cast<std::int64_t>(grad_md_.get_size() / sizeof(float));
   auto* total = reinterpret_cast<float*>(scratch + partial_offset_);
   float* out = grad_reordered_ ? total : static_cast<float*>(a.out[0]);
   const std::size_t stride = grad_bytes_ / sizeof(float);

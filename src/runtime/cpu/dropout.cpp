@@ -21,7 +21,7 @@ class DropoutKernel final : public Kernel {
     const T* x = static_cast<const T*>(args.in[0]);
     const auto step = static_cast<std::uint64_t>(*static_cast<const std::int64_t*>(args.in[1]));
     T* y = static_cast<T*>(args.out[0]);
-    const float p = static_cast<float>(a_.p);
+    const auto p = static_cast<float>(a_.p);
     const T scale = static_cast<T>(1.0 / (1.0 - a_.p));
     // Chunks start on multiples of 4 so each Philox call serves four elements.
     parallel_for((n_ + 3) / 4, kSerialElements / 16, [&](std::int64_t b, std::int64_t e) {

@@ -62,8 +62,10 @@ struct Mul { template <class T> static T f(T a, T b) { return a * b; } };
 struct Div { template <class T> static T f(T a, T b) { return a / b; } };
 struct Pow { template <class T> static T f(T a, T b) { return std::pow(a, b); } };
 // NaN wins, as in torch.maximum/minimum (a != a only for NaN).
+// NOLINTBEGIN(misc-redundant-expression): x != x is the NaN test
 struct Maximum { template <class T> static T f(T a, T b) { return (a > b || a != a) ? a : b; } };
 struct Minimum { template <class T> static T f(T a, T b) { return (a < b || a != a) ? a : b; } };
+// NOLINTEND(misc-redundant-expression)
 struct Eq { template <class T> static Bool f(T a, T b) { return a == b; } };
 struct Ne { template <class T> static Bool f(T a, T b) { return a != b; } };
 struct Lt { template <class T> static Bool f(T a, T b) { return a < b; } };

@@ -4,6 +4,7 @@
 // when the kernel is made; pieces run with tbb::parallel_for (several groups' pieces at
 // once for the multi-tensor optimizer update). Each element is computed by one piece alone,
 // so results do not depend on the thread count.
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -17,7 +18,7 @@ namespace {
 
 class FusedKernel final : public Kernel {
  public:
-  FusedKernel(const KernelEnv& env, const CpuKernel& k) : kernel_(k), outputs_(env.n().outputs.size()) {
+  FusedKernel(const KernelEnv& env, CpuKernel k) : kernel_(std::move(k)), outputs_(env.n().outputs.size()) {
     const FusedBody& body = fused_body(env.n());
     for (std::size_t g = 0; g < body.groups.size(); ++g) {
       const std::int64_t n = body.groups[g].loop.numel();

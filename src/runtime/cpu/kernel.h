@@ -47,8 +47,8 @@ class Kernel {
 /// What a kernel factory sees.
 struct KernelEnv {
   const GraphImpl& graph;
-  std::int32_t node;
-  int threads;  // size of the Program's task arena
+  std::int32_t node{};
+  int threads{};  // size of the Program's task arena
   OneDnn& dnn;
   const std::vector<CpuKernel>* fused = nullptr;  // compiled kernels of fused nodes, by node
   dist::Communicator* comm = nullptr;              // data-parallel programs: their ranks

@@ -151,7 +151,7 @@ class OneDnnMatmul final : public Kernel {
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     const auto a_md = md(a_dims, s_.a_strides), b_md = md(s_.b_dims, s_.b_strides), c_md = md(c_dims, c_strides);
     const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, engine);
-    prim_.push_back(dnnl::matmul(pd));
+    prim_.emplace_back(pd);
     slot_bytes_ = std::max(slot_bytes_, (pd.scratchpad_desc().get_size() + 63) & ~std::size_t{63});
     std::vector<Piece> slots;
     for (int w = 0; w < slots_; ++w) {

@@ -57,7 +57,7 @@ class BatchNormKernel final : public Kernel {
     T* y = static_cast<T*>(a.out[0]);
     T* mean = static_cast<T*>(a.out[1]);
     T* var = static_cast<T*>(a.out[2]);
-    const double m = static_cast<double>(n_ * s_);
+    const auto m = static_cast<double>(n_ * s_);
     parallel_for(c_, grain_for(3 * n_ * s_), [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t c = b; c < e; ++c) {
         // One pass over the channel: moments shifted by one of its values (no cancellation
@@ -100,10 +100,10 @@ class BatchNormKernel final : public Kernel {
     T* dx = static_cast<T*>(a.out[0]);
     T* dgamma = static_cast<T*>(a.out[1]);
     T* dbeta = static_cast<T*>(a.out[2]);
-    const double m = static_cast<double>(n_ * s_);
+    const auto m = static_cast<double>(n_ * s_);
     parallel_for(c_, grain_for(3 * n_ * s_), [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t c = b; c < e; ++c) {
-        const double mu = static_cast<double>(mean[c]);
+        const auto mu = static_cast<double>(mean[c]);
         const double invstd = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps_);
         double sum_g = 0, sum_gx = 0;  // sum(g), sum(g * (x - mu))
         for (std::int64_t n = 0; n < n_; ++n) {
@@ -182,7 +182,7 @@ class LayerNormKernel final : public Kernel {
       for (std::int64_t r = b; r < e; ++r) {
         const T* gr = g + r * d_;
         const T* xr = x + r * d_;
-        const double mu = static_cast<double>(mean[r]), rs = static_cast<double>(rstd[r]);
+        const auto mu = static_cast<double>(mean[r]), rs = static_cast<double>(rstd[r]);
         double s1 = 0, s2 = 0;  // sum(dxhat), sum(dxhat * xhat)
         for (std::int64_t j = 0; j < d_; ++j) {
           const double dxhat = static_cast<double>(gr[j]) * (gamma ? static_cast<double>(gamma[j]) : 1.0);
@@ -204,7 +204,7 @@ class LayerNormKernel final : public Kernel {
         const std::int64_t j0 = t * kTile, len = std::min(kTile, d_ - j0);
         double sg[kTile] = {}, sb[kTile] = {};
         for (std::int64_t r = 0; r < rows_; ++r) {
-          const double mu = static_cast<double>(mean[r]), rs = static_cast<double>(rstd[r]);
+          const auto mu = static_cast<double>(mean[r]), rs = static_cast<double>(rstd[r]);
           const T* gr = g + r * d_ + j0;
           const T* xr = x + r * d_ + j0;
           for (std::int64_t j = 0; j < len; ++j) {

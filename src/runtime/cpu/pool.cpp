@@ -111,7 +111,7 @@ class PoolKernel final : public Kernel {
   }
 
  private:
-  static bool is_nan(T v) { return v != v; }
+  static bool is_nan(T v) { return v != v; }  // NOLINT(misc-redundant-expression): x != x is the NaN test
 
   /// Calls fn(lo, hi, base) for every window row ih of output row i and tap kw (in that
   /// order) that reaches some of the output columns [j0, j1): columns [lo, hi) read the
@@ -257,8 +257,10 @@ class TiledMaxPool final : public Kernel {
 
  private:
   /// max(m, v) that keeps the first maximum and lets NaN win (v != v only for NaN).
+  // NOLINTNEXTLINE(misc-redundant-expression): x != x is the NaN test
   static T pick(T m, T v) { return (v > m || v != v) ? v : m; }
   /// Whether v is the maximum m (NaN matches NaN).
+  // NOLINTNEXTLINE(misc-redundant-expression): x != x is the NaN test
   static bool is_max(T v, T m) { return (v == m) | ((v != v) & (m != m)); }
 
   void forward(const T* x, T* y) const {

@@ -40,6 +40,7 @@ ReducePlan make_plan(const Shape& x, const std::vector<std::int64_t>& axes) {
   if (groups.empty()) groups.emplace_back(1, true);
   ReducePlan p;
   std::int64_t stride = 1;
+  // NOLINTNEXTLINE(modernize-loop-convert): clang 14 cannot parse libstdc++ 12's ranges::reverse_view
   for (auto it = groups.rbegin(); it != groups.rend(); ++it) {
     (it->second ? p.reduced : p.kept).push_back({it->first, stride});
     stride *= it->first;
@@ -114,7 +115,7 @@ class ReduceKernel final : public Kernel {
           T m = lane_max(base + offset_of(0, p_.reduced, outer_reduced), p_.inner);
           for (std::int64_t r = 1; r < runs; ++r) {
             const T v = lane_max(base + offset_of(r, p_.reduced, outer_reduced), p_.inner);
-            m = (v > m || v != v) ? v : m;
+            m = (v > m || v != v) ? v : m;  // NOLINT(misc-redundant-expression): x != x is the NaN test
           }
           y[o] = m;
         } else {
@@ -142,6 +143,7 @@ class ReduceKernel final : public Kernel {
           for (std::int64_t j = 0; j < len; ++j) m[j] = base[offset_of(0, p_.reduced, p_.reduced.size()) + j];
           for (std::int64_t r = 1; r < p_.count; ++r) {
             const T* row = base + offset_of(r, p_.reduced, p_.reduced.size());
+            // NOLINTNEXTLINE(misc-redundant-expression): x != x is the NaN test
             for (std::int64_t j = 0; j < len; ++j) m[j] = (row[j] > m[j] || row[j] != row[j]) ? row[j] : m[j];
           }
           std::copy(m, m + len, out);

@@ -111,7 +111,7 @@ class SoftmaxKernel final : public Kernel {
         for (std::int64_t i = 1; i < L; ++i)
           for (std::int64_t j = 0; j < cols; ++j) {
             const T v = x[i * st + j];
-            m[j] = (v > m[j] || v != v) ? v : m[j];
+            m[j] = (v > m[j] || v != v) ? v : m[j];  // NOLINT(misc-redundant-expression): x != x is the NaN test
           }
         for (std::int64_t i = 0; i < L; ++i)
           for (std::int64_t j = 0; j < cols; ++j) acc[j] += std::exp(static_cast<double>(x[i * st + j] - m[j]));
@@ -178,7 +178,7 @@ class CrossEntropyKernel final : public Kernel {
     const I* labels = static_cast<const I*>(args.in[1]);
     T* loss = static_cast<T*>(args.out[0]);
     T* lse = static_cast<T*>(args.out[1]);
-    double* row_loss = static_cast<double*>(args.scratch);
+    auto* row_loss = static_cast<double*>(args.scratch);
     const double e = a_.label_smoothing;
     parallel_for(rows_, grain_for(classes_ * 4), [&](std::int64_t b, std::int64_t end) {
       for (std::int64_t r = b; r < end; ++r) {
@@ -186,7 +186,7 @@ class CrossEntropyKernel final : public Kernel {
         const T m = lane_max(xr, classes_);
         const double l = static_cast<double>(m) + std::log(sum_exp(xr, m, classes_));
         lse[r] = static_cast<T>(l);
-        const std::int64_t label = static_cast<std::int64_t>(labels[r]);
+        const auto label = static_cast<std::int64_t>(labels[r]);
         if (label == a_.ignore_index) {
           row_loss[r] = 0;
           continue;
@@ -227,14 +227,14 @@ class CrossEntropyKernel final : public Kernel {
     parallel_for(rows_, grain_for(classes_ * 4), [&](std::int64_t b, std::int64_t end) {
       for (std::int64_t r = b; r < end; ++r) {
         T* d = dx + r * classes_;
-        const std::int64_t label = static_cast<std::int64_t>(labels[r]);
+        const auto label = static_cast<std::int64_t>(labels[r]);
         if (label == a_.ignore_index) {
           std::fill(d, d + classes_, T(0));
           continue;
         }
         check_label(label, r);
         const T* xr = x + r * classes_;
-        const double l = static_cast<double>(lse[r]);
+        const auto l = static_cast<double>(lse[r]);
         softmax_minus(xr, l, scale, uniform, d, classes_);
         d[label] = static_cast<T>(static_cast<double>(d[label]) - scale * (1.0 - e));
       }

@@ -20,7 +20,7 @@ namespace trainrt::detail::cpu {
 
 namespace {
 
-typedef float Vec16 __attribute__((vector_size(64)));
+typedef float Vec16 __attribute__((vector_size(64)));  // NOLINT(modernize-use-using): GNU vector type
 constexpr std::int64_t kLanes = 16;
 
 [[gnu::always_inline]] inline Vec16 load16(const float* p) {

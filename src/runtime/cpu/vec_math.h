@@ -44,14 +44,14 @@ template <class F>
     const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
     std::memcpy(&two_n, &bits, sizeof two_n);
   } else {
-    typedef std::int32_t I __attribute__((vector_size(sizeof(F))));
+    typedef std::int32_t I __attribute__((vector_size(sizeof(F))));  // NOLINT(modernize-use-using): GNU vector type
     const I bits = (__builtin_convertvector(n, I) + 127) << 23;
     std::memcpy(&two_n, &bits, sizeof two_n);
   }
   F y = p * two_n;
   y = x < lo ? zero : y;
   y = x > hi ? inf : y;
-  return x != x ? x : y;
+  return x != x ? x : y;  // NOLINT(misc-redundant-expression): x != x is the NaN test
 }
 
 /// The standard normal distribution at x: cdf = Phi(x) and pdf = phi(x) = e^(-x^2/2) / sqrt(2 pi).
@@ -81,18 +81,19 @@ template <class F>
   p = p * t - 1.26551223f;
   F ah;
   if constexpr (std::is_same_v<F, float>) {
-    std::uint32_t bits;
+    std::uint32_t bits = 0;
     std::memcpy(&bits, &a, sizeof bits);
     bits &= 0xfffff000u;
     std::memcpy(&ah, &bits, sizeof ah);
   } else {
-    typedef std::uint32_t U __attribute__((vector_size(sizeof(F))));
+    typedef std::uint32_t U __attribute__((vector_size(sizeof(F))));  // NOLINT(modernize-use-using): GNU vector type
     U bits;
     std::memcpy(&bits, &a, sizeof bits);
     bits &= 0xfffff000u;
     std::memcpy(&ah, &bits, sizeof ah);
   }
   F low = (a - ah) * (a + ah);
+  // NOLINTNEXTLINE(misc-redundant-expression): x != x is the NaN test
   low = low == low ? low : zero;  // inf - inf when |x| = inf (a NaN x stays NaN through t)
   const F gauss = exp_f32(-0.5f * (ah * ah)) * exp_f32(-0.5f * low);  // e^(-x^2/2)
   const F half_erfc = 0.5f * t * gauss * exp_f32(p);
