@@ -463,11 +463,12 @@ TEST(DataLoader, DatasetFasterThanTheStepDoesNotWaitWithPrefetch) {
   EXPECT_GE(serial.wait_seconds, kSteps * 16 * 50e-6);
   // Each batch is ready ~6 ms before it is asked for, so a wait only comes from the OS not
   // running the background task in time. The test runs alone (RUN_SERIAL), but a machine busy
-  // with other processes can still starve that thread for a few steps: the best of three runs
-  // must be nearly free of waits. A loader that does not prefetch waits on all 30 every time.
+  // with other processes can still starve that thread for a few steps: the best of several runs
+  // must be nearly free of waits (up to six runs: the MPI jobs before it can leave the machine
+  // briefly busy). A loader that does not prefetch waits on all 30 every time.
   std::int64_t best_waits = kSteps;
   double best_seconds = serial.wait_seconds;
-  for (int attempt = 0; attempt < 3 && best_waits > 3; ++attempt) {
+  for (int attempt = 0; attempt < 6 && best_waits > 3; ++attempt) {
     const data::LoaderStats s = steady_waiting(2, kSteps);
     if (s.waits < best_waits) {
       best_waits = s.waits;
