@@ -72,8 +72,8 @@ TEST(Json, DecodesEscapesAndKeepsOrderAndOffsets) {
   const auto v = detail::parse_json(R"( {"k\"1": ["a\n\u00e9\ud83d\ude00", 12, -0.5e3, true, null], "z": {}} )", "t");
   ASSERT_EQ(v.type, detail::JsonValue::Type::object);
   ASSERT_EQ(v.members.size(), 2u);
-  EXPECT_EQ(v.members[0].first, "k\"1");
-  const auto& arr = v.members[0].second;
+  EXPECT_EQ(v.members[0].key, "k\"1");
+  const auto& arr = v.members[0].value;
   ASSERT_EQ(arr.items.size(), 5u);
   EXPECT_EQ(arr.items[0].text, "a\n\xc3\xa9\xf0\x9f\x98\x80");
   EXPECT_EQ(arr.items[1].text, "12");
@@ -84,7 +84,7 @@ TEST(Json, DecodesEscapesAndKeepsOrderAndOffsets) {
   EXPECT_FALSE(detail::json_to_u64(arr.items[2], n)) << "-0.5e3 is no unsigned integer";
   EXPECT_TRUE(arr.items[3].boolean);
   EXPECT_EQ(arr.items[4].type, detail::JsonValue::Type::null);
-  EXPECT_EQ(v.members[1].first, "z");
+  EXPECT_EQ(v.members[1].key, "z");
 }
 
 TEST(Json, QuoteRoundTrips) {

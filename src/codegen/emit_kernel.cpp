@@ -231,6 +231,7 @@ std::vector<bool> operands_read(const FusedGroup& g, std::size_t operands) {
 
 LoopNest group_nest(const KernelSpec& spec, const FusedGroup& g) {
   std::vector<Shape> shapes;
+  shapes.reserve(spec.operands.size());
   for (const TensorType& t : spec.operands) shapes.push_back(t.shape);
   return loop_nest(g.loop, shapes);
 }

@@ -196,6 +196,7 @@ std::vector<std::shared_ptr<Communicator>> local_communicators(int size, std::ch
   if (timeout.count() <= 0) fail(ErrorKind::InvalidArgument, "local_communicators: the timeout must be positive");
   auto group = std::make_shared<Group>(size);
   std::vector<std::shared_ptr<Communicator>> out;
+  out.reserve(static_cast<std::size_t>(size));
   for (int r = 0; r < size; ++r) out.push_back(std::make_shared<LocalCommunicator>(group, r, timeout));
   return out;
 }

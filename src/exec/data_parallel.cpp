@@ -20,7 +20,7 @@ std::string broadcast_text(dist::Communicator& comm, const std::string& text) {
   std::vector<std::int32_t> words(static_cast<std::size_t>(length + 3) / 4, 0);
   if (comm.rank() == 0 && length > 0) std::memcpy(words.data(), text.data(), text.size());
   comm.broadcast(words.data(), words.size(), DType::i32, 0);
-  return std::string(reinterpret_cast<const char*>(words.data()), static_cast<std::size_t>(length));
+  return {reinterpret_cast<const char*>(words.data()), static_cast<std::size_t>(length)};
 }
 
 /// "line 12: here `...`, on rank 0 `...`" for the first line that differs.

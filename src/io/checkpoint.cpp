@@ -49,7 +49,7 @@ const char* kind_name(VariableKind k) {
 std::string format_double(double v) {
   char buf[64];
   const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
+  return {buf, r.ptr};
 }
 
 /// Reads the metadata of a checkpoint; every problem names the file and the key.

@@ -20,6 +20,8 @@
 
 namespace trainrt::detail {
 
+struct JsonMember;
+
 /// One parsed JSON value with the byte offset where it starts (for error messages).
 struct JsonValue {
   enum class Type : std::uint8_t { null, boolean, number, string, array, object };
@@ -28,7 +30,14 @@ struct JsonValue {
   std::size_t offset = 0;   ///< of its first byte, counted as JsonLimits::base_offset + index
   std::string text;         ///< string: the decoded contents; number: the literal as written
   std::vector<JsonValue> items;                             ///< array elements, in order
-  std::vector<std::pair<std::string, JsonValue>> members;   ///< object members, in order
+  std::vector<JsonMember> members;                          ///< object members, in order
+};
+
+/// One member of a JSON object. (A struct, not std::pair: a pair of the still-incomplete
+/// JsonValue inside JsonValue is ill-formed, which clang diagnoses.)
+struct JsonMember {
+  std::string key;
+  JsonValue value;
 };
 
 /// Bounds on what parse_json() accepts, and how it reports offsets.

@@ -209,13 +209,13 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : where_(pat
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
-    fail(err == ENOENT ? ErrorKind::NotFound : ErrorKind::Io, cat(where_, ": cannot open: ", std::strerror(err)));
+    fail(err == ENOENT ? ErrorKind::NotFound : ErrorKind::Io, cat(where_, ": cannot open: ", errno_message(err)));
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     const int err = errno;
     ::close(fd);
-    fail(ErrorKind::Io, cat(where_, ": cannot read: ", S_ISDIR(st.st_mode) ? "it is a directory" : std::strerror(err)));
+    fail(ErrorKind::Io, cat(where_, ": cannot read: ", S_ISDIR(st.st_mode) ? "it is a directory" : errno_message(err)));
   }
   size_ = static_cast<std::size_t>(st.st_size);
   if (size_ > 0) {
@@ -223,7 +223,7 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : where_(pat
     if (p == MAP_FAILED) {
       const int err = errno;
       ::close(fd);
-      fail(ErrorKind::Io, cat(where_, ": cannot map ", size_, " bytes: ", std::strerror(err)));
+      fail(ErrorKind::Io, cat(where_, ": cannot map ", size_, " bytes: ", errno_message(err)));
     }
     map_ = p;
   }

@@ -43,7 +43,7 @@ std::string header_json(const std::vector<std::pair<std::string, const Tensor*>>
   std::size_t offset = 0;
   for (const auto& [name, t] : tensors) {
     comma();
-    h += json_quote(name) + ":{\"dtype\":\"" + std::string(safetensors_dtype(t->dtype())) + "\",\"shape\":[";
+    h += json_quote(name) + R"(:{"dtype":")" + std::string(safetensors_dtype(t->dtype())) + R"(","shape":[)";
     for (std::int64_t i = 0; i < t->shape().rank(); ++i) h += cat(i ? "," : "", t->shape()[i]);
     h += cat("],\"data_offsets\":[", offset, ",", offset + t->nbytes(), "]}");
     offset += t->nbytes();
@@ -68,7 +68,7 @@ class TempFile {
       if (errno != EEXIST || attempt >= 100) {
         const int err = errno;
         fail(ErrorKind::Io, cat("write_safetensors: cannot create the temporary file ", path_.string(), " for ",
-                                target.string(), ": ", std::strerror(err)));
+                                target.string(), ": ", errno_message(err)));
       }
     }
   }
@@ -100,7 +100,7 @@ class TempFile {
     if (::rename(path_.c_str(), target_.c_str()) != 0) {
       const int err = errno;
       fail(ErrorKind::Io, cat("write_safetensors: cannot rename ", path_.string(), " to ", target_.string(), ": ",
-                              std::strerror(err)));
+                              errno_message(err)));
     }
     published_ = true;
     // The new file is in place; syncing the directory makes the rename itself durable. A
@@ -109,7 +109,7 @@ class TempFile {
     const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0 || ::fsync(dfd) != 0)
       log().warn("write_safetensors: {} is written, but its directory could not be synced: {}", target_.string(),
-                 std::strerror(errno));
+                 errno_message(errno));
     if (dfd >= 0) ::close(dfd);
   }
 
@@ -117,7 +117,7 @@ class TempFile {
   [[noreturn]] void io_error(const char* what) const {
     const int err = errno;
     fail(ErrorKind::Io, cat("write_safetensors: ", what, " ", path_.string(), " (the temporary file for ", target_.string(),
-                            "): ", std::strerror(err)));
+                            "): ", errno_message(err)));
   }
 
   fs::path target_;

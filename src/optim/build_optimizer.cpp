@@ -148,9 +148,9 @@ Value adam(Context& c, const AdamLike& o, bool decoupled, const Value& p, const 
 
 /// The updated `p` under `optimizer` (None: p itself).
 Value update(Context& c, const optim::Optimizer& optimizer, const Value& p, const Value& grad, const std::string& owner) {
-  if (auto* s = std::get_if<optim::SGD>(&optimizer)) return sgd(c, *s, p, grad, owner);
-  if (auto* a = std::get_if<optim::Adam>(&optimizer)) return adam(c, *a, false, p, grad, owner);
-  if (auto* w = std::get_if<optim::AdamW>(&optimizer)) return adam(c, *w, true, p, grad, owner);
+  if (const auto* s = std::get_if<optim::SGD>(&optimizer)) return sgd(c, *s, p, grad, owner);
+  if (const auto* a = std::get_if<optim::Adam>(&optimizer)) return adam(c, *a, false, p, grad, owner);
+  if (const auto* w = std::get_if<optim::AdamW>(&optimizer)) return adam(c, *w, true, p, grad, owner);
   return p;
 }
 
@@ -270,6 +270,7 @@ void build_sharded_optimizer(const std::shared_ptr<GraphImpl>& graph, const opti
     // This rank's block of the bucket's parameters, flattened and zero-padded like the
     // gradients; the update runs on the block with state tensors of the block's size.
     std::vector<Value> flat;
+    flat.reserve(bucket.members.size() + 1);
     for (std::size_t k : bucket.members) flat.push_back(reshape(params[k], {params[k].shape().numel()}, kLoc));
     const std::int64_t padded = bucket.block * world;
     const DType dtype = params[bucket.members.front()].dtype();

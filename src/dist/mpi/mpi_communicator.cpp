@@ -158,9 +158,9 @@ std::size_t MpiCommunicator::max_elements(std::size_t element_bytes, std::size_t
 
 void MpiCommunicator::all_reduce(void* data, std::size_t count, DType dtype, dist::ReduceOp op, milliseconds timeout) {
   std::lock_guard lock(mutex_);
-  const MPI_Datatype type = mpi_datatype(dtype);
+  MPI_Datatype type = mpi_datatype(dtype);
   const Call call = begin_call(cat("all_reduce(", reduce_op_name(op), ") of ", elements(count, dtype)), timeout);
-  const MPI_Op mpi_op = ops_->get(dtype, op);
+  MPI_Op mpi_op = ops_->get(dtype, op);
   if (count != 0 && data == nullptr)
     fail(ErrorKind::InvalidArgument, cat("dist::mpi ", call.what, " ", where(), ": data is null"));
   const std::size_t e = size_of(dtype), chunk = max_elements(e, 1);
@@ -177,7 +177,7 @@ void MpiCommunicator::all_reduce(void* data, std::size_t count, DType dtype, dis
 
 void MpiCommunicator::broadcast(void* data, std::size_t count, DType dtype, int root, milliseconds timeout) {
   std::lock_guard lock(mutex_);
-  const MPI_Datatype type = mpi_datatype(dtype);
+  MPI_Datatype type = mpi_datatype(dtype);
   const Call call = begin_call(cat("broadcast from rank ", root, " of ", elements(count, dtype)), timeout);
   if (root < 0 || root >= size_)
     fail(ErrorKind::InvalidArgument,
@@ -198,7 +198,7 @@ void MpiCommunicator::broadcast(void* data, std::size_t count, DType dtype, int 
 void MpiCommunicator::all_gather(const void* send, void* recv, std::size_t send_count, DType dtype,
                                  milliseconds timeout) {
   std::lock_guard lock(mutex_);
-  const MPI_Datatype type = mpi_datatype(dtype);
+  MPI_Datatype type = mpi_datatype(dtype);
   const Call call = begin_call(cat("all_gather of ", elements(send_count, dtype), " per rank"), timeout);
   const std::size_t e = size_of(dtype), ranks = static_cast<std::size_t>(size_);
   if (send_count > SIZE_MAX / e / ranks)
@@ -244,10 +244,10 @@ void MpiCommunicator::all_gather(const void* send, void* recv, std::size_t send_
 void MpiCommunicator::reduce_scatter(const void* send, void* recv, std::size_t recv_count, DType dtype,
                                      dist::ReduceOp op, milliseconds timeout) {
   std::lock_guard lock(mutex_);
-  const MPI_Datatype type = mpi_datatype(dtype);
+  MPI_Datatype type = mpi_datatype(dtype);
   const Call call =
       begin_call(cat("reduce_scatter(", reduce_op_name(op), ") of ", elements(recv_count, dtype), " per rank"), timeout);
-  const MPI_Op mpi_op = ops_->get(dtype, op);
+  MPI_Op mpi_op = ops_->get(dtype, op);
   const std::size_t e = size_of(dtype), ranks = static_cast<std::size_t>(size_);
   if (recv_count > SIZE_MAX / e / ranks)
     fail(ErrorKind::InvalidArgument, cat("dist::mpi ", call.what, " ", where(), ": the input's size overflows"));

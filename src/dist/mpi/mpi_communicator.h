@@ -33,6 +33,8 @@ class MpiCommunicator final : public dist::Communicator {
   /// Frees the duplicate communicator, unless MPI is finalized or a collective failed (then
   /// its pending operation may still use it, and it is left to process exit).
   ~MpiCommunicator() override;
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
 
   int rank() const noexcept override { return rank_; }
   int size() const noexcept override { return size_; }

@@ -12,9 +12,13 @@ namespace trainrt::detail {
 
 namespace {
 
+// MPI is initialized once per process, so its state is process-wide (guarded by init_mutex;
+// mpi_broken is set by any communicator that failed).
+// NOLINTBEGIN(cppcoreguidelines-avoid-non-const-global-variables)
 std::mutex init_mutex;
-bool initialized_by_us = false;       // guarded by init_mutex
-std::atomic<bool> mpi_broken{false};  // set from any communicator that failed
+bool initialized_by_us = false;
+std::atomic<bool> mpi_broken{false};
+// NOLINTEND(cppcoreguidelines-avoid-non-const-global-variables)
 
 const char* thread_level_name(int level) {
   switch (level) {

@@ -32,8 +32,9 @@ struct Min {
 };
 
 /// MPI_User_function: inout[i] = Op(inout[i], in[i]) for 16-bit floats, computed in f32.
+// `len` is not const: the signature is MPI_User_function's.
 template <class Codec, class Op>
-void combine_16bit(void* in, void* inout, int* len, MPI_Datatype*) {
+void combine_16bit(void* in, void* inout, int* len, MPI_Datatype*) {  // NOLINT(readability-non-const-parameter)
   const auto* a = static_cast<const std::uint16_t*>(in);
   auto* b = static_cast<std::uint16_t*>(inout);
   for (int i = 0, n = *len; i < n; ++i) b[i] = Codec::store(Op::apply(Codec::load(b[i]), Codec::load(a[i])));

@@ -196,7 +196,7 @@ int NcclCommunicator::launch(const CollectiveCall& call, int dtype, void* stream
   const NcclLibrary::Api& api = nccl_->api();
   const auto type = static_cast<ncclDataType_t>(dtype);
   const auto op = static_cast<ncclRedOp_t>(nccl_reduce_op(call.op));
-  const auto s = static_cast<cudaStream_t>(stream);
+  auto* const s = static_cast<cudaStream_t>(stream);
   switch (call.kind) {
     case CollectiveKind::AllReduce: return api.all_reduce(call.send, call.recv, call.count, type, op, comm_, s);
     case CollectiveKind::ReduceScatter:
@@ -360,6 +360,8 @@ void NcclCommunicator::broadcast(void* data, std::size_t count, DType dtype, int
 }
 
 void NcclCommunicator::barrier(milliseconds timeout) {
+  // A device address held as an integer (CUdeviceptr), as the driver API gives it.
+  // NOLINTNEXTLINE(performance-no-int-to-ptr)
   auto* word = reinterpret_cast<void*>(static_cast<std::uintptr_t>(barrier_word_));
   run({.kind = CollectiveKind::AllReduce, .send = word, .recv = word, .count = 1, .dtype = DType::i32}, timeout);
 }

@@ -47,6 +47,8 @@ class NcclCommunicator final : public dist::Communicator {
   /// then aborting it), frees what it made and releases the device's primary context. Never
   /// throws; problems are logged.
   ~NcclCommunicator() override;
+  NcclCommunicator(const NcclCommunicator&) = delete;
+  NcclCommunicator& operator=(const NcclCommunicator&) = delete;
 
   int rank() const noexcept override { return rank_; }
   int size() const noexcept override { return size_; }
