@@ -63,11 +63,11 @@ inline constexpr std::int64_t kLayers = 4;
 
 /// Command-line settings of one benchmark process.
 struct BenchArgs {
-  std::string model = "mlp";  ///< one of model_names()
-  int threads = 1;            ///< intra-op threads of the implementation under test
-  std::int64_t batch = 0;     ///< 0 picks the model's default (model_defaults)
-  int warmup = -1;  ///< untimed steps before the timed ones (first-touch, caches, JIT); -1: default
-  int steps = 0;    ///< timed steps; 0 picks the model's default
+  std::string model = "mlp";   ///< one of model_names()
+  int threads = 1;             ///< intra-op threads of the implementation under test
+  std::int64_t batch = 0;      ///< 0 picks the model's default (model_defaults)
+  int warmup = -1;             ///< untimed steps before the timed ones (first-touch, caches, JIT); -1: default
+  int steps = 0;               ///< timed steps; 0 picks the model's default
   std::int64_t seq_len = 128;  ///< transformer: tokens per sequence
   double dropout = 0.1;        ///< transformer: dropout probability (0 removes the ops)
   bool tied = false;           ///< transformer: output projection tied to the token embedding
@@ -92,7 +92,8 @@ inline BenchArgs parse_args(int argc, char** argv, bool ours) {
   auto to_int = [&](const std::string& flag, const char* text) -> std::int64_t {
     char* end = nullptr;
     const long long v = std::strtoll(text, &end, 10);
-    if (end == text || *end != '\0' || v < 0) throw std::invalid_argument(flag + " wants a non-negative integer\n" + usage);
+    if (end == text || *end != '\0' || v < 0)
+      throw std::invalid_argument(flag + " wants a non-negative integer\n" + usage);
     return v;
   };
   auto to_bool = [&](const std::string& flag, const std::string& text) -> bool {
@@ -378,10 +379,7 @@ inline JsonLine common_fields(const char* impl, const BenchArgs& a, const StepTi
   const double loss_first = losses.empty() ? std::nan("") : losses.front();
   const double loss_last = losses.empty() ? std::nan("") : losses.back();
   JsonLine j;
-  j.add("impl", impl)
-      .add("model", a.model)
-      .add("threads", a.threads)
-      .add("batch", a.batch);
+  j.add("impl", impl).add("model", a.model).add("threads", a.threads).add("batch", a.batch);
   // The transformer's own settings; null for the image models.
   if (is_language_model(a)) {
     j.add("seq_len", a.seq_len).add("dropout", a.dropout).add("tied", a.tied);

@@ -40,8 +40,8 @@ Built build(const std::string& model, tr::Graph& g) {
     for (std::int64_t i = 0; i < t.numel(); ++i) t.data<std::int64_t>()[i] = static_cast<std::int64_t>(rng() % classes);
   };
   if (model == "transformer") {
-    const bench_models::TransformerConfig c{.vocab = 1024, .seq_len = 64, .d_model = 128, .heads = 4, .ffn = 512,
-                                            .layers = 2, .dropout = 0.1};
+    const bench_models::TransformerConfig c{
+        .vocab = 1024, .seq_len = 64, .d_model = 128, .heads = 4, .ffn = 512, .layers = 2, .dropout = 0.1};
     const std::int64_t batch = 8;
     auto tokens = g.input("tokens", {batch, c.seq_len}, tr::i64);
     auto targets = g.input("targets", {batch, c.seq_len}, tr::i64);
@@ -119,14 +119,17 @@ int main(int argc, char** argv) {
     const FirstStep second = first_step(model, threads, true);
     const double fused = steps > 0 ? median_step_ms(model, threads, true, steps) : 0;
     const double unfused = steps > 0 ? median_step_ms(model, threads, false, steps) : 0;
-    std::printf("{\"model\": \"%s\", \"time_to_first_step_s\": %.4f, \"compile_s\": %.4f, \"first_step_s\": %.4f, \"kernels\": %lld, "
-                "\"modules\": %lld, \"modules_compiled\": %lld, \"disk_hits\": %llu, "
-                "\"warm_memory_time_to_first_step_s\": %.4f, \"warm_memory_modules_compiled\": %lld, "
-                "\"fused_step_ms\": %.3f, \"unfused_step_ms\": %.3f, \"steps\": %d}\n",
-                model.c_str(), first.seconds, first.report.compile_seconds, first.first_step_seconds, static_cast<long long>(first.report.kernels),
-                static_cast<long long>(first.report.modules), static_cast<long long>(first.report.modules_compiled),
-                static_cast<unsigned long long>(after_first.disk_hits - before.disk_hits), second.seconds,
-                static_cast<long long>(second.report.modules_compiled), fused, unfused, steps);
+    std::printf(
+        "{\"model\": \"%s\", \"time_to_first_step_s\": %.4f, \"compile_s\": %.4f, \"first_step_s\": %.4f, \"kernels\": "
+        "%lld, "
+        "\"modules\": %lld, \"modules_compiled\": %lld, \"disk_hits\": %llu, "
+        "\"warm_memory_time_to_first_step_s\": %.4f, \"warm_memory_modules_compiled\": %lld, "
+        "\"fused_step_ms\": %.3f, \"unfused_step_ms\": %.3f, \"steps\": %d}\n",
+        model.c_str(), first.seconds, first.report.compile_seconds, first.first_step_seconds,
+        static_cast<long long>(first.report.kernels), static_cast<long long>(first.report.modules),
+        static_cast<long long>(first.report.modules_compiled),
+        static_cast<unsigned long long>(after_first.disk_hits - before.disk_hits), second.seconds,
+        static_cast<long long>(second.report.modules_compiled), fused, unfused, steps);
     return 0;
   } catch (const tr::Error& e) {
     std::fprintf(stderr, "compile_cache_bench: %s\n", e.what());

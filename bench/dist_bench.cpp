@@ -62,8 +62,8 @@ struct Args {
   std::int64_t min_kib = 64, max_kib = 64 * 1024;
   std::vector<std::string> models = {"mlp", "cnn", "resnet18"};
   std::vector<std::int64_t> buckets_kib = {64, 256, 1024, 4096, 25600};
-  int threads = 1;          ///< CompileOptions::threads of every Program
-  std::int64_t batch = 0;   ///< samples per rank; 0: the model's default
+  int threads = 1;             ///< CompileOptions::threads of every Program
+  std::int64_t batch = 0;      ///< samples per rank; 0: the model's default
   int warmup = -1, steps = 0;  ///< -1 / 0: per model (below)
 };
 
@@ -85,7 +85,8 @@ Args parse(int argc, char** argv) {
     char* end = nullptr;
     const long long v = std::strtoll(text.c_str(), &end, 10);
     if (end == text.c_str() || *end != '\0' || v < least)
-      throw std::invalid_argument(flag + " wants an integer >= " + std::to_string(least) + ", got '" + text + "'\n" + usage);
+      throw std::invalid_argument(flag + " wants an integer >= " + std::to_string(least) + ", got '" + text + "'\n" +
+                                  usage);
     return static_cast<std::int64_t>(v);
   };
   Args a;
@@ -95,7 +96,8 @@ Args parse(int argc, char** argv) {
     if (i + 1 >= argc) throw std::invalid_argument("missing value after " + flag + "\n" + usage);
     const std::string value = argv[++i];
     if (flag == "--part") {
-      if (value != "raw" && value != "train" && value != "all") throw std::invalid_argument("--part wants raw, train or all\n" + usage);
+      if (value != "raw" && value != "train" && value != "all")
+        throw std::invalid_argument("--part wants raw, train or all\n" + usage);
       a.part = value;
     } else if (flag == "--reps") {
       a.reps = static_cast<int>(number(flag, value, 1));
@@ -124,7 +126,8 @@ Args parse(int argc, char** argv) {
     }
   }
   if (a.min_kib > a.max_kib) throw std::invalid_argument("--min-kib exceeds --max-kib\n" + usage);
-  if (a.models.empty() || a.buckets_kib.empty()) throw std::invalid_argument("--models and --buckets-kib need a value\n" + usage);
+  if (a.models.empty() || a.buckets_kib.empty())
+    throw std::invalid_argument("--models and --buckets-kib need a value\n" + usage);
   return a;
 }
 
@@ -140,7 +143,9 @@ double slowest_median(tr::dist::Communicator& comm, std::vector<double> ms) {
 }
 
 /// Milliseconds from `start` to now.
-double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
 
 /// 2(n-1)/n * bytes / time in GB/s (1e9 bytes), nccl-tests' bus bandwidth of an all-reduce.
 double bus_gbps(double bytes, double ms, int world) {
@@ -165,8 +170,10 @@ void print_setting(const Args& a, int world) {
   gethostname(host, sizeof host - 1);
   const long cores = sysconf(_SC_NPROCESSORS_ONLN);
   const char* omp = std::getenv("OMP_NUM_THREADS");
-  std::printf("# dist_bench: %d ranks (MPI communicator, host memory), %d thread(s) per rank (CompileOptions::threads,"
-              " OMP_NUM_THREADS=%s)\n", world, a.threads, omp ? omp : "unset");
+  std::printf(
+      "# dist_bench: %d ranks (MPI communicator, host memory), %d thread(s) per rank (CompileOptions::threads,"
+      " OMP_NUM_THREADS=%s)\n",
+      world, a.threads, omp ? omp : "unset");
   std::printf("# host %s, %ld cores online, %s\n", host, cores, read_first_line("/proc/cpuinfo", "model name").c_str());
   std::printf("# load average at start: %s\n", read_first_line("/proc/loadavg", "").c_str());
   cpu_set_t mask;
@@ -174,13 +181,17 @@ void print_setting(const Args& a, int world) {
   const int allowed = sched_getaffinity(0, sizeof mask, &mask) == 0 ? CPU_COUNT(&mask) : static_cast<int>(cores);
   std::printf("# rank 0 may run on %d of the cores (affinity)\n", allowed);
   if (allowed < a.threads + 1)
-    std::printf("# WARNING: rank 0 is bound to %d core(s): oneTBB then starts no worker for the collective's extra"
-                " slot and nothing overlaps; run with `mpirun --bind-to none` (run_dist_bench.sh does)\n", allowed);
+    std::printf(
+        "# WARNING: rank 0 is bound to %d core(s): oneTBB then starts no worker for the collective's extra"
+        " slot and nothing overlaps; run with `mpirun --bind-to none` (run_dist_bench.sh does)\n",
+        allowed);
   const long busy = static_cast<long>(world) * (a.threads + 1);
   if (busy > cores)
-    std::printf("# NOTE: %d ranks x (%d compute thread(s) + the thread waiting on the collective) = %ld busy threads on %ld"
-                " cores:\n#       the ranks share the cores, so communication competes with backward for CPU time"
-                " and overlap is bounded by that, not only by the schedule.\n", world, a.threads, busy, cores);
+    std::printf(
+        "# NOTE: %d ranks x (%d compute thread(s) + the thread waiting on the collective) = %ld busy threads on %ld"
+        " cores:\n#       the ranks share the cores, so communication competes with backward for CPU time"
+        " and overlap is bounded by that, not only by the schedule.\n",
+        world, a.threads, busy, cores);
 }
 
 // ---- (1) raw all-reduce -----------------------------------------------------------------
@@ -189,8 +200,10 @@ void print_setting(const Args& a, int world) {
 void raw_all_reduce(const Args& a, tr::dist::Communicator& comm) {
   const int world = comm.size();
   if (comm.rank() == 0) {
-    std::printf("\n## all_reduce (sum, f32) of the MPI communicator: median of %d repetitions (after 2 untimed), each"
-                " the slowest rank's time after a barrier\n", a.reps);
+    std::printf(
+        "\n## all_reduce (sum, f32) of the MPI communicator: median of %d repetitions (after 2 untimed), each"
+        " the slowest rank's time after a barrier\n",
+        a.reps);
     std::printf("%12s %12s %12s %14s %14s\n", "bytes", "KiB", "median ms", "algbw GB/s", "busbw GB/s");
   }
   for (std::int64_t kib = a.min_kib; kib <= a.max_kib; kib *= 2) {
@@ -320,11 +333,14 @@ std::vector<double> time_buckets(const std::vector<std::vector<std::size_t>>& bu
 void train(const Args& a, const std::shared_ptr<tr::dist::Communicator>& comm) {
   const int rank = comm->rank(), world = comm->size();
   if (rank == 0) {
-    std::printf("\n## training steps: medians over the timed steps (each the slowest rank's, after a barrier);"
-                " comm = the buckets' collectives alone, median of %d repetitions\n", a.reps);
-    std::printf("# compute: the step without a communicator, %d thread(s); compute+1: with %d, the data-parallel\n"
-                "# Program's arena size; overlap%% = 1 - (dp - compute) / comm, overlap+1%% the same against compute+1\n",
-                a.threads, a.threads + 1);
+    std::printf(
+        "\n## training steps: medians over the timed steps (each the slowest rank's, after a barrier);"
+        " comm = the buckets' collectives alone, median of %d repetitions\n",
+        a.reps);
+    std::printf(
+        "# compute: the step without a communicator, %d thread(s); compute+1: with %d, the data-parallel\n"
+        "# Program's arena size; overlap%% = 1 - (dp - compute) / comm, overlap+1%% the same against compute+1\n",
+        a.threads, a.threads + 1);
     std::printf("%-9s %6s %8s %11s %8s %11s %11s %10s %10s %9s %9s\n", "model", "batch", "params", "bucket_KiB",
                 "buckets", "compute_ms", "compute+1", "dp_ms", "comm_ms", "overlap%", "overlap+1%");
   }
@@ -368,7 +384,9 @@ void train(const Args& a, const std::shared_ptr<tr::dist::Communicator>& comm) {
       const double dp_ms = step_ms[c + 2];
       const std::vector<double> per_bucket = time_buckets(buckets, bytes, a.reps, *comm);
       const double comm_ms = per_bucket.back();
-      auto overlap = [&](double base) { return comm_ms > 0 ? std::clamp(1.0 - (dp_ms - base) / comm_ms, 0.0, 1.0) : 0.0; };
+      auto overlap = [&](double base) {
+        return comm_ms > 0 ? std::clamp(1.0 - (dp_ms - base) / comm_ms, 0.0, 1.0) : 0.0;
+      };
       if (rank != 0) continue;
       std::printf("%-9s %6lld %7.2fM %11lld %8zu %11.2f %11.2f %10.2f %10.2f %9.0f %9.0f\n", model.c_str(),
                   static_cast<long long>(batch), static_cast<double>(total) / 4e6, static_cast<long long>(kibs[c]),
@@ -407,8 +425,7 @@ int main(int argc, char** argv) {
     if (comm->rank() == 0) print_setting(args, comm->size());
     if (args.part != "train") raw_all_reduce(args, *comm);
     if (args.part != "raw") train(args, comm);
-    if (comm->rank() == 0)
-      std::printf("# load average at end: %s\n", read_first_line("/proc/loadavg", "").c_str());
+    if (comm->rank() == 0) std::printf("# load average at end: %s\n", read_first_line("/proc/loadavg", "").c_str());
     return 0;
   } catch (const tr::Error& e) {
     std::fprintf(stderr, "dist_bench: trainrt::Error (%s): %s\n", tr::to_string(e.kind()), e.what());

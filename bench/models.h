@@ -34,12 +34,12 @@ struct Model {
 namespace detail {
 
 /// A bias-free convolution whose weight is initialized like torchvision's ResNet.
-inline trainrt::Value resnet_conv(trainrt::Graph& g, const std::string& name, const trainrt::Value& x,
-                                  std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride) {
+inline trainrt::Value resnet_conv(trainrt::Graph& g, const std::string& name, const trainrt::Value& x, std::int64_t in,
+                                  std::int64_t out, std::int64_t kernel, std::int64_t stride) {
   namespace tr = trainrt;
-  const tr::Value w = g.parameter(
-      name + ".weight", {out, in, kernel, kernel},
-      tr::init::kaiming_normal(0.0, tr::Init::FanMode::fan_out, tr::Init::Nonlinearity::relu));
+  const tr::Value w =
+      g.parameter(name + ".weight", {out, in, kernel, kernel},
+                  tr::init::kaiming_normal(0.0, tr::Init::FanMode::fan_out, tr::Init::Nonlinearity::relu));
   const std::int64_t pad = kernel / 2;
   return tr::conv2d(x, w, {}, {.stride = {stride, stride}, .padding = {pad, pad}});
 }
@@ -50,15 +50,14 @@ inline trainrt::Value resnet_bn(trainrt::Graph& g, const std::string& name, cons
 }
 
 /// torchvision's BasicBlock: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
-inline trainrt::Value basic_block(trainrt::Graph& g, const std::string& name, const trainrt::Value& x,
-                                  std::int64_t in, std::int64_t out, std::int64_t stride) {
+inline trainrt::Value basic_block(trainrt::Graph& g, const std::string& name, const trainrt::Value& x, std::int64_t in,
+                                  std::int64_t out, std::int64_t stride) {
   namespace tr = trainrt;
   tr::Value h = tr::relu(resnet_bn(g, name + ".bn1", resnet_conv(g, name + ".conv1", x, in, out, 3, stride), out));
   h = resnet_bn(g, name + ".bn2", resnet_conv(g, name + ".conv2", h, out, out, 3, 1), out);
   tr::Value shortcut = x;
   if (stride != 1 || in != out) {
-    shortcut = resnet_bn(g, name + ".downsample.1",
-                         resnet_conv(g, name + ".downsample.0", x, in, out, 1, stride), out);
+    shortcut = resnet_bn(g, name + ".downsample.1", resnet_conv(g, name + ".downsample.0", x, in, out, 1, stride), out);
   }
   return tr::relu(tr::add(h, shortcut));
 }
@@ -112,9 +111,7 @@ struct TransformerConfig {
 
 namespace detail {
 
-inline trainrt::Value maybe_dropout(const trainrt::Value& x, double p) {
-  return p > 0.0 ? trainrt::dropout(x, p) : x;
-}
+inline trainrt::Value maybe_dropout(const trainrt::Value& x, double p) { return p > 0.0 ? trainrt::dropout(x, p) : x; }
 
 /// Causal multi-head self-attention of x [B, L, d]: one fused qkv projection, heads split
 /// with reshape/permute, trainrt's scaled_dot_product_attention, heads merged, out projection.

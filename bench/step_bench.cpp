@@ -169,7 +169,11 @@ int run(const bench::BenchArgs& args) {
         .add("data_wait_fraction", times.total_ms() > 0 ? 1e3 * wait_s / times.total_ms() : 0.0)
         .add("loader_waits", after.waits - before.waits);
   } else {
-    line.null("loader").null("prefetch").null("data_wait_s").null("data_wait_ms_per_step").null("data_wait_fraction")
+    line.null("loader")
+        .null("prefetch")
+        .null("data_wait_s")
+        .null("data_wait_ms_per_step")
+        .null("data_wait_fraction")
         .null("loader_waits");
   }
   std::printf("%s\n", line.str().c_str());

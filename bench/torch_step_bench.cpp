@@ -99,8 +99,8 @@ struct BasicBlockImpl : torch::nn::Module {
         conv2(register_module("conv2", resnet_conv(out, out, 3, 1))),
         bn2(register_module("bn2", torch::nn::BatchNorm2d(out))) {
     if (stride != 1 || in != out)
-      downsample = register_module("downsample", torch::nn::Sequential(resnet_conv(in, out, 1, stride),
-                                                                       torch::nn::BatchNorm2d(out)));
+      downsample = register_module("downsample",
+                                   torch::nn::Sequential(resnet_conv(in, out, 1, stride), torch::nn::BatchNorm2d(out)));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     torch::Tensor h = torch::relu(bn1(conv1(x)));
@@ -121,9 +121,9 @@ struct ResNet18Impl : torch::nn::Module {
     std::int64_t in = 64;
     for (int stage = 0; stage < 4; ++stage) {
       const std::int64_t stride = stage == 0 ? 1 : 2;
-      layers.push_back(register_module("layer" + std::to_string(stage + 1),
-                                       torch::nn::Sequential(BasicBlock(in, widths[stage], stride),
-                                                             BasicBlock(widths[stage], widths[stage], 1))));
+      layers.push_back(register_module(
+          "layer" + std::to_string(stage + 1),
+          torch::nn::Sequential(BasicBlock(in, widths[stage], stride), BasicBlock(widths[stage], widths[stage], 1))));
       in = widths[stage];
     }
     fc = register_module("fc", torch::nn::Linear(512, 10));
@@ -204,7 +204,9 @@ struct TransformerImpl : torch::nn::Module {
         causal_mask(torch::triu(torch::ones({seq_len, seq_len}, torch::kBool), 1)) {
     for (std::int64_t i = 0; i < bench::kLayers; ++i)
       layers->push_back(EncoderLayer(bench::kDModel, bench::kHeads, bench::kFfn, p));
-    if (!tied) head = register_module("head", torch::nn::Linear(torch::nn::LinearOptions(bench::kDModel, bench::kVocab).bias(false)));
+    if (!tied)
+      head = register_module("head",
+                             torch::nn::Linear(torch::nn::LinearOptions(bench::kDModel, bench::kVocab).bias(false)));
   }
   /// tokens i64 [B, L] -> logits [B, L, vocab].
   torch::Tensor forward(const torch::Tensor& tokens) {
@@ -238,11 +240,11 @@ int run_model(const bench::BenchArgs& args, Model model, torch::optim::Optimizer
   const bool tokens = bench::is_language_model(args);
   std::vector<torch::Tensor> inputs, labels;
   for (const bench::HostBatch& b : host) {
-    inputs.push_back(tokens ? torch::from_blob(const_cast<std::int64_t*>(b.tokens.data()), bench::input_dims(args),
-                                               torch::kInt64)
-                            : torch::from_blob(const_cast<float*>(b.images.data()), bench::input_dims(args),
-                                               torch::kFloat32));
-    labels.push_back(torch::from_blob(const_cast<std::int64_t*>(b.labels.data()), bench::label_dims(args), torch::kInt64));
+    inputs.push_back(
+        tokens ? torch::from_blob(const_cast<std::int64_t*>(b.tokens.data()), bench::input_dims(args), torch::kInt64)
+               : torch::from_blob(const_cast<float*>(b.images.data()), bench::input_dims(args), torch::kFloat32));
+    labels.push_back(
+        torch::from_blob(const_cast<std::int64_t*>(b.labels.data()), bench::label_dims(args), torch::kInt64));
   }
   model->train();
 
@@ -257,8 +259,8 @@ int run_model(const bench::BenchArgs& args, Model model, torch::optim::Optimizer
     const std::size_t k = static_cast<std::size_t>(step++) % inputs.size();
     for (const torch::Tensor& p : params) p.mutable_grad() = torch::Tensor();
     const torch::Tensor logits = model->forward(inputs[k]);
-    torch::Tensor loss = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}),
-                                                              labels[k].reshape({-1}));
+    torch::Tensor loss =
+        torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), labels[k].reshape({-1}));
     loss.backward();
     optimizer.step();
     return loss.item<float>();

@@ -32,7 +32,8 @@ void import(std::string_view bytes) {
   } catch (const trainrt::Error& e) {
     if (e.kind() != trainrt::ErrorKind::Io)
       fuzz::property_failed(kTarget, cat("an error of kind ", trainrt::to_string(e.kind()), ": ", e.what()));
-    if (!cache.list(false).empty()) fuzz::property_failed(kTarget, cat("a damaged archive installed entries: ", e.what()));
+    if (!cache.list(false).empty())
+      fuzz::property_failed(kTarget, cat("a damaged archive installed entries: ", e.what()));
     return;
   }
   // Entries with the same key and kind overwrite each other, so fewer files than entries

@@ -67,7 +67,10 @@ std::string entry(CacheKind kind, std::string_view payload, double seconds) {
 }
 
 void cache_corpus() {
-  const std::string cpu = entry(CacheKind::cpu_module, "\x7f" "ELF a shared object would be here", 0.61);
+  const std::string cpu = entry(CacheKind::cpu_module,
+                                "\x7f"
+                                "ELF a shared object would be here",
+                                0.61);
   write("cache_entry", "cpu_module", cpu);
   write("cache_entry", "cuda_module", entry(CacheKind::cuda_module, "CUBIN bytes", 0.04));
   write("cache_entry", "program_empty_payload", entry(CacheKind::program, "", 0));
@@ -111,7 +114,8 @@ std::string idx(std::uint32_t magic, const std::vector<std::uint32_t>& dims, con
 }
 
 void data_corpus() {
-  const std::string images = idx(0x00000803, {2, 3, 2}, std::string("\x00\x10\x20\x40\x80\xff\x01\x02\x03\x04\x05\x06", 12));
+  const std::string images =
+      idx(0x00000803, {2, 3, 2}, std::string("\x00\x10\x20\x40\x80\xff\x01\x02\x03\x04\x05\x06", 12));
   const std::string labels = idx(0x00000801, {5}, std::string("\x03\x00\x09\x01\x09", 5));
   write("idx", "images", images);
   write("idx", "labels", labels);

@@ -20,7 +20,8 @@ template <class Read, class Write>
 void round_trip(std::string_view bytes, const char* what, const Read& read, const Write& write) {
   try {
     const auto parsed = read(bytes);
-    if (write(parsed) != bytes) fuzz::property_failed(kTarget, cat(what, ": the bytes read back differ from the input"));
+    if (write(parsed) != bytes)
+      fuzz::property_failed(kTarget, cat(what, ": the bytes read back differ from the input"));
   } catch (const trainrt::Error& e) {
     if (e.kind() != trainrt::ErrorKind::Io)
       fuzz::property_failed(kTarget, cat(what, ": an error of kind ", trainrt::to_string(e.kind()), ": ", e.what()));

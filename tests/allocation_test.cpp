@@ -44,7 +44,7 @@ void count_allocation() {
 void* allocate(std::size_t n, std::size_t align) {
   count_allocation();
   void* p = align > alignof(std::max_align_t) ? std::aligned_alloc(align, (n + align - 1) / align * align)
-                                               : std::malloc(n == 0 ? 1 : n);
+                                              : std::malloc(n == 0 ? 1 : n);
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }
@@ -96,7 +96,8 @@ TEST(Allocations, NoneInStepsWithoutLibraryCalls) {
     auto x = g.input("x", {16, 3, 12, 12});
     auto y = g.input("y", {16}, i64);
     nn::BatchNorm2d bn(g, "bn", 3);
-    auto h = avg_pool2d(max_pool2d(relu(bn(x)), {.kernel = {2, 2}}), {.kernel = {3, 3}, .stride = Pair{1, 1}, .padding = {1, 1}});
+    auto h = avg_pool2d(max_pool2d(relu(bn(x)), {.kernel = {2, 2}}),
+                        {.kernel = {3, 3}, .stride = Pair{1, 1}, .padding = {1, 1}});
     auto t = reshape(permute(h, {0, 2, 3, 1}), {16, 36, 3});
     auto a = scaled_dot_product_attention(t, t, t, {.causal = true});
     auto table = g.parameter("table", {10, 108}, init::normal());

@@ -254,7 +254,8 @@ TEST(Attention, RowsWithoutVisibleKeysGiveZerosAndNoGradient) {
     const Value loss = sum(mul(out, g.constant(w)));
     const std::vector<Value> grads = gradients(loss, {q, k, v});
     const auto r = run_train(loss, {out, grads[0], grads[1], grads[2]},
-                             {{"q", random_tensor(q.shape(), dtype, rng)}, {"k", random_tensor(k.shape(), dtype, rng)},
+                             {{"q", random_tensor(q.shape(), dtype, rng)},
+                              {"k", random_tensor(k.shape(), dtype, rng)},
                               {"v", random_tensor(v.shape(), dtype, rng)}});
     for (std::int64_t b = 0; b < 2; ++b)
       for (std::int64_t i = 0; i < lq * 3; ++i) {
@@ -287,8 +288,10 @@ TEST(Attention, MaskBroadcastAlongKeysHidesWholeRows) {
   const Value plain = scaled_dot_product_attention(q, k, v, {.causal = true});
   const Tensor m = random_tensor(mask.shape(), boolean, rng);
   const auto r = run_train(sum(masked), {masked, plain},
-                           {{"q", random_tensor(q.shape(), f64, rng)}, {"k", random_tensor(k.shape(), f64, rng)},
-                            {"v", random_tensor(v.shape(), f64, rng)}, {"mask", m}});
+                           {{"q", random_tensor(q.shape(), f64, rng)},
+                            {"k", random_tensor(k.shape(), f64, rng)},
+                            {"v", random_tensor(v.shape(), f64, rng)},
+                            {"mask", m}});
   int hidden = 0;
   for (std::int64_t row = 0; row < 2 * lq; ++row) {
     const bool visible = m.at(row) != 0;
@@ -307,7 +310,8 @@ TEST(Attention, EmptySequencesGiveZeros) {
     const Value loss = sum(scaled_dot_product_attention(q, k, v));
     const std::vector<Value> grads = gradients(loss, {k, v});
     const auto r = run_train(loss, grads,
-                             {{"q", Tensor::zeros(q.shape(), f64)}, {"k", Tensor::full(k.shape(), 1.0, f64)},
+                             {{"q", Tensor::zeros(q.shape(), f64)},
+                              {"k", Tensor::full(k.shape(), 1.0, f64)},
                               {"v", Tensor::full(v.shape(), 1.0, f64)}});
     for (const Tensor& t : r)
       for (double x : values(t)) EXPECT_EQ(x, 0.0);
@@ -321,7 +325,8 @@ TEST(Attention, EmptySequencesGiveZeros) {
   const std::vector<Value> grads = gradients(loss, {q, k, v});
   std::mt19937 rng(51);
   const auto r = run_train(loss, {out, grads[0]},
-                           {{"q", random_tensor(q.shape(), f64, rng)}, {"k", Tensor::zeros(k.shape(), f64)},
+                           {{"q", random_tensor(q.shape(), f64, rng)},
+                            {"k", Tensor::zeros(k.shape(), f64)},
                             {"v", Tensor::zeros(v.shape(), f64)}});
   EXPECT_EQ(r[0].shape().to_string(), Shape({2, 3, 5}).to_string());
   for (double x : values(r[0])) EXPECT_EQ(x, 0.0);
@@ -351,20 +356,41 @@ TEST(Attention, BadOperandsNameTheOp) {
   Graph g;
   const Value q = g.input("q", Shape{2, 4, 8}), k = g.input("k", Shape{2, 6, 8}), v = g.input("v", Shape{2, 6, 3});
   const std::string here = "attention_test.cpp";
-  expect_error([&] { scaled_dot_product_attention(q, k, v, {.mask = g.input("m", Shape{4, 6})}); },
-               ErrorKind::DTypeMismatch, {"attention", "mask must be bool", here});
-  expect_error([&] { scaled_dot_product_attention(q, g.input("k5", Shape{2, 6, 5}), v); }, ErrorKind::ShapeMismatch,
-               {"attention", "feature size D", here});
-  expect_error([&] { scaled_dot_product_attention(q, k, g.input("v7", Shape{2, 7, 3})); }, ErrorKind::ShapeMismatch,
-               {"attention", "length Lk", here});
-  expect_error([&] { scaled_dot_product_attention(q, g.input("k3", Shape{3, 6, 8}), g.input("v3", Shape{3, 6, 3})); },
-               ErrorKind::ShapeMismatch, {"attention", "leading"});
-  expect_error([&] { scaled_dot_product_attention(q, k, v, {.mask = g.input("mb", Shape{4, 5}, boolean)}); },
-               ErrorKind::ShapeMismatch, {"attention", "broadcast", "[2,4,6]"});
-  expect_error([&] { scaled_dot_product_attention(q, g.input("k64", Shape{2, 6, 8}, f64), v); },
-               ErrorKind::DTypeMismatch, {"attention", "floating dtype"});
-  expect_error([&] { scaled_dot_product_attention(g.input("qi", Shape{2, 4, 8}, DType::i32), k, v); },
-               ErrorKind::DTypeMismatch, {"attention"});
+  expect_error(
+      [&] {
+        scaled_dot_product_attention(q, k, v, {.mask = g.input("m", Shape{4, 6})});
+      },
+      ErrorKind::DTypeMismatch, {"attention", "mask must be bool", here});
+  expect_error(
+      [&] {
+        scaled_dot_product_attention(q, g.input("k5", Shape{2, 6, 5}), v);
+      },
+      ErrorKind::ShapeMismatch, {"attention", "feature size D", here});
+  expect_error(
+      [&] {
+        scaled_dot_product_attention(q, k, g.input("v7", Shape{2, 7, 3}));
+      },
+      ErrorKind::ShapeMismatch, {"attention", "length Lk", here});
+  expect_error(
+      [&] {
+        scaled_dot_product_attention(q, g.input("k3", Shape{3, 6, 8}), g.input("v3", Shape{3, 6, 3}));
+      },
+      ErrorKind::ShapeMismatch, {"attention", "leading"});
+  expect_error(
+      [&] {
+        scaled_dot_product_attention(q, k, v, {.mask = g.input("mb", Shape{4, 5}, boolean)});
+      },
+      ErrorKind::ShapeMismatch, {"attention", "broadcast", "[2,4,6]"});
+  expect_error(
+      [&] {
+        scaled_dot_product_attention(q, g.input("k64", Shape{2, 6, 8}, f64), v);
+      },
+      ErrorKind::DTypeMismatch, {"attention", "floating dtype"});
+  expect_error(
+      [&] {
+        scaled_dot_product_attention(g.input("qi", Shape{2, 4, 8}, DType::i32), k, v);
+      },
+      ErrorKind::DTypeMismatch, {"attention"});
   expect_error([&] { scaled_dot_product_attention(g.input("q1", Shape{8}), k, v); }, ErrorKind::ShapeMismatch,
                {"attention", here});
   expect_error([&] { scaled_dot_product_attention(q, k, v, {.scale = std::numeric_limits<double>::infinity()}); },

@@ -20,9 +20,7 @@ using V = std::vector<Value>;
 constexpr unsigned kSeeds[] = {1, 2, 3};
 
 /// A random shape of rank 1..4 with some size-1 axes.
-Shape any_shape(std::mt19937& rng) {
-  return test::random_shape(rng, std::uniform_int_distribution<int>(1, 4)(rng), 4);
-}
+Shape any_shape(std::mt19937& rng) { return test::random_shape(rng, std::uniform_int_distribution<int>(1, 4)(rng), 4); }
 
 /// A shape that broadcasts against `s`: some axes set to 1, maybe fewer leading axes.
 Shape broadcast_partner(const Shape& s, std::mt19937& rng) {
@@ -41,21 +39,20 @@ TEST(Gradients, Unary) {
     Fn fn;
     double lo, hi;
   };
-  const U ops[] = {{"neg", neg, -1, 1},     {"abs", abs, -1, 1},         {"exp", exp, -1, 1},
-                   {"log", log, 0.5, 2},    {"sqrt", sqrt, 0.5, 2},      {"rsqrt", rsqrt, 0.5, 2},
-                   {"sin", sin, -2, 2},     {"cos", cos, -2, 2},         {"tanh", tanh, -2, 2},
-                   {"sigmoid", sigmoid, -3, 3}, {"relu", relu, -1, 1}};
+  const U ops[] = {{"neg", neg, -1, 1},    {"abs", abs, -1, 1},         {"exp", exp, -1, 1},  {"log", log, 0.5, 2},
+                   {"sqrt", sqrt, 0.5, 2}, {"rsqrt", rsqrt, 0.5, 2},    {"sin", sin, -2, 2},  {"cos", cos, -2, 2},
+                   {"tanh", tanh, -2, 2},  {"sigmoid", sigmoid, -3, 3}, {"relu", relu, -1, 1}};
   for (unsigned seed : kSeeds) {
     std::mt19937 rng(seed);
     for (const U& u : ops) {
       const Fn fn = u.fn;
-      check_gradients({u.name, {any_shape(rng)}, [fn](Graph&, const V& x) { return fn(x[0], Loc::current()); }, u.lo, u.hi},
-                      seed);
+      check_gradients(
+          {u.name, {any_shape(rng)}, [fn](Graph&, const V& x) { return fn(x[0], Loc::current()); }, u.lo, u.hi}, seed);
     }
     check_gradients({"gelu", {any_shape(rng)}, [](Graph&, const V& x) { return gelu(x[0]); }, -3, 3}, seed);
-    check_gradients({"gelu_tanh", {any_shape(rng)},
-                     [](Graph&, const V& x) { return gelu(x[0], GeluApproximation::tanh); }, -3, 3},
-                    seed);
+    check_gradients(
+        {"gelu_tanh", {any_shape(rng)}, [](Graph&, const V& x) { return gelu(x[0], GeluApproximation::tanh); }, -3, 3},
+        seed);
   }
 }
 
@@ -84,13 +81,15 @@ TEST(Gradients, BinaryWithBroadcasting) {
       check_gradients({"pow", {s0, s1}, [](Graph&, const V& x) { return pow(x[0], x[1]); }, 0.5, 2}, seed);
       check_gradients({"maximum", {s0, s1}, [](Graph&, const V& x) { return maximum(x[0], x[1]); }}, seed);
       check_gradients({"minimum", {s0, s1}, [](Graph&, const V& x) { return minimum(x[0], x[1]); }}, seed);
-      check_gradients({"scalar ops", {s0}, [](Graph&, const V& x) { return 2.0 - (x[0] * 3.0) / 4.0 + pow(x[0], 2.0); }},
-                      seed);
+      check_gradients(
+          {"scalar ops", {s0}, [](Graph&, const V& x) { return 2.0 - (x[0] * 3.0) / 4.0 + pow(x[0], 2.0); }}, seed);
       const Shape c = broadcast_partner(a, rng);
       check_gradients({"fma", {b, a, c}, [](Graph&, const V& x) { return fma(x[0], x[1], x[2]); }}, seed);
-      check_gradients({"where", {a, b},
-                       [](Graph&, const V& x) { return where(gt(x[0], x[0].graph().scalar(0, f64)), x[0] * 2.0, x[1]); }},
-                      seed);
+      check_gradients(
+          {"where",
+           {a, b},
+           [](Graph&, const V& x) { return where(gt(x[0], x[0].graph().scalar(0, f64)), x[0] * 2.0, x[1]); }},
+          seed);
     }
   }
 }
@@ -101,8 +100,9 @@ TEST(Gradients, MaximumSplitsTiesEvenly) {
   auto b = g.input("b", {3}, f64);
   auto loss = sum(maximum(a, b) + minimum(a, b) * 3.0);
   auto grads = gradients(loss, {a, b});
-  auto out = test::run_train(loss, grads,
-                             {{"a", Tensor::from_vector<double>({3}, {1, 2, 3})}, {"b", Tensor::from_vector<double>({3}, {1, 5, 0})}});
+  auto out = test::run_train(
+      loss, grads,
+      {{"a", Tensor::from_vector<double>({3}, {1, 2, 3})}, {"b", Tensor::from_vector<double>({3}, {1, 5, 0})}});
   EXPECT_EQ(test::values(out[0]), (std::vector<double>{2, 3, 1}));  // tie: 0.5 + 1.5
   EXPECT_EQ(test::values(out[1]), (std::vector<double>{2, 1, 3}));
 }
@@ -115,24 +115,27 @@ TEST(Gradients, ShapeOps) {
     std::vector<std::int64_t> perm{0, 1, 2, 3};
     std::shuffle(perm.begin(), perm.end(), rng);
     check_gradients({"permute", {s}, [perm](Graph&, const V& x) { return permute(x[0], perm) * 1.5; }}, seed);
-    check_gradients({"transpose then matmul-free ops", {s},
-                     [](Graph&, const V& x) { return exp(transpose(x[0], 1, 3)); }},
-                    seed);
+    check_gradients(
+        {"transpose then matmul-free ops", {s}, [](Graph&, const V& x) { return exp(transpose(x[0], 1, 3)); }}, seed);
     const std::int64_t axis = static_cast<std::int64_t>(rng() % 4);
     const std::int64_t dim = s[axis];
     const std::int64_t start = static_cast<std::int64_t>(rng() % static_cast<unsigned>(dim));
     const std::int64_t step = 1 + static_cast<std::int64_t>(rng() % 2);
     check_gradients({"slice", {s}, [=](Graph&, const V& x) { return slice(x[0], axis, start, dim, step); }}, seed);
-    check_gradients({"slice negative", {s}, [=](Graph&, const V& x) { return slice(x[0], axis - 4, -dim, -start - 1 + dim); }},
-                    seed);
+    check_gradients(
+        {"slice negative", {s}, [=](Graph&, const V& x) { return slice(x[0], axis - 4, -dim, -start - 1 + dim); }},
+        seed);
     std::vector<std::int64_t> d = s.dims();
     d[static_cast<std::size_t>(axis)] = 2;
     const Shape s2(d);
     check_gradients({"concat", {s, s2, s}, [=](Graph&, const V& x) { return concat({x[0], x[1], x[2]}, axis); }}, seed);
     const Shape b = broadcast_partner(s, rng);
     check_gradients({"broadcast_to", {b}, [s](Graph&, const V& x) { return broadcast_to(x[0], s); }}, seed);
-    check_gradients({"unsqueeze/squeeze/flatten", {s},
-                     [](Graph&, const V& x) { return flatten(squeeze(unsqueeze(x[0], 2), 2), 1, 2) * x[0].graph().scalar(2, f64); }},
+    check_gradients({"unsqueeze/squeeze/flatten",
+                     {s},
+                     [](Graph&, const V& x) {
+                       return flatten(squeeze(unsqueeze(x[0], 2), 2), 1, 2) * x[0].graph().scalar(2, f64);
+                     }},
                     seed);
   }
 }
@@ -177,11 +180,11 @@ TEST(Gradients, Matmul) {
         const Shape ab{2, 1, a[0], a[1]}, bb{3, b[0], b[1]};
         check_gradients({"matmul batched", {ab, bb}, [o](Graph&, const V& x) { return matmul(x[0], x[1], o); }}, seed);
       }
-    check_gradients({"matmul vector-matrix", {Shape{k}, Shape{2, k, n}},
-                     [](Graph&, const V& x) { return matmul(x[0], x[1]); }},
-                    seed);
-    check_gradients({"matmul matrix-vector", {Shape{m, k}, Shape{k}}, [](Graph&, const V& x) { return matmul(x[0], x[1]); }},
-                    seed);
+    check_gradients(
+        {"matmul vector-matrix", {Shape{k}, Shape{2, k, n}}, [](Graph&, const V& x) { return matmul(x[0], x[1]); }},
+        seed);
+    check_gradients(
+        {"matmul matrix-vector", {Shape{m, k}, Shape{k}}, [](Graph&, const V& x) { return matmul(x[0], x[1]); }}, seed);
   }
 }
 
@@ -191,7 +194,8 @@ TEST(Gradients, SoftmaxFamily) {
     const Shape s = test::random_shape(rng, 3, 5);
     for (std::int64_t axis = -3; axis < 3; ++axis) {
       check_gradients({"softmax", {s}, [axis](Graph&, const V& x) { return softmax(x[0], axis); }, -2, 2}, seed);
-      check_gradients({"log_softmax", {s}, [axis](Graph&, const V& x) { return log_softmax(x[0], axis); }, -2, 2}, seed);
+      check_gradients({"log_softmax", {s}, [axis](Graph&, const V& x) { return log_softmax(x[0], axis); }, -2, 2},
+                      seed);
     }
   }
 }
@@ -199,17 +203,21 @@ TEST(Gradients, SoftmaxFamily) {
 TEST(Gradients, CrossEntropy) {
   for (unsigned seed : kSeeds) {
     std::mt19937 rng(seed);
-    const std::int64_t rows = 2 + static_cast<std::int64_t>(rng() % 4), classes = 2 + static_cast<std::int64_t>(rng() % 5);
+    const std::int64_t rows = 2 + static_cast<std::int64_t>(rng() % 4),
+                       classes = 2 + static_cast<std::int64_t>(rng() % 5);
     std::vector<std::int64_t> labels(static_cast<std::size_t>(rows * 2));
     for (auto& l : labels) l = static_cast<std::int64_t>(rng() % static_cast<unsigned>(classes));
     labels[1] = -100;  // ignored
     const Tensor lt = Tensor::from_vector<std::int64_t>({rows, 2}, labels);
     for (double smoothing : {0.0, 0.2}) {
-      check_gradients({"cross_entropy", {Shape{rows, 2, classes}},
+      check_gradients({"cross_entropy",
+                       {Shape{rows, 2, classes}},
                        [&](Graph& g, const V& x) {
-                         return cross_entropy(x[0], g.constant(lt), {.ignore_index = -100, .label_smoothing = smoothing});
+                         return cross_entropy(x[0], g.constant(lt),
+                                              {.ignore_index = -100, .label_smoothing = smoothing});
                        },
-                       -2, 2},
+                       -2,
+                       2},
                       seed);
     }
   }
@@ -223,16 +231,21 @@ TEST(Gradients, Embedding) {
 TEST(Gradients, BatchNormTrainingMode) {
   for (unsigned seed : kSeeds) {
     for (const Shape& s : {Shape{6, 3}, Shape{3, 2, 3, 2}}) {
-      check_gradients({"batch_norm", {s, Shape{s[1]}, Shape{s[1]}},
+      check_gradients({"batch_norm",
+                       {s, Shape{s[1]}, Shape{s[1]}},
                        [](Graph& g, const V& x) {
                          const std::int64_t c = x[0].shape()[1];
                          auto rm = g.state("rm", {c}, init::zeros(), f64), rv = g.state("rv", {c}, init::ones(), f64);
                          return batch_norm(x[0], x[1], x[2], rm, rv);
                        },
-                       -2, 2},
+                       -2,
+                       2},
                       seed);
-      check_gradients({"batch_norm without affine", {s},
-                       [](Graph&, const V& x) { return batch_norm(x[0], {}, {}, {}, {}); }, -2, 2},
+      check_gradients({"batch_norm without affine",
+                       {s},
+                       [](Graph&, const V& x) { return batch_norm(x[0], {}, {}, {}, {}); },
+                       -2,
+                       2},
                       seed);
     }
   }
@@ -244,11 +257,15 @@ TEST(Gradients, LayerNorm) {
     const Shape s = test::random_shape(rng, 3, 5);
     for (std::int64_t k : {1, 2}) {
       std::vector<std::int64_t> trail(s.dims().end() - k, s.dims().end());
-      check_gradients({"layer_norm", {s, Shape(trail), Shape(trail)},
-                       [k](Graph&, const V& x) { return layer_norm(x[0], x[1], x[2], {.normalized_axes = k}); }, -2, 2},
+      check_gradients({"layer_norm",
+                       {s, Shape(trail), Shape(trail)},
+                       [k](Graph&, const V& x) { return layer_norm(x[0], x[1], x[2], {.normalized_axes = k}); },
+                       -2,
+                       2},
                       seed);
     }
-    check_gradients({"layer_norm plain", {s}, [](Graph&, const V& x) { return layer_norm(x[0], {}, {}); }, -2, 2}, seed);
+    check_gradients({"layer_norm plain", {s}, [](Graph&, const V& x) { return layer_norm(x[0], {}, {}); }, -2, 2},
+                    seed);
   }
 }
 
@@ -267,7 +284,8 @@ TEST(Gradients, SmallNetworkEndToEnd) {
                      auto logits = matmul(layer_norm(h, {}, {}), x[3], {.transpose_b = true});
                      return cross_entropy(logits, g.constant(labels));
                    },
-                   -1, 1});
+                   -1,
+                   1});
 }
 
 TEST(Gradients, CastPassesTheGradientBackInTheOperandsDtype) {
@@ -286,7 +304,8 @@ TEST(Gradients, CastPassesTheGradientBackInTheOperandsDtype) {
 }
 
 TEST(Gradients, GlobalAveragePooling) {
-  check_gradients({"global_avg_pool2d", {Shape{2, 3, 4, 5}}, [](Graph&, const V& x) { return global_avg_pool2d(x[0]); }});
+  check_gradients(
+      {"global_avg_pool2d", {Shape{2, 3, 4, 5}}, [](Graph&, const V& x) { return global_avg_pool2d(x[0]); }});
 }
 
 TEST(Gradients, UnreachableValuesGetZeros) {
@@ -296,7 +315,8 @@ TEST(Gradients, UnreachableValuesGetZeros) {
   auto loss = sum(x * x);
   auto grads = gradients(loss, {x, unused});
   std::mt19937 rng(1);
-  auto out = test::run_train(loss, grads, {{"x", Tensor::from_vector<double>({2}, {1, -2})}, {"u", test::random_tensor({3}, f64, rng)}});
+  auto out = test::run_train(
+      loss, grads, {{"x", Tensor::from_vector<double>({2}, {1, -2})}, {"u", test::random_tensor({3}, f64, rng)}});
   EXPECT_EQ(test::values(out[0]), (std::vector<double>{2, -4}));
   EXPECT_EQ(test::values(out[1]), (std::vector<double>{0, 0, 0}));
 }
@@ -307,7 +327,8 @@ TEST(Gradients, RejectsBadRequests) {
   auto i = g.input("i", {2}, i64);
   test::expect_error([&] { gradients(x, {x}); }, ErrorKind::InvalidArgument, {"floating scalar"});
   test::expect_error([&] { gradients(sum(x), {i}); }, ErrorKind::DTypeMismatch, {"not a floating tensor"});
-  test::expect_error([&] { gradients(sum(x), {other.input("y", {2})}); }, ErrorKind::InvalidArgument, {"another graph"});
+  test::expect_error([&] { gradients(sum(x), {other.input("y", {2})}); }, ErrorKind::InvalidArgument,
+                     {"another graph"});
 }
 
 }  // namespace

@@ -27,13 +27,15 @@ int main() {
     }
     const CompileReport r = p.compile_report();
     const KernelCacheStats c = kernel_cache_stats();
-    std::printf("{\"fused_nodes\": %lld, \"kernels\": %lld, \"modules\": %lld, \"modules_compiled\": %lld, "
-                "\"fusion_fallback\": %s, \"program_cache_hit\": %s, \"disk_hits\": %llu, \"compiles\": %llu, \"first_loss\": %.6f, "
-                "\"loss\": %.6f}\n",
-                static_cast<long long>(r.fused_nodes), static_cast<long long>(r.kernels),
-                static_cast<long long>(r.modules), static_cast<long long>(r.modules_compiled),
-                r.fusion_fallback ? "true" : "false", r.program_cache_hit ? "true" : "false", static_cast<unsigned long long>(c.disk_hits),
-                static_cast<unsigned long long>(c.compiles), first, last);
+    std::printf(
+        "{\"fused_nodes\": %lld, \"kernels\": %lld, \"modules\": %lld, \"modules_compiled\": %lld, "
+        "\"fusion_fallback\": %s, \"program_cache_hit\": %s, \"disk_hits\": %llu, \"compiles\": %llu, \"first_loss\": "
+        "%.6f, "
+        "\"loss\": %.6f}\n",
+        static_cast<long long>(r.fused_nodes), static_cast<long long>(r.kernels), static_cast<long long>(r.modules),
+        static_cast<long long>(r.modules_compiled), r.fusion_fallback ? "true" : "false",
+        r.program_cache_hit ? "true" : "false", static_cast<unsigned long long>(c.disk_hits),
+        static_cast<unsigned long long>(c.compiles), first, last);
     return last < first ? 0 : 3;
   } catch (const Error& e) {
     std::fprintf(stderr, "cache_demo: %s\n", e.what());

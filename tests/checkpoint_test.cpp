@@ -54,7 +54,9 @@ std::shared_ptr<const Dataset> make_dataset() {
       {"x", test::random_tensor({40, 6}, f32, rng)}, {"y", Tensor::from_vector<std::int64_t>({40}, labels)}});
 }
 
-DataLoader make_loader(const std::shared_ptr<const Dataset>& ds) { return DataLoader(ds, 8, {.shuffle = true, .seed = 3}); }
+DataLoader make_loader(const std::shared_ptr<const Dataset>& ds) {
+  return DataLoader(ds, 8, {.shuffle = true, .seed = 3});
+}
 
 std::vector<std::pair<std::string, Tensor>> snapshot(const Program& p) {
   std::vector<std::pair<std::string, Tensor>> out;
@@ -67,7 +69,8 @@ bool same_bits(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
 }
 
-void expect_same(const std::vector<std::pair<std::string, Tensor>>& a, const std::vector<std::pair<std::string, Tensor>>& b) {
+void expect_same(const std::vector<std::pair<std::string, Tensor>>& a,
+                 const std::vector<std::pair<std::string, Tensor>>& b) {
   ASSERT_EQ(a.size(), b.size());
   for (std::size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].first, b[i].first);
@@ -88,7 +91,8 @@ void train_and_save(const DropNet& net, const std::string& path, int steps = 3) 
 
 /// Rewrites the safetensors file `in` to `out` after `edit` changed its tensors and metadata.
 void rewrite(const std::string& in, const std::string& out,
-             const std::function<void(std::vector<std::pair<std::string, Tensor>>&, std::map<std::string, std::string>&)>& edit) {
+             const std::function<void(std::vector<std::pair<std::string, Tensor>>&,
+                                      std::map<std::string, std::string>&)>& edit) {
   std::vector<std::pair<std::string, Tensor>> tensors;
   std::map<std::string, std::string> meta;
   {
@@ -152,7 +156,8 @@ TEST(Checkpoint, ResumingReproducesTheUninterruptedLossTrajectoryBitForBit) {
   }
   ASSERT_EQ(resumed.size(), uninterrupted.size());
   for (int i = 0; i < kSteps; ++i)
-    EXPECT_TRUE(same_float_bits(resumed[i], uninterrupted[i])) << "step " << i << ": " << resumed[i] << " vs " << uninterrupted[i];
+    EXPECT_TRUE(same_float_bits(resumed[i], uninterrupted[i]))
+        << "step " << i << ": " << resumed[i] << " vs " << uninterrupted[i];
 
   // The comparison can fail: resuming at the wrong step (other dropout masks, another learning
   // rate and bias correction) changes the losses.
@@ -174,11 +179,13 @@ TEST(Checkpoint, StoresAndReturnsTheInfo) {
   for (int i = 0; i < 4; ++i) p.step(loader.next().feeds);
   p.set_base_learning_rate(0.1 / 3);
   test::TempDir dir;
-  save_checkpoint(p, dir.file("c"), {.epoch = 3, .batch = 4, .user = {{"run", "alpha"}, {"note", "a \"quoted\"\nline"}}});
+  save_checkpoint(p, dir.file("c"),
+                  {.epoch = 3, .batch = 4, .user = {{"run", "alpha"}, {"note", "a \"quoted\"\nline"}}});
 
   const detail::SafetensorsFile f(dir.file("c"));
   std::size_t variables = 0;
-  for (VariableKind k : {VariableKind::parameter, VariableKind::state, VariableKind::optimizer}) variables += p.variables(k).size();
+  for (VariableKind k : {VariableKind::parameter, VariableKind::state, VariableKind::optimizer})
+    variables += p.variables(k).size();
   EXPECT_EQ(f.index().tensors.size(), variables) << "every persistent variable is saved";
   EXPECT_NE(f.find("fc1.weight"), nullptr);
 
@@ -207,8 +214,8 @@ TEST(Checkpoint, SaveRejectsANegativePosition) {
 // ---- bad checkpoints -------------------------------------------------------------------------
 
 /// Loads `path` into a fresh Program, expects the error, and checks the Program is unchanged.
-void expect_load_error(const DropNet& net, const std::string& path, ErrorKind kind, const std::vector<std::string>& parts,
-                       std::uint64_t seed = 9) {
+void expect_load_error(const DropNet& net, const std::string& path, ErrorKind kind,
+                       const std::vector<std::string>& parts, std::uint64_t seed = 9) {
   Program p = compile_net(net, seed);
   const auto before = snapshot(p);
   test::expect_error([&] { load_checkpoint(p, path); }, kind, parts);
@@ -220,9 +227,8 @@ TEST(Checkpoint, AMissingTensorIsNamedAndChangesNothing) {
   DropNet net;
   test::TempDir dir;
   train_and_save(net, dir.file("good"));
-  rewrite(dir.file("good"), dir.file("bad"), [](auto& tensors, auto&) {
-    std::erase_if(tensors, [](const auto& t) { return t.first == "fc2.bias"; });
-  });
+  rewrite(dir.file("good"), dir.file("bad"),
+          [](auto& tensors, auto&) { std::erase_if(tensors, [](const auto& t) { return t.first == "fc2.bias"; }); });
   expect_load_error(net, dir.file("bad"), ErrorKind::NotFound, {"bad", "lacks parameter \"fc2.bias\""});
 }
 
@@ -267,13 +273,15 @@ TEST(Checkpoint, DamagedAndForeignFilesAreRefused) {
   train_and_save(net, dir.file("good"));
   const std::string bytes = read_all(dir.file("good"));
   {
-    std::ofstream(dir.file("truncated"), std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() - 10));
+    std::ofstream(dir.file("truncated"), std::ios::binary)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size() - 10));
   }
   expect_load_error(net, dir.file("truncated"), ErrorKind::Io, {"truncated", "run past the end of the data section"});
   expect_load_error(net, dir.file("absent"), ErrorKind::NotFound, {"absent"});
 
   rewrite(dir.file("good"), dir.file("foreign"), [](auto&, auto& meta) { meta.clear(); });
-  expect_load_error(net, dir.file("foreign"), ErrorKind::InvalidArgument, {"not a libtrainrt checkpoint", "load_weights"});
+  expect_load_error(net, dir.file("foreign"), ErrorKind::InvalidArgument,
+                    {"not a libtrainrt checkpoint", "load_weights"});
   rewrite(dir.file("good"), dir.file("newer"), [](auto&, auto& meta) { meta["trainrt.format_version"] = "2"; });
   expect_load_error(net, dir.file("newer"), ErrorKind::Unsupported, {"format version 2 is not supported"});
   rewrite(dir.file("good"), dir.file("badstep"), [](auto&, auto& meta) { meta["trainrt.step"] = "12x"; });
@@ -301,7 +309,8 @@ TEST(Checkpoint, AFailedSaveKeepsThePreviousCheckpointAndNoTemporary) {
     rlimit lim = old;
     lim.rlim_cur = 1024;
     setrlimit(RLIMIT_FSIZE, &lim);
-    test::expect_error([&] { save_checkpoint(p, path, {.epoch = 0, .batch = 1}); }, ErrorKind::Io, {"run.ckpt", "cannot write"});
+    test::expect_error([&] { save_checkpoint(p, path, {.epoch = 0, .batch = 1}); }, ErrorKind::Io,
+                       {"run.ckpt", "cannot write"});
     setrlimit(RLIMIT_FSIZE, &old);
     signal(SIGXFSZ, old_handler);
   }
@@ -331,8 +340,11 @@ TEST(LoadWeights, LoadsByNameWithPrefixesAndConversions) {
   const Tensor w1 = test::random_tensor({16, 6}, f64, rng), b1 = test::random_tensor({16}, bf16, rng);
   const Tensor w2 = test::random_tensor({3, 16}, f32, rng), b2 = test::random_tensor({3}, f16, rng);
   test::TempDir dir;
-  write_weights(dir.file("w"), {{"model.fc1.weight", w1}, {"model.fc1.bias", b1}, {"model.fc2.weight", w2},
-                                {"model.fc2.bias", b2}, {"model.step_counter", Tensor::zeros({}, i64)}});
+  write_weights(dir.file("w"), {{"model.fc1.weight", w1},
+                                {"model.fc1.bias", b1},
+                                {"model.fc2.weight", w2},
+                                {"model.fc2.bias", b2},
+                                {"model.step_counter", Tensor::zeros({}, i64)}});
   const auto optimizer_before = p.get(p.variables(VariableKind::optimizer).at(0));
   const LoadWeightsReport r = load_weights(p, dir.file("w"), {.strip_prefix = "model."});
   EXPECT_EQ(r.loaded, (std::vector<std::string>{"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}));
@@ -342,7 +354,8 @@ TEST(LoadWeights, LoadsByNameWithPrefixesAndConversions) {
   EXPECT_TRUE(same_bits(p.get("fc1.bias"), b1.to(f32)));
   EXPECT_TRUE(same_bits(p.get("fc2.weight"), w2));
   EXPECT_TRUE(same_bits(p.get("fc2.bias"), b2.to(f32)));
-  EXPECT_TRUE(same_bits(p.get(p.variables(VariableKind::optimizer).at(0)), optimizer_before)) << "optimizer state untouched";
+  EXPECT_TRUE(same_bits(p.get(p.variables(VariableKind::optimizer).at(0)), optimizer_before))
+      << "optimizer state untouched";
   EXPECT_EQ(p.step_count(), 0);
 
   // Prefix rules together: "model.fc1.weight" -> "weight" -> "fc1.weight"; the fc2 tensors
@@ -408,7 +421,9 @@ save_file({
 )PY";
   }
   const int rc = std::system(("python3 " + script + " " + path + " > " + dir.file("log") + " 2>&1").c_str());
-  if (rc != 0) GTEST_SKIP() << "python3 with numpy and safetensors is not available (exit " << rc << "): " << read_all(dir.file("log"));
+  if (rc != 0)
+    GTEST_SKIP() << "python3 with numpy and safetensors is not available (exit " << rc
+                 << "): " << read_all(dir.file("log"));
 
   DropNet net;
   Program p = compile_net(net);

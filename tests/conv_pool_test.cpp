@@ -244,8 +244,11 @@ TEST(Conv2dOneDnn, ZeroBatchGivesZeroWeightGradient) {
 TEST(Conv2dErrors, BadArgumentsThrowWhenTheOpIsAdded) {
   Graph graph;
   const Value x = graph.input("x", {1, 4, 5, 5}), w = graph.input("w", {6, 2, 3, 3});
-  test::expect_error([&] { conv2d(x, w, {}, conv_options({1, 1}, {0, 0}, {1, 1}, 3)); }, ErrorKind::ShapeMismatch,
-                     {"conv2d", "groups"});
+  test::expect_error(
+      [&] {
+        conv2d(x, w, {}, conv_options({1, 1}, {0, 0}, {1, 1}, 3));
+      },
+      ErrorKind::ShapeMismatch, {"conv2d", "groups"});
   test::expect_error([&] { max_pool2d(x, pool_options_for_error()); }, ErrorKind::InvalidArgument,
                      {"max_pool2d", "padding"});
 }
@@ -286,7 +289,8 @@ TEST(Conv2dGrad, FiniteDifferences) {
   for (unsigned seed : kSeeds)
     for (const G& c : cases) {
       const Conv2dOptions o = c.o;
-      check_gradients({std::string("conv2d ") + c.name, {c.x, c.w, Shape{c.w[0]}},
+      check_gradients({std::string("conv2d ") + c.name,
+                       {c.x, c.w, Shape{c.w[0]}},
                        [o](Graph&, const V& in) { return conv2d(in[0], in[1], in[2], o); }},
                       seed);
     }
@@ -307,7 +311,8 @@ TEST(Conv2dGrad, FiniteDifferencesOnRandomShapes) {
     const Shape x{pick(1, 2), pick(1, 2) * o.groups, (kh - 1) * o.dilation[0] + pick(1, 5),
                   (kw - 1) * o.dilation[1] + pick(1, 5)};
     const Shape w{pick(1, 3) * o.groups, x[1] / o.groups, kh, kw};
-    check_gradients({"conv2d random " + std::to_string(trial), {x, w, Shape{w[0]}},
+    check_gradients({"conv2d random " + std::to_string(trial),
+                     {x, w, Shape{w[0]}},
                      [o](Graph&, const V& in) { return conv2d(in[0], in[1], in[2], o); }},
                     static_cast<unsigned>(trial + 1));
   }
@@ -339,15 +344,15 @@ std::vector<Tensor> run_pool(bool max_pool, const Pool2dOptions& o, const Tensor
 TEST(MaxPool2dHand, TiesGoToTheFirstMaximum) {
   // One 2x2 window per output, stride 2; and a 3x3 stride-1 window that sees the same
   // maxima from several outputs (their gradients add up on the first one).
-  const Tensor x = Tensor::from_vector<double>({1, 1, 2, 4}, {3, 3, 1, 2,   //
-                                                                3, 1, 2, 2});
+  const Tensor x = Tensor::from_vector<double>({1, 1, 2, 4}, {3, 3, 1, 2,  //
+                                                              3, 1, 2, 2});
   const auto out = run_pool(true, pool_options({2, 2}), x, Tensor::from_vector<double>({1, 1, 1, 2}, {10, 20}));
   EXPECT_EQ(test::values(out[0]), (std::vector<double>{3, 2}));
   EXPECT_EQ(test::values(out[1]), (std::vector<double>{10, 0, 0, 20, 0, 0, 0, 0}));
 
-  const Tensor x2 = Tensor::from_vector<double>({1, 1, 3, 4}, {0, 5, 5, 0,   //
-                                                                1, 2, 5, 1,   //
-                                                                5, 0, 0, 5});
+  const Tensor x2 = Tensor::from_vector<double>({1, 1, 3, 4}, {0, 5, 5, 0,  //
+                                                               1, 2, 5, 1,  //
+                                                               5, 0, 0, 5});
   // 3x3 windows at columns 0..2 and 1..3, stride 1. Both hold several 5s; in row-major
   // order the first is x[0][1] for both (column-major order would pick x[2][0] for the
   // first), so x[0][1] receives 1 + 2.
@@ -501,7 +506,7 @@ TEST(Pool2dThreads, ResultsDoNotDependOnThreadCount) {
 TEST(MaxPool2d, NanPropagatesAndInfinitiesWork) {
   const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
   const Tensor x = Tensor::from_vector<double>({1, 1, 2, 4}, {1, nan, -inf, -inf,  //
-                                                                nan, 2, -inf, -inf});
+                                                              nan, 2, -inf, -inf});
   const auto out = run_pool(true, pool_options({2, 2}), x, Tensor::from_vector<double>({1, 1, 1, 2}, {1, 2}));
   EXPECT_TRUE(std::isnan(out[0].at(0)));
   EXPECT_EQ(out[0].at(1), -inf);

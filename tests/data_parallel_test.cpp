@@ -104,7 +104,8 @@ TEST_P(MatchesOneProcess, OnTheConcatenatedBatch) {
   Mlp full(kRows);
   Program reference = compile(full.g, full.loss, c.optimizer, {.threads = 2, .seed = 7});
   std::vector<float> reference_losses;
-  for (int s = 0; s < kSteps; ++s) reference_losses.push_back(reference.step(part(global_batch(s % 3, kRows), 0, 1)).get());
+  for (int s = 0; s < kSteps; ++s)
+    reference_losses.push_back(reference.step(part(global_batch(s % 3, kRows), 0, 1)).get());
 
   const auto comms = dist::local_communicators(c.world, std::chrono::seconds(60));
   std::vector<std::vector<Tensor>> params(static_cast<std::size_t>(c.world));
@@ -118,7 +119,8 @@ TEST_P(MatchesOneProcess, OnTheConcatenatedBatch) {
       losses[static_cast<std::size_t>(r)].push_back(p.step(part(global_batch(s % 3, kRows), r, c.world)).get());
     params[static_cast<std::size_t>(r)] = parameters(p);
   });
-  for (int r = 0; r < c.world; ++r) ASSERT_FALSE(errors[static_cast<std::size_t>(r)]) << message_of(errors[static_cast<std::size_t>(r)]);
+  for (int r = 0; r < c.world; ++r)
+    ASSERT_FALSE(errors[static_cast<std::size_t>(r)]) << message_of(errors[static_cast<std::size_t>(r)]);
 
   const std::vector<Tensor> want = parameters(reference);
   for (int r = 0; r < c.world; ++r) {
@@ -128,7 +130,8 @@ TEST_P(MatchesOneProcess, OnTheConcatenatedBatch) {
       EXPECT_CLOSE(params[static_cast<std::size_t>(r)][i], want[i], 1e-5, 1e-4) << "rank " << r << " parameter " << i;
     // Every rank holds the same parameters, bit for bit (they apply the same averaged update).
     for (std::size_t i = 0; i < want.size(); ++i)
-      EXPECT_EQ(std::memcmp(params[static_cast<std::size_t>(r)][i].raw_data(), params[0][i].raw_data(), want[i].nbytes()), 0);
+      EXPECT_EQ(
+          std::memcmp(params[static_cast<std::size_t>(r)][i].raw_data(), params[0][i].raw_data(), want[i].nbytes()), 0);
   }
   // The mean of the ranks' losses is the loss of the whole batch.
   for (int s = 0; s < kSteps; ++s) {
@@ -146,7 +149,7 @@ INSTANTIATE_TEST_SUITE_P(
     DataParallel, MatchesOneProcess,
     ::testing::Values(Case{2, optim::SGD{.lr = 0.3, .momentum = 0.9}, 256},  // several buckets
                       Case{3, optim::SGD{.lr = 0.3, .momentum = 0.9}, 256},
-                      Case{2, optim::Adam{.lr = 0.02}, std::size_t{25} << 20},  // one bucket
+                      Case{2, optim::Adam{.lr = 0.02}, std::size_t{25} << 20},     // one bucket
                       Case{3, optim::AdamW{.lr = 0.02, .weight_decay = 0.1}, 1}),  // a bucket per tensor
     [](const ::testing::TestParamInfo<Case>& param) { return "case" + std::to_string(param.index); });
 
@@ -157,8 +160,8 @@ std::vector<Program> train_ranks(int world, bool shard, const optim::Optimizer& 
   const auto errors = on_ranks(world, [&](int r) {
     Mlp local(rows / world);
     CompileOptions o{.threads = 1, .seed = 11};
-    o.data_parallel = {.communicator = comms[static_cast<std::size_t>(r)], .bucket_bytes = 200,
-                       .shard_optimizer_state = shard};
+    o.data_parallel = {
+        .communicator = comms[static_cast<std::size_t>(r)], .bucket_bytes = 200, .shard_optimizer_state = shard};
     Program p = compile(local.g, local.loss, optimizer, o);
     for (int s = 0; s < steps; ++s) p.step(part(global_batch(s % 3, rows), r, world));
     programs[static_cast<std::size_t>(r)] = std::move(p);
@@ -185,7 +188,8 @@ TEST_P(Sharded, EqualsUnshardedAndDividesOptimizerMemory) {
   // Parameters: the same averaged gradients and the same elementwise update, per element.
   for (int r = 0; r < world; ++r)
     for (const std::string& name : plain[0].variables(VariableKind::parameter))
-      EXPECT_CLOSE(sharded[static_cast<std::size_t>(r)].get(name), plain[0].get(name), 1e-6, 1e-5) << name << " rank " << r;
+      EXPECT_CLOSE(sharded[static_cast<std::size_t>(r)].get(name), plain[0].get(name), 1e-6, 1e-5)
+          << name << " rank " << r;
   // The state, per parameter, under the unsharded names (get() gathers: every rank calls it).
   auto sorted = [](std::vector<std::string> v) {
     std::sort(v.begin(), v.end());
@@ -207,8 +211,7 @@ TEST_P(Sharded, EqualsUnshardedAndDividesOptimizerMemory) {
     if (n.find("optim.") != 0) full += plain[0].get(n).nbytes();
   for (std::size_t b = 0;; ++b) {
     bool any = false;
-    for (const char* suffix : {"exp_avg", "exp_avg_sq"})
-      try {
+    for (const char* suffix : {"exp_avg", "exp_avg_sq"}) try {
         held += sharded[0].get("optim.shard" + std::to_string(b) + "." + suffix).nbytes();
         any = true;
       } catch (const Error&) {
@@ -237,8 +240,7 @@ TEST(DataParallel, AShardedCheckpointLoadsIntoAnUnshardedProgram) {
   EXPECT_EQ(single.step_count(), 5);
   std::vector<Program> plain = train_ranks(2, false, sgd, 5);
   for (VariableKind kind : {VariableKind::parameter, VariableKind::optimizer})
-    for (const std::string& n : single.variables(kind))
-      EXPECT_CLOSE(single.get(n), plain[0].get(n), 1e-6, 1e-5) << n;
+    for (const std::string& n : single.variables(kind)) EXPECT_CLOSE(single.get(n), plain[0].get(n), 1e-6, 1e-5) << n;
   // And back: the unsharded checkpoint loads into sharded ranks, which go on identically.
   save_checkpoint(single, dir.file("single.safetensors"));
   const auto comms = dist::local_communicators(2, std::chrono::seconds(60));
@@ -246,7 +248,8 @@ TEST(DataParallel, AShardedCheckpointLoadsIntoAnUnshardedProgram) {
   const auto again = on_ranks(2, [&](int r) {
     Mlp local(6);
     CompileOptions o{.threads = 1, .seed = 11};
-    o.data_parallel = {.communicator = comms[static_cast<std::size_t>(r)], .bucket_bytes = 200, .shard_optimizer_state = true};
+    o.data_parallel = {
+        .communicator = comms[static_cast<std::size_t>(r)], .bucket_bytes = 200, .shard_optimizer_state = true};
     Program p = compile(local.g, local.loss, sgd, o);
     load_checkpoint(p, dir.file("single.safetensors"));
     losses[static_cast<std::size_t>(r)] = p.step(part(global_batch(5 % 3, 12), r, 2)).get();
@@ -265,7 +268,9 @@ TEST(DataParallel, TheLoaderGivesEachRankItsPartOfTheGlobalBatch) {
       std::vector<std::pair<std::string, Tensor>>{{"id", Tensor::from_vector<std::int64_t>({50}, ids)}});
   data::DataLoader whole(dataset, 12, {.seed = 3, .last_batch = data::LastBatch::Pad});
   std::vector<data::DataLoader> ranks;
-  for (int r = 0; r < 3; ++r) ranks.emplace_back(dataset, 12, data::LoaderOptions{.seed = 3, .last_batch = data::LastBatch::Pad, .rank = r, .world = 3});
+  for (int r = 0; r < 3; ++r)
+    ranks.emplace_back(dataset, 12,
+                       data::LoaderOptions{.seed = 3, .last_batch = data::LastBatch::Pad, .rank = r, .world = 3});
   EXPECT_EQ(ranks[0].batch_size(), 4);
   EXPECT_EQ(ranks[0].batches_per_epoch(), whole.batches_per_epoch());
   for (int b = 0; b < 2 * whole.batches_per_epoch(); ++b) {

@@ -376,13 +376,19 @@ TEST(TensorDataset, FieldsAndRows) {
 TEST(TensorDataset, BadColumnsThrow) {
   const Tensor x = Tensor::zeros(Shape{4, 2}, DType::f32);
   expect_error([] { data::TensorDataset({}); }, ErrorKind::InvalidArgument, {"no columns"});
-  expect_error([&] { data::TensorDataset({{"x", x}, {"y", Tensor::zeros(Shape{3}, DType::i64)}}); },
-               ErrorKind::InvalidArgument, {"'x'", "[4,2]", "'y'", "[3]"});
+  expect_error(
+      [&] {
+        data::TensorDataset({{"x", x}, {"y", Tensor::zeros(Shape{3}, DType::i64)}});
+      },
+      ErrorKind::InvalidArgument, {"'x'", "[4,2]", "'y'", "[3]"});
   expect_error([&] { data::TensorDataset({{"x", x}, {"x", x}}); }, ErrorKind::InvalidArgument, {"'x'", "twice"});
   expect_error([&] { data::TensorDataset({{"", x}}); }, ErrorKind::InvalidArgument, {"empty name"});
   expect_error([&] { data::TensorDataset({{"x", Tensor()}}); }, ErrorKind::InvalidArgument, {"'x'", "undefined"});
-  expect_error([&] { data::TensorDataset({{"s", Tensor::zeros(Shape{}, DType::f32)}}); }, ErrorKind::InvalidArgument,
-               {"'s'", "scalar"});
+  expect_error(
+      [&] {
+        data::TensorDataset({{"s", Tensor::zeros(Shape{}, DType::f32)}});
+      },
+      ErrorKind::InvalidArgument, {"'s'", "scalar"});
 }
 
 // ---- IdxDataset ------------------------------------------------------------------------------
@@ -451,11 +457,14 @@ TEST(CifarDataset, PerChannelNormalization) {
   write_file(dir.file("b.bin"), cifar_records({1}));
   const data::CifarDataset d({dir.file("b.bin")}, {.mean = {0.5f, 0.25f, 0.0f}, .stddev = {0.5f, 2.0f, 1.0f}});
   const std::vector<float> x = read_sample(d, 0)[0].to_vector<float>();
-  EXPECT_FLOAT_EQ(x[10], (10.0f / 255.0f - 0.5f) / 0.5f);            // red
-  EXPECT_FLOAT_EQ(x[1024 + 10], (10.0f / 255.0f - 0.25f) / 2.0f);    // green: byte (1024 + 10) % 256
-  EXPECT_FLOAT_EQ(x[2048 + 255], 255.0f / 255.0f);                   // blue, unnormalized
-  expect_error([&] { data::CifarDataset({dir.file("b.bin")}, {.stddev = {1.0f, 0.0f, 1.0f}}); },
-               ErrorKind::InvalidArgument, {"channel 1", "stddev"});
+  EXPECT_FLOAT_EQ(x[10], (10.0f / 255.0f - 0.5f) / 0.5f);          // red
+  EXPECT_FLOAT_EQ(x[1024 + 10], (10.0f / 255.0f - 0.25f) / 2.0f);  // green: byte (1024 + 10) % 256
+  EXPECT_FLOAT_EQ(x[2048 + 255], 255.0f / 255.0f);                 // blue, unnormalized
+  expect_error(
+      [&] {
+        data::CifarDataset({dir.file("b.bin")}, {.stddev = {1.0f, 0.0f, 1.0f}});
+      },
+      ErrorKind::InvalidArgument, {"channel 1", "stddev"});
 }
 
 TEST(CifarDataset, SeveralFilesAreOneSequence) {
@@ -493,9 +502,9 @@ TEST(CifarDataset, TruncatedFile) {
   Bytes b = cifar_records({1, 2, 3});
   b.resize(b.size() - 100);
   write_file(dir.file("cut.bin"), b);
-  expect_error([&] { data::CifarDataset({dir.file("cut.bin")}); }, ErrorKind::Io,
-               {dir.file("cut.bin"), "truncated", "9119 bytes", "3073-byte records",
-                "2 records and 2973 bytes left over"});
+  expect_error(
+      [&] { data::CifarDataset({dir.file("cut.bin")}); }, ErrorKind::Io,
+      {dir.file("cut.bin"), "truncated", "9119 bytes", "3073-byte records", "2 records and 2973 bytes left over"});
   write_file(dir.file("empty.bin"), {});
   expect_error([&] { data::CifarDataset({dir.file("empty.bin")}); }, ErrorKind::Io, {dir.file("empty.bin"), "empty"});
 }
@@ -504,8 +513,11 @@ TEST(CifarDataset, LabelOutOfRange) {
   TempDir dir;
   write_file(dir.file("good.bin"), cifar_records({0, 1}));
   write_file(dir.file("bad.bin"), cifar_records({0, 9, 10, 3}));
-  expect_error([&] { data::CifarDataset({dir.file("good.bin"), dir.file("bad.bin")}); }, ErrorKind::Io,
-               {dir.file("bad.bin"), "record 2", "byte offset 6146", "label 10", "0 to 9"});
+  expect_error(
+      [&] {
+        data::CifarDataset({dir.file("good.bin"), dir.file("bad.bin")});
+      },
+      ErrorKind::Io, {dir.file("bad.bin"), "record 2", "byte offset 6146", "label 10", "0 to 9"});
 }
 
 // ---- TokenDataset ----------------------------------------------------------------------------
@@ -522,7 +534,7 @@ TEST(TokenDataset, WindowsAndShiftedTargets) {
   TempDir dir;
   std::vector<std::uint32_t> ids(11);
   std::iota(ids.begin(), ids.end(), 100u);  // 100 .. 110
-  ids[4] = 300;                            // a byte above 255: checks the little-endian decoding
+  ids[4] = 300;                             // a byte above 255: checks the little-endian decoding
   write_file(dir.file("t16"), token_file(ids, 2));
   const data::TokenDataset d(dir.file("t16"), {.type = data::TokenType::U16, .seq_len = 3, .vocab_size = 512});
   EXPECT_EQ(d.tokens(), 11);
@@ -563,10 +575,10 @@ TEST(TokenDataset, MissingFileAndBadOptions) {
   expect_error([&] { data::TokenDataset(dir.path(), {.seq_len = 4, .vocab_size = 10}); }, ErrorKind::Io,
                {dir.path(), "directory"});
   write_file(dir.file("t"), token_file({1, 2, 3}, 2));
-  expect_error([&] { data::TokenDataset(dir.file("t"), {.seq_len = 0, .vocab_size = 10}); },
-               ErrorKind::InvalidArgument, {"seq_len", "> 0"});
-  expect_error([&] { data::TokenDataset(dir.file("t"), {.seq_len = 2, .vocab_size = 0}); },
-               ErrorKind::InvalidArgument, {"vocab_size", "> 0"});
+  expect_error([&] { data::TokenDataset(dir.file("t"), {.seq_len = 0, .vocab_size = 10}); }, ErrorKind::InvalidArgument,
+               {"seq_len", "> 0"});
+  expect_error([&] { data::TokenDataset(dir.file("t"), {.seq_len = 2, .vocab_size = 0}); }, ErrorKind::InvalidArgument,
+               {"vocab_size", "> 0"});
 }
 
 TEST(TokenDataset, SizeNotAMultipleOfTheTokenSize) {
@@ -575,7 +587,8 @@ TEST(TokenDataset, SizeNotAMultipleOfTheTokenSize) {
   b.pop_back();
   write_file(dir.file("t"), b);
   const data::TokenOptions u32{.type = data::TokenType::U32, .seq_len = 2, .vocab_size = 9};
-  expect_error([&] { data::TokenDataset(dir.file("t"), u32); }, ErrorKind::Io, {dir.file("t"), "uint32", "19 bytes", "not a multiple of 4", "4 tokens and 3 bytes"});
+  expect_error([&] { data::TokenDataset(dir.file("t"), u32); }, ErrorKind::Io,
+               {dir.file("t"), "uint32", "19 bytes", "not a multiple of 4", "4 tokens and 3 bytes"});
   Bytes odd = token_file({1, 2, 3}, 2);
   odd.push_back(0);
   write_file(dir.file("odd"), odd);
@@ -586,8 +599,8 @@ TEST(TokenDataset, SizeNotAMultipleOfTheTokenSize) {
 TEST(TokenDataset, TooShortForOneWindow) {
   TempDir dir;
   write_file(dir.file("t"), token_file({1, 2, 3, 4}, 2));
-  expect_error([&] { data::TokenDataset(dir.file("t"), {.seq_len = 4, .vocab_size = 9}); },
-               ErrorKind::InvalidArgument, {dir.file("t"), "4 tokens", "seq_len + 1 = 5"});
+  expect_error([&] { data::TokenDataset(dir.file("t"), {.seq_len = 4, .vocab_size = 9}); }, ErrorKind::InvalidArgument,
+               {dir.file("t"), "4 tokens", "seq_len + 1 = 5"});
   EXPECT_EQ(data::TokenDataset(dir.file("t"), {.seq_len = 3, .vocab_size = 9}).size(), 1);
 }
 

@@ -20,13 +20,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
-#include <functional>
-#include <map>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
@@ -212,10 +212,8 @@ TEST(DiskCacheGetPut, DefaultDirectoryFollowsTheEnvironment) {
   ::unsetenv("HOME");
   EXPECT_EQ(DiskCache::default_directory().filename(), fs::path("trainrt-cache-" + std::to_string(::getuid())));
   for (const Saved& s : saved) {
-    if (s.value)
-      ::setenv(s.name, s.value->c_str(), 1);
-    else
-      ::unsetenv(s.name);
+    if (s.value) ::setenv(s.name, s.value->c_str(), 1);
+    else ::unsetenv(s.name);
   }
 }
 

@@ -29,7 +29,8 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr DType kAllDtypes[] = {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i32, DType::i64, DType::boolean};
+constexpr DType kAllDtypes[] = {DType::f32, DType::f64, DType::f16,    DType::bf16,
+                                DType::i32, DType::i64, DType::boolean};
 constexpr ReduceOp kAllOps[] = {ReduceOp::sum, ReduceOp::max, ReduceOp::min};
 
 /// The communicator every case shares (created by the first case, on every rank).
@@ -78,7 +79,9 @@ class Buffer {
 
  private:
   template <class T>
-  static void store(std::byte* p, T v) { std::memcpy(p, &v, sizeof v); }
+  static void store(std::byte* p, T v) {
+    std::memcpy(p, &v, sizeof v);
+  }
   template <class T>
   static T load(const std::byte* p) {
     T v;
@@ -131,8 +134,9 @@ void check_all_reduce(Communicator& c, std::size_t count) {
     for (ReduceOp op : kAllOps) {
       Buffer b = values(dtype, c.rank(), count);
       c.all_reduce(b.data(), count, dtype, op);
-      expect_elements(b, [&](std::size_t i) { return combined(dtype, op, c.size(), i); },
-                      std::string("all_reduce ") + op_name(op) + " " + std::string(name(dtype)));
+      expect_elements(
+          b, [&](std::size_t i) { return combined(dtype, op, c.size(), i); },
+          std::string("all_reduce ") + op_name(op) + " " + std::string(name(dtype)));
     }
 }
 
@@ -143,8 +147,9 @@ void check_reduce_scatter(Communicator& c, std::size_t recv_count) {
       const Buffer send = values(dtype, c.rank(), recv_count * ranks);
       Buffer recv(dtype, recv_count);
       c.reduce_scatter(const_cast<Buffer&>(send).data(), recv.data(), recv_count, dtype, op, c.default_timeout());
-      expect_elements(recv, [&](std::size_t i) { return combined(dtype, op, c.size(), mine * recv_count + i); },
-                      std::string("reduce_scatter ") + op_name(op) + " " + std::string(name(dtype)));
+      expect_elements(
+          recv, [&](std::size_t i) { return combined(dtype, op, c.size(), mine * recv_count + i); },
+          std::string("reduce_scatter ") + op_name(op) + " " + std::string(name(dtype)));
     }
 }
 
@@ -156,11 +161,12 @@ void check_all_gather(Communicator& c, std::size_t send_count, bool in_place) {
     const std::size_t e = size_of(dtype);
     if (in_place && send_count != 0)
       std::memcpy(static_cast<std::byte*>(recv.data()) + mine * send_count * e, send.data(), send_count * e);
-    const void* from = in_place && send_count != 0 ? static_cast<std::byte*>(recv.data()) + mine * send_count * e
-                                                   : send.data();
+    const void* from =
+        in_place && send_count != 0 ? static_cast<std::byte*>(recv.data()) + mine * send_count * e : send.data();
     c.all_gather(from, recv.data(), send_count, dtype, c.default_timeout());
-    expect_elements(recv, [&](std::size_t i) { return value(dtype, static_cast<int>(i / send_count), i % send_count); },
-                    std::string(in_place ? "in-place " : "") + "all_gather " + std::string(name(dtype)));
+    expect_elements(
+        recv, [&](std::size_t i) { return value(dtype, static_cast<int>(i / send_count), i % send_count); },
+        std::string(in_place ? "in-place " : "") + "all_gather " + std::string(name(dtype)));
   }
 }
 
@@ -169,8 +175,9 @@ void check_broadcast(Communicator& c, std::size_t count) {
     for (int root = 0; root < c.size(); ++root) {
       Buffer b = values(dtype, c.rank(), count);
       c.broadcast(b.data(), count, dtype, root);
-      expect_elements(b, [&](std::size_t i) { return value(dtype, root, i); },
-                      "broadcast from " + std::to_string(root) + " " + std::string(name(dtype)));
+      expect_elements(
+          b, [&](std::size_t i) { return value(dtype, root, i); },
+          "broadcast from " + std::to_string(root) + " " + std::string(name(dtype)));
     }
 }
 
@@ -294,8 +301,7 @@ TEST(DistMpi, BadArgumentsThrowAndLeaveTheCommunicatorUsable) {
   expect_invalid([&] { comm().all_reduce(x, 4, f32, ReduceOp::sum, milliseconds(0)); }, "must be > 0");
   expect_invalid([&] { comm().all_reduce(x, 4, static_cast<DType>(99), ReduceOp::sum); }, "DType value 99");
   expect_invalid([&] { comm().all_reduce(x, 4, f32, static_cast<ReduceOp>(7)); }, "ReduceOp value 7");
-  expect_invalid([&] { comm().reduce_scatter(x, x, 1, f32, ReduceOp::sum, milliseconds(1000)); },
-                 "recv overlaps send");
+  expect_invalid([&] { comm().reduce_scatter(x, x, 1, f32, ReduceOp::sum, milliseconds(1000)); }, "recv overlaps send");
   // One byte past this rank's own block: overlapping, but not in place.
   const auto* skewed = reinterpret_cast<const std::byte*>(x) + comm().rank() * 4 + 1;
   expect_invalid([&] { comm().all_gather(skewed, x, 1, f32, milliseconds(1000)); }, "send overlaps recv");

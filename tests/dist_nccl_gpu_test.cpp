@@ -37,9 +37,8 @@ std::string missing_gpu_or_nccl() {
   return {};
 }
 
-#define REQUIRE_GPU_AND_NCCL()                                          \
-  if (const std::string why = missing_gpu_or_nccl(); !why.empty()) \
-  GTEST_SKIP() << why
+#define REQUIRE_GPU_AND_NCCL() \
+  if (const std::string why = missing_gpu_or_nccl(); !why.empty()) GTEST_SKIP() << why
 
 std::shared_ptr<NcclCommunicator> single_rank(test::HostTestCommunicator& host, void* stream = nullptr) {
   return NcclCommunicator::create(host, 0, stream, std::chrono::seconds(60));
@@ -173,9 +172,9 @@ TEST(NcclGpu, BoolReducesWithMaxAndRejectsSum) {
   const Bytes values = pattern(DType::boolean, 300);
   DeviceBuffer send(*comm, values.size()), recv(*comm, values.size());
   send.upload(values);
-  comm->enqueue({.send = send.get(), .recv = recv.get(), .count = 300, .dtype = DType::boolean,
-                 .op = dist::ReduceOp::max},
-                nullptr, milliseconds(30000));
+  comm->enqueue(
+      {.send = send.get(), .recv = recv.get(), .count = 300, .dtype = DType::boolean, .op = dist::ReduceOp::max},
+      nullptr, milliseconds(30000));
   comm->wait(nullptr, milliseconds(30000));
   EXPECT_EQ(recv.download(), values);
   test::expect_error([&] { comm->all_reduce(send.get(), 300, DType::boolean, dist::ReduceOp::sum); },
@@ -260,9 +259,9 @@ TEST(NcclGpu, ADeviceThatDoesNotExist) {
   REQUIRE_GPU_AND_NCCL();
   test::HostTestCommunicator host;
   const int count = detail::probe_cuda().device_count;
-  test::expect_error([&] { dist::nccl_communicator(host, count); }, ErrorKind::InvalidArgument,
-                     {"device " + std::to_string(count) + " does not exist",
-                      "reports " + std::to_string(count) + " device(s)"});
+  test::expect_error(
+      [&] { dist::nccl_communicator(host, count); }, ErrorKind::InvalidArgument,
+      {"device " + std::to_string(count) + " does not exist", "reports " + std::to_string(count) + " device(s)"});
 }
 
 TEST(NcclGpu, AStreamThatNeverFinishesTimesOutAndBreaksTheCommunicator) {

@@ -99,8 +99,8 @@ TEST(NcclCommunicatorFactory, MissingNcclIsUnsupportedAndSaysWhere) {
   const ScopedEnv pin("TRAINRT_NCCL", kMissing);
   test::HostTestCommunicator host;
   test::expect_error([&] { dist::nccl_communicator(host, 0); }, ErrorKind::Unsupported,
-                     {"nccl_communicator (rank 0 of 1, device 0)", "NCCL could not be loaded", "TRAINRT_NCCL",
-                      kMissing, "No such file"});
+                     {"nccl_communicator (rank 0 of 1, device 0)", "NCCL could not be loaded", "TRAINRT_NCCL", kMissing,
+                      "No such file"});
   EXPECT_EQ(host.broadcasts, 0);
 }
 
@@ -139,8 +139,8 @@ void* at(std::size_t byte) { return fake_memory + byte; }
 
 TEST(NcclCall, DTypesMapToNccl) {
   // ncclDataType_t values from nccl.h (ABI constants).
-  const std::pair<DType, int> cases[] = {{DType::f32, 7}, {DType::f64, 8}, {DType::f16, 6}, {DType::bf16, 9},
-                                         {DType::i32, 2}, {DType::i64, 4}};
+  const std::pair<DType, int> cases[] = {{DType::f32, 7},  {DType::f64, 8}, {DType::f16, 6},
+                                         {DType::bf16, 9}, {DType::i32, 2}, {DType::i64, 4}};
   for (const auto& [dtype, nccl] : cases) {
     CollectiveCall call{.send = at(0), .recv = at(0), .count = 4, .dtype = dtype};
     EXPECT_EQ(detail::check_call(call, 0, 2, milliseconds(1)), nccl) << name(dtype);
@@ -160,8 +160,8 @@ TEST(NcclCall, BoolIsBytesAndHasNoSum) {
   test::expect_error([&] { detail::check_call(call, 0, 2, milliseconds(1)); }, ErrorKind::InvalidArgument,
                      {"all_reduce of 8 bool (sum) on rank 0 of 2", "sum of bool", "use max"});
   // Copies of bool are fine with any op field.
-  const CollectiveCall gather{.kind = CollectiveKind::AllGather, .send = at(0), .recv = at(64), .count = 8,
-                              .dtype = DType::boolean};
+  const CollectiveCall gather{
+      .kind = CollectiveKind::AllGather, .send = at(0), .recv = at(64), .count = 8, .dtype = DType::boolean};
   EXPECT_EQ(detail::check_call(gather, 0, 2, milliseconds(1)), 1);
 }
 
@@ -180,16 +180,19 @@ TEST(NcclCall, BadArgumentsNameTheCallAndTheArgument) {
   const CollectiveCall empty{.count = 0};  // nothing to send: null buffers are fine
   EXPECT_NO_THROW(detail::check_call(empty, 0, 2, milliseconds(1)));
 
-  const CollectiveCall bcast{.kind = CollectiveKind::Broadcast, .send = at(0), .recv = at(0), .count = 4,
-                             .dtype = DType::i64, .root = 2};
+  const CollectiveCall bcast{
+      .kind = CollectiveKind::Broadcast, .send = at(0), .recv = at(0), .count = 4, .dtype = DType::i64, .root = 2};
   test::expect_error([&] { detail::check_call(bcast, 0, 2, milliseconds(1)); }, ErrorKind::InvalidArgument,
                      {"broadcast of 4 i64 from rank 2", "root 2 is not a rank (0 to 1)"});
   CollectiveCall negative_root = bcast;
   negative_root.root = -1;
   EXPECT_THROW(detail::check_call(negative_root, 0, 2, milliseconds(1)), Error);
 
-  const CollectiveCall huge{.kind = CollectiveKind::AllGather, .send = at(0), .recv = at(64),
-                            .count = std::size_t{1} << 62, .dtype = DType::f64};
+  const CollectiveCall huge{.kind = CollectiveKind::AllGather,
+                            .send = at(0),
+                            .recv = at(64),
+                            .count = std::size_t{1} << 62,
+                            .dtype = DType::f64};
   test::expect_error([&] { detail::check_call(huge, 0, 4, milliseconds(1)); }, ErrorKind::InvalidArgument,
                      {"all_gather of 4 x", "overflows"});
 }
@@ -204,8 +207,8 @@ TEST(NcclCall, OnlyNcclsInPlaceLayoutsMayOverlap) {
                      ErrorKind::InvalidArgument, {"overlap", "send and recv must be the same pointer"});
   // reduce_scatter: send holds 3 blocks; in place, recv is block `rank` of send.
   const auto scatter = [&](std::size_t recv) {
-    return detail::check_call(
-        {.kind = CollectiveKind::ReduceScatter, .send = at(0), .recv = at(recv), .count = 4}, 1, 3, t);
+    return detail::check_call({.kind = CollectiveKind::ReduceScatter, .send = at(0), .recv = at(recv), .count = 4}, 1,
+                              3, t);
   };
   EXPECT_NO_THROW(scatter(16));
   EXPECT_NO_THROW(scatter(48));
@@ -213,8 +216,8 @@ TEST(NcclCall, OnlyNcclsInPlaceLayoutsMayOverlap) {
                      {"reduce_scatter of 3 x 4 f32 (sum) on rank 1 of 3", "recv must be send + rank * count"});
   // all_gather: recv holds 3 blocks; in place, send is block `rank` of recv.
   const auto gather = [&](std::size_t send) {
-    return detail::check_call({.kind = CollectiveKind::AllGather, .send = at(send), .recv = at(64), .count = 4}, 1,
-                              3, t);
+    return detail::check_call({.kind = CollectiveKind::AllGather, .send = at(send), .recv = at(64), .count = 4}, 1, 3,
+                              t);
   };
   EXPECT_NO_THROW(gather(80));
   EXPECT_NO_THROW(gather(0));
@@ -223,10 +226,10 @@ TEST(NcclCall, OnlyNcclsInPlaceLayoutsMayOverlap) {
 
 TEST(NcclCall, Descriptions) {
   EXPECT_EQ(detail::describe({.count = 1024}, 2), "all_reduce of 1024 f32 (sum)");
-  EXPECT_EQ(detail::describe({.kind = CollectiveKind::ReduceScatter, .count = 512, .dtype = DType::f16,
-                              .op = dist::ReduceOp::max},
-                             2),
-            "reduce_scatter of 2 x 512 f16 (max)");
+  EXPECT_EQ(
+      detail::describe(
+          {.kind = CollectiveKind::ReduceScatter, .count = 512, .dtype = DType::f16, .op = dist::ReduceOp::max}, 2),
+      "reduce_scatter of 2 x 512 f16 (max)");
   EXPECT_EQ(detail::describe({.kind = CollectiveKind::AllGather, .count = 3, .dtype = DType::bf16}, 4),
             "all_gather of 4 x 3 bf16");
   EXPECT_EQ(detail::describe({.kind = CollectiveKind::Broadcast, .count = 7, .dtype = DType::i64, .root = 1}, 2),

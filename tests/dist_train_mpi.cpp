@@ -55,9 +55,11 @@ tr::Feeds batch(int s, int first, int rows) {
       if (row[k] + row[k + 2] > row[best] + row[best + 2]) best = k;
     y[static_cast<std::size_t>(i)] = best;
   }
-  return {{"x", tr::Tensor::from_vector<float>({rows, kFeatures}, std::vector<float>(x.begin() + first * kFeatures,
-                                                                                      x.begin() + (first + rows) * kFeatures))},
-          {"y", tr::Tensor::from_vector<std::int64_t>({rows}, std::vector<std::int64_t>(y.begin() + first, y.begin() + first + rows))}};
+  return {{"x", tr::Tensor::from_vector<float>(
+                    {rows, kFeatures},
+                    std::vector<float>(x.begin() + first * kFeatures, x.begin() + (first + rows) * kFeatures))},
+          {"y", tr::Tensor::from_vector<std::int64_t>(
+                    {rows}, std::vector<std::int64_t>(y.begin() + first, y.begin() + first + rows))}};
 }
 
 const tr::optim::Optimizer kOptimizer = tr::optim::Adam{.lr = 0.02};

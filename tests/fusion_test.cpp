@@ -10,8 +10,8 @@
 #include "compile/host_compiler.h"
 #include "compile/kernel_builder.h"
 #include "compile/nvrtc.h"
-#include "ir/fused.h"
 #include "ir/builder.h"
+#include "ir/fused.h"
 #include "ir/printer.h"
 #include "optim/build_optimizer.h"
 #include "passes/lower_mode.h"
@@ -66,49 +66,49 @@ Feeds classification_feeds(std::int64_t batch, std::int64_t features, std::int64
 TEST(Fusion, BiasAndActivationsMatchUnfused) {
   for (int act = 0; act < 5; ++act) {
     SCOPED_TRACE(act);
-    expect_fused_equals_unfused([&](Graph& g) {
-      auto x = g.input("x", {16, 12});
-      auto y = g.input("y", {16}, i64);
-      nn::Linear fc1(g, "fc1", 12, 24), fc2(g, "fc2", 24, 5);
-      Value h = fc1(x);
-      switch (act) {
-        case 0: h = relu(h); break;
-        case 1: h = gelu(h); break;
-        case 2: h = gelu(h, GeluApproximation::tanh); break;
-        case 3: h = sigmoid(h); break;
-        default: h = tanh(h); break;
-      }
-      Value logits = fc2(h);
-      return Model{cross_entropy(logits, y), classification_feeds(16, 12, 5), {logits}};
-    }, optim::SGD{.lr = 0.1, .momentum = 0.9});
+    expect_fused_equals_unfused(
+        [&](Graph& g) {
+          auto x = g.input("x", {16, 12});
+          auto y = g.input("y", {16}, i64);
+          nn::Linear fc1(g, "fc1", 12, 24), fc2(g, "fc2", 24, 5);
+          Value h = fc1(x);
+          switch (act) {
+            case 0: h = relu(h); break;
+            case 1: h = gelu(h); break;
+            case 2: h = gelu(h, GeluApproximation::tanh); break;
+            case 3: h = sigmoid(h); break;
+            default: h = tanh(h); break;
+          }
+          Value logits = fc2(h);
+          return Model{cross_entropy(logits, y), classification_feeds(16, 12, 5), {logits}};
+        },
+        optim::SGD{.lr = 0.1, .momentum = 0.9});
   }
 }
 
 Model residual_model(Graph& g) {
-    auto x = g.input("x", {8, 16});
-    auto y = g.input("y", {8}, i64);
-    nn::Linear a(g, "a", 16, 16), b(g, "b", 16, 16), head(g, "head", 16, 3);
-    Value h = x;
-    h = h + relu(a(h));
-    h = h + tanh(b(h)) * 0.5;
-    return Model{cross_entropy(head(h), y), classification_feeds(8, 16, 3), {h}};
+  auto x = g.input("x", {8, 16});
+  auto y = g.input("y", {8}, i64);
+  nn::Linear a(g, "a", 16, 16), b(g, "b", 16, 16), head(g, "head", 16, 3);
+  Value h = x;
+  h = h + relu(a(h));
+  h = h + tanh(b(h)) * 0.5;
+  return Model{cross_entropy(head(h), y), classification_feeds(8, 16, 3), {h}};
 }
 
-TEST(Fusion, ResidualBlocksMatchUnfused) {
-  expect_fused_equals_unfused(residual_model, optim::Adam{.lr = 1e-2});
-}
+TEST(Fusion, ResidualBlocksMatchUnfused) { expect_fused_equals_unfused(residual_model, optim::Adam{.lr = 1e-2}); }
 
 Model normalization_model(Graph& g) {
-    auto x = g.input("x", {8, 32});
-    auto y = g.input("y", {8}, i64);
-    nn::Linear fc(g, "fc", 32, 32), head(g, "head", 32, 4);
-    Value gamma = g.parameter("gamma", {32}, init::ones());
-    Value beta = g.parameter("beta", {32}, init::zeros());
-    Value h = fc(x);
-    Value centered = h - mean(h, {1}, true);
-    Value var = mean(centered * centered, {1}, true);
-    Value normed = centered * rsqrt(var + 1e-5) * gamma + beta;
-    return Model{cross_entropy(head(normed), y), classification_feeds(8, 32, 4), {normed}};
+  auto x = g.input("x", {8, 32});
+  auto y = g.input("y", {8}, i64);
+  nn::Linear fc(g, "fc", 32, 32), head(g, "head", 32, 4);
+  Value gamma = g.parameter("gamma", {32}, init::ones());
+  Value beta = g.parameter("beta", {32}, init::zeros());
+  Value h = fc(x);
+  Value centered = h - mean(h, {1}, true);
+  Value var = mean(centered * centered, {1}, true);
+  Value normed = centered * rsqrt(var + 1e-5) * gamma + beta;
+  return Model{cross_entropy(head(normed), y), classification_feeds(8, 32, 4), {normed}};
 }
 
 TEST(Fusion, NormalizationFromElementwiseOpsMatchesUnfused) {
@@ -130,16 +130,16 @@ TEST(Fusion, OptimizerUpdatesMatchUnfused) {
 }
 
 Model predicates_model(Graph& g) {
-    auto x = g.input("x", {12, 9});
-    auto y = g.input("y", {12}, i64);
-    nn::Linear fc(g, "fc", 9, 9), head(g, "head", 9, 3);
-    Value h = fc(x);
-    Value leaky = where(gt(h, h * 0.0), h, h * 0.01);                 // comparison, where, Full inlined
-    Value clipped = clamp(leaky, -0.5, 0.75) + minimum(h, abs(h) * 0.5);  // maximum/minimum
-    Value wide = cast(cast(clipped, f64) * 1.5, f32);                 // casts through f64
-    Value masked = wide * cast(logical_and(ge(h, h * 0.0 - 0.2), logical_not(lt(h, h * 0.0 - 2.0))), f32);
-    Value out = masked + sign(h) * floor(abs(h) * 4.0) * 0.01 + exp(h * -0.5) - sqrt(abs(h) + 1.0);
-    return Model{cross_entropy(head(out), y), classification_feeds(12, 9, 3), {out}};
+  auto x = g.input("x", {12, 9});
+  auto y = g.input("y", {12}, i64);
+  nn::Linear fc(g, "fc", 9, 9), head(g, "head", 9, 3);
+  Value h = fc(x);
+  Value leaky = where(gt(h, h * 0.0), h, h * 0.01);                     // comparison, where, Full inlined
+  Value clipped = clamp(leaky, -0.5, 0.75) + minimum(h, abs(h) * 0.5);  // maximum/minimum
+  Value wide = cast(cast(clipped, f64) * 1.5, f32);                     // casts through f64
+  Value masked = wide * cast(logical_and(ge(h, h * 0.0 - 0.2), logical_not(lt(h, h * 0.0 - 2.0))), f32);
+  Value out = masked + sign(h) * floor(abs(h) * 4.0) * 0.01 + exp(h * -0.5) - sqrt(abs(h) + 1.0);
+  return Model{cross_entropy(head(out), y), classification_feeds(12, 9, 3), {out}};
 }
 
 TEST(Fusion, PredicatesCastsAndSelectionsMatchUnfused) {
@@ -147,13 +147,13 @@ TEST(Fusion, PredicatesCastsAndSelectionsMatchUnfused) {
 }
 
 Model double_model(Graph& g) {
-    auto x = g.input("x", {6, 8}, f64);
-    auto y = g.input("y", {6}, i64);
-    nn::Linear fc(g, "fc", 8, 8), head(g, "head", 8, 3);
-    // Parameters are f32: the f64 input meets them through casts.
-    Value h = cast(fc(cast(x * 0.5 + 1.0, f32)), f64);
-    Value act = h * sigmoid(h) + pow(h, 2.0) * 0.1;
-    return Model{cross_entropy(head(cast(act, f32)), y), classification_feeds(6, 8, 3, f64), {act}};
+  auto x = g.input("x", {6, 8}, f64);
+  auto y = g.input("y", {6}, i64);
+  nn::Linear fc(g, "fc", 8, 8), head(g, "head", 8, 3);
+  // Parameters are f32: the f64 input meets them through casts.
+  Value h = cast(fc(cast(x * 0.5 + 1.0, f32)), f64);
+  Value act = h * sigmoid(h) + pow(h, 2.0) * 0.1;
+  return Model{cross_entropy(head(cast(act, f32)), y), classification_feeds(6, 8, 3, f64), {act}};
 }
 
 TEST(Fusion, DoublePrecisionGraphsMatchUnfused) {
@@ -192,7 +192,7 @@ TEST(Fusion, GroupsNeverCrossLibraryCallsAndKeepValuesReadOutside) {
   nn::Linear fc(g, "fc", 6, 6);
   Value a = relu(fc(x) * 2.0);  // one group: mul, relu
   Value b = matmul(a, fc.weight, {.transpose_b = true});
-  Value c = exp(b) + a * 3.0;   // reads the group's result a (kept) after a library call
+  Value c = exp(b) + a * 3.0;  // reads the group's result a (kept) after a library call
   Value loss = mean(c);
   detail::optimizer_variable(g.impl_ptr(), detail::kStepVariable, Shape{}, init::zeros(), i64);
   const detail::ScheduledGraph s = detail::compile_evaluation_graph(g.impl(), {id_of(loss)}, true);
@@ -203,7 +203,8 @@ TEST(Fusion, GroupsNeverCrossLibraryCallsAndKeepValuesReadOutside) {
     if (node.kind != detail::OpKind::Fused) continue;
     ++fused;
     for (const detail::FusedGroup& grp : detail::fused_body(node).groups)
-      for (const detail::FusedOp& op : grp.ops) EXPECT_TRUE(detail::is_elementwise(op.kind) || op.kind == detail::OpKind::Full);
+      for (const detail::FusedOp& op : grp.ops)
+        EXPECT_TRUE(detail::is_elementwise(op.kind) || op.kind == detail::OpKind::Full);
   }
   EXPECT_EQ(matmuls, 2);
   EXPECT_EQ(fused, 2) << "mul+relu before the matmul and exp+mul+add after it";
@@ -250,10 +251,12 @@ std::size_t compile_cuda_wrappers(const detail::ScheduledGraph& s, const std::st
 }
 
 TEST(Fusion, EveryCudaWrapperCompilesWithNvrtcForSm80AndSm90) {
-  if (detail::Nvrtc::get() == nullptr) GTEST_SKIP() << "NVRTC is not available: " << detail::Nvrtc::unavailable_reason();
-  const std::vector<std::pair<std::string, std::function<Model(Graph&)>>> models{
-      {"residual", residual_model}, {"normalization", normalization_model},
-      {"predicates", predicates_model}, {"double", double_model}};
+  if (detail::Nvrtc::get() == nullptr)
+    GTEST_SKIP() << "NVRTC is not available: " << detail::Nvrtc::unavailable_reason();
+  const std::vector<std::pair<std::string, std::function<Model(Graph&)>>> models{{"residual", residual_model},
+                                                                                 {"normalization", normalization_model},
+                                                                                 {"predicates", predicates_model},
+                                                                                 {"double", double_model}};
   const std::vector<optim::Optimizer> optimizers{optim::SGD{.momentum = 0.9, .nesterov = true}, optim::Adam{},
                                                  optim::AdamW{}};
   std::size_t kernels = 0;
@@ -273,11 +276,14 @@ TEST(Fusion, SixteenBitFloatsLoadAndStoreThroughF32OnBothTargets) {
   detail::FusedGroup grp;
   grp.loop = Shape{4, 8};
   const detail::TensorType f32t{f32, grp.loop};
-  grp.ops.push_back({detail::OpKind::Mul, {detail::fused_operand_arg(0), detail::fused_operand_arg(1)}, f32t, detail::NoAttrs{}});
+  grp.ops.push_back(
+      {detail::OpKind::Mul, {detail::fused_operand_arg(0), detail::fused_operand_arg(1)}, f32t, detail::NoAttrs{}});
   grp.ops.push_back({detail::OpKind::Gelu, {0}, f32t, detail::GeluAttrs{}});
   body->groups.push_back(grp);
   body->outputs.push_back({0, 1});
-  detail::KernelSpec spec{body.get(), {detail::TensorType{f16, grp.loop}, detail::TensorType{bf16, Shape{8}}}, {detail::TensorType{bf16, grp.loop}}};
+  detail::KernelSpec spec{body.get(),
+                          {detail::TensorType{f16, grp.loop}, detail::TensorType{bf16, Shape{8}}},
+                          {detail::TensorType{bf16, grp.loop}}};
   const std::string cuda = detail::cuda_kernel_source(spec, "k16");
   EXPECT_NE(cuda.find("trk_f16_to_f32"), std::string::npos);
   EXPECT_NE(cuda.find("trk_f32_to_bf16"), std::string::npos);

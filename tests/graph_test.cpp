@@ -29,8 +29,10 @@ TEST(Graph, InfersShapesAndDtypes) {
   EXPECT_EQ(flatten(x).shape(), (Shape{2, 4}));
   EXPECT_EQ(cast(x, f16).dtype(), f16);
   auto img = g.input("img", {2, 3, 9, 9});
-  EXPECT_EQ(conv2d(img, g.input("w", {8, 3, 3, 3}), {}, {.stride = {2, 2}, .padding = {1, 1}}).shape(), (Shape{2, 8, 5, 5}));
-  EXPECT_EQ(conv2d(img, g.input("dw", {6, 1, 3, 3}), {}, {.dilation = {2, 2}, .groups = 3}).shape(), (Shape{2, 6, 5, 5}));
+  EXPECT_EQ(conv2d(img, g.input("w", {8, 3, 3, 3}), {}, {.stride = {2, 2}, .padding = {1, 1}}).shape(),
+            (Shape{2, 8, 5, 5}));
+  EXPECT_EQ(conv2d(img, g.input("dw", {6, 1, 3, 3}), {}, {.dilation = {2, 2}, .groups = 3}).shape(),
+            (Shape{2, 6, 5, 5}));
   EXPECT_EQ(max_pool2d(img, {.kernel = {2, 2}, .ceil_mode = true}).shape(), (Shape{2, 3, 5, 5}));
   EXPECT_EQ(avg_pool2d(img, {.kernel = {3, 3}, .stride = Pair{2, 2}, .padding = {1, 1}}).shape(), (Shape{2, 3, 5, 5}));
   EXPECT_EQ(global_avg_pool2d(img).shape(), (Shape{2, 3}));
@@ -47,9 +49,15 @@ TEST(Graph, ShapeErrorsNameTheOpOperandsAndCaller) {
   auto a = g.input("a", {128, 784});
   auto b = g.input("b", {512, 10});
   std::string line;
-  expect_error([&] { line = here(); matmul(a, b); }, ErrorKind::ShapeMismatch,
-               {"matmul at", "contracting dimensions differ: 784 (a) vs 512 (b)", "f32[128,784]", "f32[512,10]"});
-  expect_error([&] { line = here(); (void)(a + b); }, ErrorKind::ShapeMismatch, {"add at " + here(), "do not broadcast"});
+  expect_error(
+      [&] {
+        line = here();
+        matmul(a, b);
+      },
+      ErrorKind::ShapeMismatch,
+      {"matmul at", "contracting dimensions differ: 784 (a) vs 512 (b)", "f32[128,784]", "f32[512,10]"});
+  // One line: here() names the line of `a + b`.
+  expect_error([&] { (void)(a + b); }, ErrorKind::ShapeMismatch, {"add at " + here(), "do not broadcast"});
   expect_error([&] { reshape(a, {3, -1}); }, ErrorKind::ShapeMismatch, {"reshape at", "100352 elements"});
   expect_error([&] { permute(a, {0, 0}); }, ErrorKind::InvalidArgument, {"not a permutation"});
   expect_error([&] { sum(a, {2}); }, ErrorKind::InvalidArgument, {"axis 2 is out of range"});
@@ -58,11 +66,17 @@ TEST(Graph, ShapeErrorsNameTheOpOperandsAndCaller) {
   expect_error([&] { broadcast_to(b, {512, 11}); }, ErrorKind::ShapeMismatch, {"broadcast_to at", "[512,11]"});
   expect_error([&] { squeeze(a, 0); }, ErrorKind::ShapeMismatch, {"squeeze at", "is not 1"});
   auto img = g.input("img", {2, 3, 8, 8});
-  expect_error([&] { conv2d(img, g.input("w", {4, 2, 3, 3})); }, ErrorKind::ShapeMismatch,
-               {"conv2d at", "2 input channels per group", "3 channels"});
+  expect_error(
+      [&] {
+        conv2d(img, g.input("w", {4, 2, 3, 3}));
+      },
+      ErrorKind::ShapeMismatch, {"conv2d at", "2 input channels per group", "3 channels"});
   expect_error([&] { conv2d(img, g.input("w9", {4, 3, 9, 9})); }, ErrorKind::ShapeMismatch, {"does not fit"});
-  expect_error([&] { max_pool2d(img, {.kernel = {2, 2}, .padding = {2, 2}}); }, ErrorKind::InvalidArgument,
-               {"at most half the kernel"});
+  expect_error(
+      [&] {
+        max_pool2d(img, {.kernel = {2, 2}, .padding = {2, 2}});
+      },
+      ErrorKind::InvalidArgument, {"at most half the kernel"});
   expect_error([&] { cross_entropy(a, g.input("y", {64}, i64)); }, ErrorKind::ShapeMismatch,
                {"cross_entropy at", "labels must have shape [128]"});
   expect_error([&] { batch_norm(img, g.input("gamma", {4}), {}, {}, {}); }, ErrorKind::ShapeMismatch,
@@ -96,9 +110,16 @@ TEST(Graph, DtypeErrors) {
   expect_error([&] { (void)(i * 0.5); }, ErrorKind::DTypeMismatch, {"scalar 0.5 is not representable", "i64"});
   expect_error([&] { where(f, f, f); }, ErrorKind::DTypeMismatch, {"where at", "condition must be bool"});
   expect_error([&] { logical_and(f, f); }, ErrorKind::DTypeMismatch, {"needs bool"});
-  expect_error([&] { cross_entropy(g.input("l", {3, 4}), g.input("y", {3})); }, ErrorKind::DTypeMismatch,
-               {"labels need an integer dtype"});
-  expect_error([&] { embedding(g.input("t", {5, 2}), f); }, ErrorKind::DTypeMismatch, {"indices need an integer dtype"});
+  expect_error(
+      [&] {
+        cross_entropy(g.input("l", {3, 4}), g.input("y", {3}));
+      },
+      ErrorKind::DTypeMismatch, {"labels need an integer dtype"});
+  expect_error(
+      [&] {
+        embedding(g.input("t", {5, 2}), f);
+      },
+      ErrorKind::DTypeMismatch, {"indices need an integer dtype"});
   expect_error([&] { matmul(i, i); }, ErrorKind::DTypeMismatch, {"matmul at"});
   expect_error([&] { g.parameter("p", {2}, init::zeros(), i32); }, ErrorKind::DTypeMismatch, {"floating dtype"});
   EXPECT_EQ(logical_not(bl).dtype(), boolean);
@@ -109,7 +130,8 @@ TEST(Graph, ValuesOfTwoGraphsCannotMix) {
   Graph g1, g2;
   auto a = g1.input("a", {2});
   auto b = g2.input("b", {2});
-  expect_error([&] { (void)(a + b); }, ErrorKind::InvalidArgument, {"add at", "different graph", "values of two graphs"});
+  expect_error([&] { (void)(a + b); }, ErrorKind::InvalidArgument,
+               {"add at", "different graph", "values of two graphs"});
   expect_error([&] { concat({a, b}, 0); }, ErrorKind::InvalidArgument, {"different graph"});
 }
 
@@ -133,7 +155,8 @@ TEST(Graph, AbsentValuesAreReportedNotDereferenced) {
   expect_error([&] { (void)absent.shape(); }, ErrorKind::InvalidArgument, {"absent"});
   expect_error([&] { relu(absent); }, ErrorKind::InvalidArgument, {"relu at", "absent"});
   expect_error([&] { matmul(g.input("x", {2, 2}), absent); }, ErrorKind::InvalidArgument, {"matmul at", "absent"});
-  expect_error([&] { (void)(g.input("y", {2}) + absent); }, ErrorKind::InvalidArgument, {"add at", "required but absent"});
+  expect_error([&] { (void)(g.input("y", {2}) + absent); }, ErrorKind::InvalidArgument,
+               {"add at", "required but absent"});
 }
 
 TEST(Graph, OptionsAreValidated) {
@@ -144,8 +167,11 @@ TEST(Graph, OptionsAreValidated) {
                {"label_smoothing"});
   expect_error([&] { clamp(x, 1, 0); }, ErrorKind::InvalidArgument, {"clamp at"});
   expect_error([&] { slice(x, 0, 0, 2, 0); }, ErrorKind::InvalidArgument, {"step must be >= 1"});
-  expect_error([&] { batch_norm(g.input("img", {2, 3, 4, 4}), {}, {}, g.input("rm", {3}), g.input("rv", {3})); },
-               ErrorKind::InvalidArgument, {"running statistics must be state tensors"});
+  expect_error(
+      [&] {
+        batch_norm(g.input("img", {2, 3, 4, 4}), {}, {}, g.input("rm", {3}), g.input("rv", {3}));
+      },
+      ErrorKind::InvalidArgument, {"running statistics must be state tensors"});
   expect_error([&] { nn::Conv2d(g, "c", 3, 4, {3, 3}, {.groups = 2}); }, ErrorKind::InvalidArgument, {"groups"});
   EXPECT_EQ(dropout(x, 0.0).node(), x.node()) << "p = 0 is the identity";
 }

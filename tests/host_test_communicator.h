@@ -48,8 +48,8 @@ class HostTestCommunicator final : public dist::Communicator {
   }
   void barrier(std::chrono::milliseconds) override {}
 
-  std::int32_t peer_max = 0;          // what the other ranks contribute to all_reduce(max)
-  int all_reduces = 0;                // calls seen
+  std::int32_t peer_max = 0;  // what the other ranks contribute to all_reduce(max)
+  int all_reduces = 0;        // calls seen
   int broadcasts = 0;
   std::size_t broadcast_bytes = 0;
   std::vector<std::int32_t> sent_i32;  // this rank's single-i32 all_reduce contributions

@@ -333,10 +333,8 @@ void in_child(const std::map<std::string, std::optional<std::string>>& env, cons
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     for (const auto& [name, value] : env) {
-      if (value)
-        ::setenv(name.c_str(), value->c_str(), 1);
-      else
-        ::unsetenv(name.c_str());
+      if (value) ::setenv(name.c_str(), value->c_str(), 1);
+      else ::unsetenv(name.c_str());
     }
     ::_exit(check());
   }

@@ -36,8 +36,9 @@ std::vector<Tensor> run(const std::vector<Value>& fetch, const Feeds& feeds, int
 TEST(Kernels, ElementwiseBroadcastPatterns) {
   std::mt19937 rng(11);
   const std::vector<std::pair<Shape, Shape>> cases = {
-      {{5, 7}, {7}}, {{5, 7}, {5, 1}}, {{2, 1, 4}, {3, 1}}, {{6}, {}}, {{}, {6}}, {{2, 3, 4, 5}, {3, 1, 5}},
-      {{1, 1, 9}, {2, 3, 1}}, {{4, 1, 3, 1}, {1, 5, 1, 2}}, {{70000}, {70000}}, {{300, 300}, {300}}};
+      {{5, 7}, {7}},      {{5, 7}, {5, 1}},          {{2, 1, 4}, {3, 1}},    {{6}, {}},
+      {{}, {6}},          {{2, 3, 4, 5}, {3, 1, 5}}, {{1, 1, 9}, {2, 3, 1}}, {{4, 1, 3, 1}, {1, 5, 1, 2}},
+      {{70000}, {70000}}, {{300, 300}, {300}}};
   for (const auto& [sa, sb] : cases) {
     for (DType dt : {f32, f64, i32, i64}) {
       Graph g;
@@ -54,8 +55,8 @@ TEST(Kernels, ElementwiseBroadcastPatterns) {
         const double want[] = {x + y, x - y, x * y, std::max(x, y), double(x < y), x * y + z, x > y ? x : y};
         for (std::size_t k = 0; k < outs.size(); ++k) {
           const double tol = dt == f32 ? 1e-5 * (1 + std::abs(want[k])) : 0.0;
-          ASSERT_NEAR(r[k].at(i), want[k], tol) << "op " << k << " " << sa.to_string() << " with " << sb.to_string()
-                                                << " " << name(dt) << " at " << i;
+          ASSERT_NEAR(r[k].at(i), want[k], tol)
+              << "op " << k << " " << sa.to_string() << " with " << sb.to_string() << " " << name(dt) << " at " << i;
         }
       }
     }
@@ -118,7 +119,8 @@ TEST(Kernels, LargeReductionsAreAccurateAndThreadIndependent) {
   for (std::int64_t i = 0; i < s.numel(); ++i) exact += x.at(i);
   EXPECT_NEAR(results[0][0].item(), exact, 1e-6 * exact);  // f64 accumulation: only the final rounding
   for (std::size_t k = 0; k < results[0].size(); ++k)
-    EXPECT_EQ(std::memcmp(results[0][k].raw_data(), results[1][k].raw_data(), results[0][k].nbytes()), 0) << "output " << k;
+    EXPECT_EQ(std::memcmp(results[0][k].raw_data(), results[1][k].raw_data(), results[0][k].nbytes()), 0)
+        << "output " << k;
 }
 
 TEST(Kernels, BatchNormStatisticsAreAccurateFarFromZero) {
@@ -141,7 +143,8 @@ TEST(Kernels, BatchNormStatisticsAreAccurateFarFromZero) {
       for (std::int64_t i = 0; i < 100; ++i) sum += x.at((n * 3 + c) * 100 + i);
     const double mu = sum / per;
     for (std::int64_t n = 0; n < 64; ++n)
-      for (std::int64_t i = 0; i < 100; ++i) sq += (x.at((n * 3 + c) * 100 + i) - mu) * (x.at((n * 3 + c) * 100 + i) - mu);
+      for (std::int64_t i = 0; i < 100; ++i)
+        sq += (x.at((n * 3 + c) * 100 + i) - mu) * (x.at((n * 3 + c) * 100 + i) - mu);
     EXPECT_NEAR(p.get("bn.running_mean").at(c), mu, 1e-4);
     EXPECT_NEAR(p.get("bn.running_var").at(c), sq / (per - 1), 1e-4 * sq / per);
   }
@@ -153,12 +156,16 @@ TEST(Kernels, MatmulOneDnnMatchesReference) {
     Shape a, b;
     MatmulOptions o;
   };
-  const Case cases[] = {{{33, 17}, {17, 9}, {}},          {{17, 33}, {17, 9}, {true, false}},
-                        {{33, 17}, {9, 17}, {false, true}}, {{17, 33}, {9, 17}, {true, true}},
-                        {{4, 1, 5, 6}, {3, 6, 7}, {}},       {{2, 64, 128}, {128, 256}, {}},
+  const Case cases[] = {{{33, 17}, {17, 9}, {}},
+                        {{17, 33}, {17, 9}, {true, false}},
+                        {{33, 17}, {9, 17}, {false, true}},
+                        {{17, 33}, {9, 17}, {true, true}},
+                        {{4, 1, 5, 6}, {3, 6, 7}, {}},
+                        {{2, 64, 128}, {128, 256}, {}},
                         // Large enough to be cut into row pieces (6, then a shorter tail; and
                         // 2 pieces over every batch, transposed operands).
-                        {{333, 512}, {512, 512}, {}},        {{3, 256, 131}, {300, 256}, {true, true}}};
+                        {{333, 512}, {512, 512}, {}},
+                        {{3, 256, 131}, {300, 256}, {true, true}}};
   for (const Case& c : cases) {
     const Tensor a = test::random_tensor(c.a, f64, rng), b = test::random_tensor(c.b, f64, rng);
     Graph g;
@@ -207,8 +214,9 @@ TEST(Kernels, ShapeOpsOnEveryElementSize) {
     Graph g;
     auto x = g.input("x", s, dt);
     const Tensor xv = test::random_tensor(s, dt, rng, -3, 3);
-    const auto r = run({permute(x, {2, 0, 1}), slice(x, 1, 1, 4, 2), concat({x, x}, 2), broadcast_to(slice(x, 0, 0, 1), {2, 3, 4, 5})},
-                       {{"x", xv}});
+    const auto r = run(
+        {permute(x, {2, 0, 1}), slice(x, 1, 1, 4, 2), concat({x, x}, 2), broadcast_to(slice(x, 0, 0, 1), {2, 3, 4, 5})},
+        {{"x", xv}});
     for (std::int64_t i = 0; i < 3; ++i)
       for (std::int64_t j = 0; j < 4; ++j)
         for (std::int64_t k = 0; k < 5; ++k) {
@@ -260,8 +268,11 @@ TEST(Kernels, IndexErrorsNameThePosition) {
   auto idx = g.input("idx", {3}, i32);
   auto loss = sum(embedding(table, idx));
   Program p = compile(g, loss, optim::SGD{});
-  test::expect_error([&] { p.step({{"idx", Tensor::from_vector<std::int32_t>({3}, {0, 4, 1})}}); },
-                     ErrorKind::InvalidArgument, {"embedding at", "index 4 at position 1", "[0, 4)"});
+  test::expect_error(
+      [&] {
+        p.step({{"idx", Tensor::from_vector<std::int32_t>({3}, {0, 4, 1})}});
+      },
+      ErrorKind::InvalidArgument, {"embedding at", "index 4 at position 1", "[0, 4)"});
   EXPECT_TRUE(std::isfinite(p.step({{"idx", Tensor::from_vector<std::int32_t>({3}, {0, 3, 1})}}).get()));
 }
 

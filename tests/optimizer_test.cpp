@@ -33,11 +33,13 @@ Program start(Problem& p, const optim::Optimizer& o) {
 }
 
 struct Ref {
-  std::vector<double> w = kInit, buf = std::vector<double>(5, 0), m = std::vector<double>(5, 0), v = std::vector<double>(5, 0);
+  std::vector<double> w = kInit, buf = std::vector<double>(5, 0), m = std::vector<double>(5, 0),
+                      v = std::vector<double>(5, 0);
   int t = 0;
   std::vector<double> grad() const {
     std::vector<double> g(5);
-    for (int i = 0; i < 5; ++i) g[static_cast<std::size_t>(i)] = w[static_cast<std::size_t>(i)] - kTarget[static_cast<std::size_t>(i)];
+    for (int i = 0; i < 5; ++i)
+      g[static_cast<std::size_t>(i)] = w[static_cast<std::size_t>(i)] - kTarget[static_cast<std::size_t>(i)];
     return g;
   }
   void sgd(const optim::SGD& o, double lr) {
@@ -163,8 +165,8 @@ TEST(Schedules, BaseRateAndStepCountAreSettable) {
   EXPECT_EQ(prog.step_count(), 56);
   test::expect_error([&] { prog.set_base_learning_rate(-1); }, ErrorKind::InvalidArgument, {"lr"});
   test::expect_error([&] { prog.set_step_count(-3); }, ErrorKind::InvalidArgument, {"step"});
-  test::expect_error([&] { compile(p.g, p.loss, optim::SGD{.schedule = optim::cosine(0)}); }, ErrorKind::InvalidArgument,
-                     {"total_steps"});
+  test::expect_error([&] { compile(p.g, p.loss, optim::SGD{.schedule = optim::cosine(0)}); },
+                     ErrorKind::InvalidArgument, {"total_steps"});
   test::expect_error([&] { compile(p.g, p.loss, optim::SGD{.schedule = optim::step_decay(0, 0.5)}); },
                      ErrorKind::InvalidArgument, {"step_size"});
 }

@@ -6,13 +6,13 @@
 #include "ir/builder.h"
 #include "ir/printer.h"
 #include "ir/verifier.h"
+#include "optim/build_optimizer.h"
 #include "passes/eliminate_dead_code.h"
 #include "passes/legalize_dtypes.h"
 #include "passes/lower_mode.h"
 #include "passes/pipeline.h"
 #include "passes/plan_memory.h"
 #include "passes/schedule.h"
-#include "optim/build_optimizer.h"
 #include "test_util.h"
 
 namespace trainrt {
@@ -108,7 +108,8 @@ void expect_no_overlap(const ScheduledGraph& s, const MemoryPlan& plan) {
   std::map<ValueId, std::pair<int, int>> life;  // first, last schedule position
   for (std::size_t p = 0; p < s.schedule.size(); ++p) {
     const Node& n = g.node(s.schedule[p]);
-    for (std::int32_t o = 0; o < static_cast<std::int32_t>(n.outputs.size()); ++o) life[{s.schedule[p], o}] = {int(p), int(p)};
+    for (std::int32_t o = 0; o < static_cast<std::int32_t>(n.outputs.size()); ++o)
+      life[{s.schedule[p], o}] = {int(p), int(p)};
     for (const ValueId& in : n.inputs)
       if (in.valid()) life[in].second = std::max(life[in].second, int(p));
   }
@@ -117,7 +118,8 @@ void expect_no_overlap(const ScheduledGraph& s, const MemoryPlan& plan) {
     const BufferRef& r = plan.at(v);
     if (r.storage != Storage::arena) continue;
     const TensorType& t = g.type(v);
-    bufs.emplace_back(v, r.offset, r.offset + static_cast<std::size_t>(t.shape.numel()) * size_of(t.dtype), l.first, l.second);
+    bufs.emplace_back(v, r.offset, r.offset + static_cast<std::size_t>(t.shape.numel()) * size_of(t.dtype), l.first,
+                      l.second);
   }
   // A reshape aliases its operand's buffer: compare alias roots.
   auto root = [&](ValueId v) {
@@ -135,9 +137,11 @@ void expect_no_overlap(const ScheduledGraph& s, const MemoryPlan& plan) {
       // the other: an elementwise op whose operand dies there, at the same offset.
       const bool touching = fi == lj || fj == li;
       const std::int32_t at = s.schedule[static_cast<std::size_t>(fi == lj ? fi : fj)];
-      const bool in_place = touching && bi == bj && writes_in_place(g.node(at).kind) && (vi.node == at || vj.node == at);
+      const bool in_place =
+          touching && bi == bj && writes_in_place(g.node(at).kind) && (vi.node == at || vj.node == at);
       EXPECT_FALSE(same_bytes && live_together && !in_place)
-          << value_name(g, vi) << " and " << value_name(g, vj) << " overlap while both live\n" << print_graph(g);
+          << value_name(g, vi) << " and " << value_name(g, vj) << " overlap while both live\n"
+          << print_graph(g);
     }
 }
 
@@ -215,7 +219,9 @@ void expect_no_race(const ScheduledGraph& s, const Dag& dag, const MemoryPlan& p
       if (r.storage != Storage::arena) continue;
       const ValueId rv = root(v);
       const TensorType& t = g.type(rv);
-      auto [it, fresh] = bufs.try_emplace(rv, Buf{rv, r.offset, r.offset + static_cast<std::size_t>(t.shape.numel()) * size_of(t.dtype), pos[rv.node], {}});
+      auto [it, fresh] = bufs.try_emplace(
+          rv,
+          Buf{rv, r.offset, r.offset + static_cast<std::size_t>(t.shape.numel()) * size_of(t.dtype), pos[rv.node], {}});
       it->second.users.push_back(pos[node]);
     }
     for (const ValueId& in : n.inputs)
@@ -224,10 +230,13 @@ void expect_no_race(const ScheduledGraph& s, const Dag& dag, const MemoryPlan& p
   std::vector<Buf> list;
   for (auto& [v, b] : bufs) list.push_back(b);
   auto ordered = [&](const Buf& first, const Buf& second) {
-    return std::all_of(first.users.begin(), first.users.end(), [&](int u) { return u == second.writer ? false : anc.before(u, second.writer); });
+    return std::all_of(first.users.begin(), first.users.end(),
+                       [&](int u) { return u == second.writer ? false : anc.before(u, second.writer); });
   };
   auto in_place = [&](const Buf& first, const Buf& second) {
-    if (first.begin != second.begin || !writes_in_place(g.node(s.schedule[static_cast<std::size_t>(second.writer)]).kind)) return false;
+    if (first.begin != second.begin ||
+        !writes_in_place(g.node(s.schedule[static_cast<std::size_t>(second.writer)]).kind))
+      return false;
     return std::all_of(first.users.begin(), first.users.end(),
                        [&](int u) { return u == second.writer || anc.before(u, second.writer); });
   };
@@ -277,7 +286,8 @@ TEST(Passes, FiniteLossGuardDisablesEarlyVariableWrites) {
   optimizer_variable(g.impl_ptr(), kStepVariable, Shape{}, init::zeros(), i64);
   const ScheduledGraph s = compile_training_graph(g.impl(), {id_of(loss), {}, optim::None{}, 0});
   const ValueId l = s.from_source(id_of(loss));
-  const MemoryPlan guarded = plan_memory(*s.graph, s.schedule, build_dag(*s.graph, s.schedule, true, l.node), {{l}, {}});
+  const MemoryPlan guarded =
+      plan_memory(*s.graph, s.schedule, build_dag(*s.graph, s.schedule, true, l.node), {{l}, {}});
   std::size_t guard_pos = 0;
   while (s.schedule[guard_pos] != l.node) ++guard_pos;
   for (std::size_t p = 0; p <= guard_pos; ++p) {

@@ -86,7 +86,8 @@ TEST(Program, ParallelExecutionGivesTheSameBitsForAnyThreadCount) {
   std::mt19937 rng(9);
   std::vector<std::int64_t> labels(16);
   for (auto& l : labels) l = static_cast<std::int64_t>(rng() % 10);
-  const Feeds f{{"x", test::random_tensor({16, 4, 8, 8}, f32, rng)}, {"y", Tensor::from_vector<std::int64_t>({16}, labels)}};
+  const Feeds f{{"x", test::random_tensor({16, 4, 8, 8}, f32, rng)},
+                {"y", Tensor::from_vector<std::int64_t>({16}, labels)}};
   std::vector<Tensor> reference;
   for (int threads : {1, 2, 4})
     for (bool inter_op : {true, false}) {
@@ -99,7 +100,8 @@ TEST(Program, ParallelExecutionGivesTheSameBitsForAnyThreadCount) {
       }
       ASSERT_EQ(got.size(), reference.size());
       for (std::size_t i = 0; i < got.size(); ++i)
-        EXPECT_TRUE(same_bits(got[i], reference[i])) << threads << " threads, inter-op " << inter_op << ", variable " << i;
+        EXPECT_TRUE(same_bits(got[i], reference[i]))
+            << threads << " threads, inter-op " << inter_op << ", variable " << i;
     }
 }
 
@@ -109,14 +111,16 @@ TEST(Program, ConvolutionNetworksGiveTheSameBitsForAnyThreadCount) {
   Graph g;
   auto x = g.input("x", {32, 8, 16, 16});
   auto y = g.input("y", {32}, i64);
-  nn::Conv2d c1(g, "c1", 8, 16, {3, 3}, {.padding = {1, 1}}), c2(g, "c2", 16, 16, {3, 3}, {.stride = {2, 2}, .padding = {1, 1}});
+  nn::Conv2d c1(g, "c1", 8, 16, {3, 3}, {.padding = {1, 1}}),
+      c2(g, "c2", 16, 16, {3, 3}, {.stride = {2, 2}, .padding = {1, 1}});
   nn::BatchNorm2d bn(g, "bn", 16);
   nn::Linear head(g, "head", 16, 10);
   auto loss = cross_entropy(head(global_avg_pool2d(relu(c2(max_pool2d(relu(bn(c1(x)))))))), y);
   std::mt19937 rng(3);
   std::vector<std::int64_t> labels(32);
   for (auto& l : labels) l = static_cast<std::int64_t>(rng() % 10);
-  const Feeds f{{"x", test::random_tensor({32, 8, 16, 16}, f32, rng)}, {"y", Tensor::from_vector<std::int64_t>({32}, labels)}};
+  const Feeds f{{"x", test::random_tensor({32, 8, 16, 16}, f32, rng)},
+                {"y", Tensor::from_vector<std::int64_t>({32}, labels)}};
   std::vector<std::vector<Tensor>> results;
   for (int threads : {1, 2}) {
     Program p = compile(g, loss, optim::Adam{.lr = 0.01}, {.threads = threads, .seed = 5});
@@ -161,7 +165,8 @@ TEST(Program, EvaluateUsesEvaluationModeAndChangesNothing) {
   p.step({{"x", xt}});
   // Running statistics after one step: 0.5 * init + 0.5 * batch (variance unbiased).
   EXPECT_CLOSE(p.get("bn.running_mean"), Tensor::from_vector<float>({2}, {1.75f, 17.5f}), 1e-5, 1e-5);
-  EXPECT_CLOSE(p.get("bn.running_var"), Tensor::from_vector<float>({2}, {0.5f + 0.5f * 3.5f, 0.5f + 0.5f * 350.f}), 1e-4, 1e-5);
+  EXPECT_CLOSE(p.get("bn.running_var"), Tensor::from_vector<float>({2}, {0.5f + 0.5f * 3.5f, 0.5f + 0.5f * 350.f}),
+               1e-4, 1e-5);
   const auto before = snapshot(p);
   const Tensor out = p.evaluate({{"x", xt}}, {y})[0];
   // Evaluation: (x - running_mean) / sqrt(running_var + eps), no dropout.
@@ -180,8 +185,11 @@ TEST(Program, EvaluateNeedsOnlyTheFeedsItUses) {
   const Feeds f = feeds_for(2);
   const Tensor logits = p.evaluate({{"x", f.items()[0].tensor}}, {net.logits})[0];
   EXPECT_EQ(logits.shape(), (Shape{8, 3}));
-  test::expect_error([&] { p.evaluate({{"x", f.items()[0].tensor}}, {net.loss}); }, ErrorKind::NotFound,
-                     {"missing feed 'y'", "i64[8]"});
+  test::expect_error(
+      [&] {
+        p.evaluate({{"x", f.items()[0].tensor}}, {net.loss});
+      },
+      ErrorKind::NotFound, {"missing feed 'y'", "i64[8]"});
   EXPECT_NEAR(p.evaluate_loss(f), p.evaluate(f, {net.loss})[0].item(), 1e-7);
 }
 
@@ -192,18 +200,30 @@ TEST(Program, BadFeedsThrowAndLeaveTheProgramUsable) {
   const Feeds good = feeds_for(3);
   const Tensor x = good.items()[0].tensor, y = good.items()[1].tensor;
   test::expect_error([&] { p.step({{"x", x}}); }, ErrorKind::NotFound, {"missing feed 'y'"});
-  test::expect_error([&] { p.step({{"x", x}, {"y", y}, {"z", x}}); }, ErrorKind::NotFound,
-                     {"unknown feed 'z'", "x f32[8,5]", "y i64[8]"});
-  test::expect_error([&] { p.step({{"x", Tensor::zeros({8, 6}, f32)}, {"y", y}}); }, ErrorKind::ShapeMismatch,
-                     {"feed 'x' must be f32[8,5], got f32[8,6]"});
-  test::expect_error([&] { p.step({{"x", x}, {"y", Tensor::zeros({8}, i32)}}); }, ErrorKind::DTypeMismatch,
-                     {"feed 'y' must be i64[8], got i32[8]"});
+  test::expect_error(
+      [&] {
+        p.step({{"x", x}, {"y", y}, {"z", x}});
+      },
+      ErrorKind::NotFound, {"unknown feed 'z'", "x f32[8,5]", "y i64[8]"});
+  test::expect_error(
+      [&] {
+        p.step({{"x", Tensor::zeros({8, 6}, f32)}, {"y", y}});
+      },
+      ErrorKind::ShapeMismatch, {"feed 'x' must be f32[8,5], got f32[8,6]"});
+  test::expect_error(
+      [&] {
+        p.step({{"x", x}, {"y", Tensor::zeros({8}, i32)}});
+      },
+      ErrorKind::DTypeMismatch, {"feed 'y' must be i64[8], got i32[8]"});
   test::expect_error([&] { p.step({{"x", x}, {"y", y}, {"x", x}}); }, ErrorKind::InvalidArgument, {"given twice"});
   test::expect_error([&] { p.step({{"x", Tensor()}, {"y", y}}); }, ErrorKind::InvalidArgument, {"undefined"});
   std::vector<std::int64_t> bad(8, 1);
   bad[5] = 7;
-  test::expect_error([&] { p.step({{"x", x}, {"y", Tensor::from_vector<std::int64_t>({8}, bad)}}); },
-                     ErrorKind::InvalidArgument, {"label 7 at position 5", "[0, 3)"});
+  test::expect_error(
+      [&] {
+        p.step({{"x", x}, {"y", Tensor::from_vector<std::int64_t>({8}, bad)}});
+      },
+      ErrorKind::InvalidArgument, {"label 7 at position 5", "[0, 3)"});
   // Nothing above changed the program: it now matches a fresh one step for step.
   EXPECT_EQ(p.step_count(), 0);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(p.step(good).get(), reference.step(good).get());
@@ -221,11 +241,18 @@ TEST(Program, GetAndSetByName) {
   const Tensor w = Tensor::full({4, 5}, 0.25, f32);
   p.set("fc1.weight", w);
   EXPECT_TRUE(same_bits(p.get("fc1.weight"), w));
-  test::expect_error([&] { p.set("fc1.weight", Tensor::zeros({5, 4}, f32)); }, ErrorKind::ShapeMismatch,
-                     {"fc1.weight", "expected f32[4,5], got f32[5,4]"});
-  test::expect_error([&] { p.set("fc1.weight", Tensor::zeros({4, 5}, f64)); }, ErrorKind::DTypeMismatch,
-                     {"expected f32[4,5], got f64[4,5]"});
-  test::expect_error([&] { p.get("fc3.weight"); }, ErrorKind::NotFound, {"fc3.weight", "known:", "fc1.weight", "fc2.bias"});
+  test::expect_error(
+      [&] {
+        p.set("fc1.weight", Tensor::zeros({5, 4}, f32));
+      },
+      ErrorKind::ShapeMismatch, {"fc1.weight", "expected f32[4,5], got f32[5,4]"});
+  test::expect_error(
+      [&] {
+        p.set("fc1.weight", Tensor::zeros({4, 5}, f64));
+      },
+      ErrorKind::DTypeMismatch, {"expected f32[4,5], got f64[4,5]"});
+  test::expect_error([&] { p.get("fc3.weight"); }, ErrorKind::NotFound,
+                     {"fc3.weight", "known:", "fc1.weight", "fc2.bias"});
   test::expect_error([&] { p.set("nope", w); }, ErrorKind::NotFound, {"nope"});
   EXPECT_TRUE(same_bits(p.get("fc1.weight"), w));
   p.step(feeds_for(4));  // and training goes on from the value set
@@ -239,17 +266,18 @@ TEST(Program, CompileRejectsBadRequests) {
   test::expect_error([&] { compile(net.g, net.logits, optim::SGD{}); }, ErrorKind::InvalidArgument,
                      {"loss must be a floating scalar", "f32[8,3]"});
   test::expect_error([&] { compile(net.g, foreign, optim::SGD{}); }, ErrorKind::InvalidArgument, {"another graph"});
-  test::expect_error([&] { compile(net.g, net.loss, optim::SGD{}, {.outputs = {foreign}}); }, ErrorKind::InvalidArgument,
-                     {"CompileOptions::outputs", "another graph"});
+  test::expect_error([&] { compile(net.g, net.loss, optim::SGD{}, {.outputs = {foreign}}); },
+                     ErrorKind::InvalidArgument, {"CompileOptions::outputs", "another graph"});
   test::expect_error([&] { compile(net.g, net.loss, optim::SGD{.lr = -1}); }, ErrorKind::InvalidArgument,
                      {"optim::SGD", "lr"});
-  test::expect_error([&] { compile(net.g, net.loss, optim::Adam{.beta1 = 1.0}); }, ErrorKind::InvalidArgument, {"beta1"});
+  test::expect_error([&] { compile(net.g, net.loss, optim::Adam{.beta1 = 1.0}); }, ErrorKind::InvalidArgument,
+                     {"beta1"});
   test::expect_error([&] { compile(net.g, net.loss, optim::SGD{.nesterov = true}); }, ErrorKind::InvalidArgument,
                      {"nesterov"});
   test::expect_error([&] { compile(net.g, net.loss, optim::SGD{}, {.threads = -2}); }, ErrorKind::InvalidArgument,
                      {"threads"});
-  test::expect_error([&] { compile(net.g, net.loss, optim::SGD{}, {.precision = Precision::bf16}); }, ErrorKind::Unsupported,
-                     {"mixed precision"});
+  test::expect_error([&] { compile(net.g, net.loss, optim::SGD{}, {.precision = Precision::bf16}); },
+                     ErrorKind::Unsupported, {"mixed precision"});
   Program p = compile(net.g, net.loss, optim::SGD{});
   auto late = net.logits * 2.0;
   test::expect_error([&] { p.evaluate(feeds_for(1), {late}); }, ErrorKind::InvalidArgument, {"after compile()"});
@@ -327,7 +355,8 @@ TEST(Program, RecomputationUnderAMemoryBudgetChangesNothingButMemory) {
   std::mt19937 rng(12);
   std::vector<std::int64_t> labels(16);
   for (auto& l : labels) l = static_cast<std::int64_t>(rng() % 10);
-  const Feeds f{{"x", test::random_tensor({16, 4, 12, 12}, f32, rng)}, {"y", Tensor::from_vector<std::int64_t>({16}, labels)}};
+  const Feeds f{{"x", test::random_tensor({16, 4, 12, 12}, f32, rng)},
+                {"y", Tensor::from_vector<std::int64_t>({16}, labels)}};
   Program full = compile(g, loss, optim::Adam{.lr = 0.01}, {.seed = 4});
   Program lean = compile(g, loss, optim::Adam{.lr = 0.01}, {.seed = 4, .memory_budget = 1});
   const MemoryReport a = full.memory_report(), b = lean.memory_report();

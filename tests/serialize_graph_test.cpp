@@ -219,15 +219,14 @@ TEST(SerializeGraph, IdenticalGraphsGiveIdenticalBytes) {
   const auto mlp = build_mlp();
   EXPECT_NE(detail::fingerprint_graph(a->graph.impl()), detail::fingerprint_graph(mlp->graph.impl()));
   // Another optimizer gives another compiled graph.
-  EXPECT_NE(detail::sha256(sa), detail::sha256(detail::serialize_scheduled_graph(compile_train(*a, true, optim::SGD{}))));
+  EXPECT_NE(detail::sha256(sa),
+            detail::sha256(detail::serialize_scheduled_graph(compile_train(*a, true, optim::SGD{}))));
 }
 
 void expect_io_error(std::string_view bytes, bool scheduled, const std::string& needle = {}) {
   try {
-    if (scheduled)
-      detail::deserialize_scheduled_graph(bytes);
-    else
-      detail::deserialize_graph(bytes);
+    if (scheduled) detail::deserialize_scheduled_graph(bytes);
+    else detail::deserialize_graph(bytes);
     ADD_FAILURE() << "no error for " << bytes.size() << " bytes";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::Io) << e.what();
@@ -252,8 +251,7 @@ TEST(SerializeGraph, RandomByteFlipsThrowIoOrGiveAValidGraph) {
   for (int trial = 0; trial < 3000; ++trial) {
     std::string damaged = sched;
     const int flips = 1 + trial % 3;
-    for (int f = 0; f < flips; ++f)
-      damaged[rng() % damaged.size()] ^= static_cast<char>(1u << (rng() % 8));
+    for (int f = 0; f < flips; ++f) damaged[rng() % damaged.size()] ^= static_cast<char>(1u << (rng() % 8));
     try {
       const ScheduledGraph s = detail::deserialize_scheduled_graph(damaged);
       ++graphs;  // a flip in a float, a line number, a name...: still a graph the verifier accepts

@@ -17,7 +17,11 @@ TEST(Shape, BasicsAndBroadcasting) {
   EXPECT_EQ(Shape{}.numel(), 1);
   EXPECT_EQ(broadcast_shapes({2, 1, 4}, {3, 1}), (Shape{2, 3, 4}));
   EXPECT_EQ(broadcast_shapes({}, {5}), (Shape{5}));
-  test::expect_error([] { broadcast_shapes({2, 3}, {4}); }, ErrorKind::ShapeMismatch, {"[2,3]", "[4]", "do not broadcast"});
+  test::expect_error(
+      [] {
+        broadcast_shapes({2, 3}, {4});
+      },
+      ErrorKind::ShapeMismatch, {"[2,3]", "[4]", "do not broadcast"});
   test::expect_error([] { Shape({2, -1}); }, ErrorKind::InvalidArgument, {"dimension 1 is -1"});
   test::expect_error([&] { (void)s.dim(3); }, ErrorKind::InvalidArgument, {"axis 3 is out of range for rank 3"});
   EXPECT_EQ(normalize_axis(-3, 3), 0);
@@ -48,20 +52,24 @@ TEST(Tensor, CreationAccessAndViews) {
   test::expect_error([&] { t.item(); }, ErrorKind::ShapeMismatch, {"not one element"});
   test::expect_error([&] { t.reshape({4, 2}); }, ErrorKind::ShapeMismatch, {"[2,3]", "[4,2]"});
   test::expect_error([&] { t.rows(1, 3); }, ErrorKind::InvalidArgument, {"rows"});
-  test::expect_error([] { Tensor::from_vector<float>({3}, {1, 2}); }, ErrorKind::ShapeMismatch, {"2 values for shape [3]"});
+  test::expect_error(
+      [] {
+        Tensor::from_vector<float>({3}, {1, 2});
+      },
+      ErrorKind::ShapeMismatch, {"2 values for shape [3]"});
   test::expect_error([] { Tensor::borrow(nullptr, {3}, f32); }, ErrorKind::InvalidArgument, {"null data"});
 }
 
 TEST(Half, RoundTripsAndRoundsToNearestEven) {
   EXPECT_EQ(to_float(to_half(1.0f)), 1.0f);
   EXPECT_EQ(to_float(to_half(65504.0f)), 65504.0f);
-  EXPECT_TRUE(std::isinf(to_float(to_half(65520.0f))));  // rounds up past the largest half
+  EXPECT_TRUE(std::isinf(to_float(to_half(65520.0f))));        // rounds up past the largest half
   EXPECT_EQ(to_float(to_half(5.9604645e-8f)), 5.9604645e-8f);  // smallest denormal
   EXPECT_EQ(to_float(to_half(2.9802322e-8f)), 0.0f);           // half of it: ties to even (0)
   EXPECT_TRUE(std::isnan(to_float(to_half(std::numeric_limits<float>::quiet_NaN()))));
-  EXPECT_EQ(to_float(to_half(1.0f + 1.0f / 2048)), 1.0f);                  // tie -> even
-  EXPECT_EQ(to_float(to_half(1.0f + 3.0f / 2048)), 1.0f + 2.0f / 1024);    // tie -> even (up)
-  EXPECT_EQ(to_float(to_bfloat16(1.0f + 1.0f / 256)), 1.0f);               // tie -> even
+  EXPECT_EQ(to_float(to_half(1.0f + 1.0f / 2048)), 1.0f);                // tie -> even
+  EXPECT_EQ(to_float(to_half(1.0f + 3.0f / 2048)), 1.0f + 2.0f / 1024);  // tie -> even (up)
+  EXPECT_EQ(to_float(to_bfloat16(1.0f + 1.0f / 256)), 1.0f);             // tie -> even
   EXPECT_EQ(to_float(to_bfloat16(3.0f)), 3.0f);
   EXPECT_TRUE(std::isnan(to_float(to_bfloat16(std::numeric_limits<float>::quiet_NaN()))));
   // Every half converts to float and back unchanged.

@@ -99,10 +99,12 @@ bool same_bits(const Tensor& a, const Tensor& b) {
 /// The first element whose bits differ, for failure messages.
 std::string first_difference(const Tensor& a, const Tensor& b, const Tensor& x = {}) {
   if (!(a.shape() == b.shape()) || a.dtype() != b.dtype())
-    return cat("types differ: ", name(a.dtype()), a.shape().to_string(), " vs ", name(b.dtype()), b.shape().to_string());
+    return cat("types differ: ", name(a.dtype()), a.shape().to_string(), " vs ", name(b.dtype()),
+               b.shape().to_string());
   const std::size_t e = size_of(a.dtype());
   for (std::int64_t i = 0; i < a.numel(); ++i)
-    if (std::memcmp(static_cast<const char*>(a.raw_data()) + i * e, static_cast<const char*>(b.raw_data()) + i * e, e) != 0)
+    if (std::memcmp(static_cast<const char*>(a.raw_data()) + i * e, static_cast<const char*>(b.raw_data()) + i * e,
+                    e) != 0)
       return cat("element ", i, ": ", std::hexfloat, a.at(i), " vs ", b.at(i),
                  x.defined() && i < x.numel() ? cat(" (operand ", std::hexfloat, x.at(i), ")") : std::string());
   return "none";
@@ -115,7 +117,8 @@ Tensor special_values(DType d, std::int64_t n, std::mt19937& rng) {
   if (is_floating(d)) {
     const double tiny = d == DType::f64 ? 1e-310 : d == DType::f32 ? 1e-40 : d == DType::bf16 ? 1e-39 : 3e-6;
     const double huge = d == DType::f64 ? 1e300 : d == DType::f16 ? 6e4 : 3e38;
-    v = {0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 2.0, 3.0, tiny, -tiny, huge, -huge, INFINITY, -INFINITY, NAN, 0.1, -0.75, 7.25, 100.0, 1e-5};
+    v = {0.0,  -0.0,  1.0,      -1.0,      0.5, -2.5, 2.0,   3.0,  tiny,  -tiny,
+         huge, -huge, INFINITY, -INFINITY, NAN, 0.1,  -0.75, 7.25, 100.0, 1e-5};
   } else if (d == DType::i32) {
     v = {0, 1, -1, 2, -7, 3, 46341, -46341, 2147483647.0, -2147483648.0, 12345, -99999};
   } else if (d == DType::i64) {
@@ -136,8 +139,7 @@ Tensor special_values(DType d, std::int64_t n, std::mt19937& rng) {
     if (d == DType::i64 && std::fabs(v[static_cast<std::size_t>(i)]) > 9e18)  // the limits exactly
       t.data<std::int64_t>()[i] = v[static_cast<std::size_t>(i)] > 0 ? std::numeric_limits<std::int64_t>::max()
                                                                      : std::numeric_limits<std::int64_t>::min();
-    else
-      store_from_double(t.raw_data(), d, i, v[static_cast<std::size_t>(i)]);
+    else store_from_double(t.raw_data(), d, i, v[static_cast<std::size_t>(i)]);
   }
   return t;
 }
@@ -163,7 +165,8 @@ TEST(Attrs, EqualityAndHashCoverEveryAlternative) {
   const auto t4 = std::make_shared<const Tensor>(t1->reshape({1, 2}));
   // Pairs (a, b) of the same alternative: a equals a copy of itself and differs from b.
   const std::vector<std::pair<Attrs, Attrs>> pairs = {
-      {VariableAttrs{init::normal(0, 1), VariableKind::parameter}, VariableAttrs{init::normal(0, 2), VariableKind::parameter}},
+      {VariableAttrs{init::normal(0, 1), VariableKind::parameter},
+       VariableAttrs{init::normal(0, 2), VariableKind::parameter}},
       {ScalarAttrs{-0.0}, ScalarAttrs{0.0}},
       {GeluAttrs{true}, GeluAttrs{false}},
       {PermAttrs{{1, 0, 2}}, PermAttrs{{0, 2, 1}}},
@@ -226,11 +229,11 @@ TEST(Cse, DifferentAttributesTypesOrOperandsStayApart) {
   Graph g;
   auto x = g.input("x", {4, 3});
   std::vector<Value> roots = {
-      gelu(x), gelu(x, GeluApproximation::tanh),          // attributes
-      sum(x, {0}), sum(x, {1}),                            // axes
-      x * g.scalar(0.0), x * g.scalar(-0.0),               // +0 and -0 fills
-      cast(x, f64), cast(x, f16),                          // output types
-      sub(x, exp(x)), sub(exp(x), x),                      // operand order
+      gelu(x),           gelu(x, GeluApproximation::tanh),  // attributes
+      sum(x, {0}),       sum(x, {1}),                       // axes
+      x * g.scalar(0.0), x * g.scalar(-0.0),                // +0 and -0 fills
+      cast(x, f64),      cast(x, f16),                      // output types
+      sub(x, exp(x)),    sub(exp(x), x),                    // operand order
   };
   auto r = run_pass(kCse, g, roots);
   EXPECT_EQ(count(*r.graph, OpKind::Gelu), 2);
@@ -245,9 +248,9 @@ TEST(Cse, ConstantsMergeOnlyWhenByteEqual) {
   Graph g;
   auto t = Tensor::from_vector<float>({2, 2}, {1, 2, 3, 4});
   auto a = g.constant(t);
-  auto b = g.constant(t.clone());                                            // same bytes
-  auto c = g.constant(Tensor::from_vector<float>({2, 2}, {1, 2, 3, 5}));     // one byte differs
-  auto d = g.constant(t.reshape({4}));                                       // other shape
+  auto b = g.constant(t.clone());                                                // same bytes
+  auto c = g.constant(Tensor::from_vector<float>({2, 2}, {1, 2, 3, 5}));         // one byte differs
+  auto d = g.constant(t.reshape({4}));                                           // other shape
   auto e = g.constant(Tensor::from_vector<std::int32_t>({2, 2}, {1, 2, 3, 4}));  // other dtype
   auto r = run_pass(kCse, g, {a, b, c, d, e});
   EXPECT_EQ(count(*r.graph, OpKind::Constant), 4) << print_graph(*r.graph);
@@ -279,8 +282,8 @@ TEST(Cse, DropoutMergesOnlyWithTheSameKeyAndOperands) {
   auto step = g.state("step", {}, init::zeros(), i64);
   const Loc l = Loc::current();
   auto a = dropout_apply(x, step, {0.5, 11}, l);
-  auto b = dropout_apply(x, step, {0.5, 11}, l);  // same stream: same mask
-  auto c = dropout_apply(x, step, {0.5, 12}, l);  // another key
+  auto b = dropout_apply(x, step, {0.5, 11}, l);   // same stream: same mask
+  auto c = dropout_apply(x, step, {0.5, 12}, l);   // another key
   auto d = dropout_apply(x, step, {0.25, 11}, l);  // another p
   auto r = run_pass(kCse, g, {a, b, c, d});
   EXPECT_EQ(count(*r.graph, OpKind::DropoutApply), 3) << print_graph(*r.graph);
@@ -312,7 +315,8 @@ struct FoldCase {
 };
 
 std::vector<FoldCase> fold_cases() {
-  const std::vector<DType> numeric{f32, f64, f16, bf16, i32, i64}, floating{f32, f64, f16, bf16}, all{f32, f64, f16, bf16, i32, i64, boolean};
+  const std::vector<DType> numeric{f32, f64, f16, bf16, i32, i64}, floating{f32, f64, f16, bf16},
+      all{f32, f64, f16, bf16, i32, i64, boolean};
   const Loc l = Loc::current();
   using V = const std::vector<Value>&;
   std::vector<FoldCase> c = {
@@ -355,8 +359,7 @@ std::vector<FoldCase> fold_cases() {
       {"fma", 3, numeric, [](V v) { return fma(v[0], v[1], v[2]); }},
       {"where", 3, all, [](V v) { return where(cast(v[0], boolean), v[1], v[2]); }},
   };
-  for (DType to : all)
-    c.push_back({cat("cast_to_", name(to)), 1, all, [to](V v) { return cast(v[0], to); }});
+  for (DType to : all) c.push_back({cat("cast_to_", name(to)), 1, all, [to](V v) { return cast(v[0], to); }});
   return c;
 }
 
@@ -400,10 +403,10 @@ TEST(FoldConstants, EveryOpAndDtypeGivesTheKernelsBits) {
 TEST(FoldConstants, UniformResultsBecomeFullNodesAndChainsFoldInOneWalk) {
   Graph g;
   auto a = g.full({3, 4}, 1.5);
-  auto b = g.constant(Tensor::full({4}, -2.0, f32));        // a uniform constant leaf
-  auto big = g.full({1000, 1000}, 3.0);                     // no size limit for one value
-  auto y = exp(g.scalar(0.0, f64));                         // f64: folded through the C library
-  auto r1 = sqrt(a * b + 10.0);                             // = sqrt(7)
+  auto b = g.constant(Tensor::full({4}, -2.0, f32));  // a uniform constant leaf
+  auto big = g.full({1000, 1000}, 3.0);               // no size limit for one value
+  auto y = exp(g.scalar(0.0, f64));                   // f64: folded through the C library
+  auto r1 = sqrt(a * b + 10.0);                       // = sqrt(7)
   auto r2 = big * 2.0;
   auto r3 = reshape(broadcast_to(g.constant(Tensor::from_vector<float>({2}, {1, 2})), {3, 2}), {6});
   auto r = run_pass(kFold, g, {r1, r2, y, r3});
@@ -543,11 +546,19 @@ TEST(SimplifyAlgebra, SelectionsAndIdempotentOps) {
   auto b = g.input("b", {6}, boolean);
   auto t = g.full({}, 1.0, boolean), f = g.full({}, 0.0, boolean);
   // Values 0-4 are x, 5-8 one application of their op, 9-12 b.
-  const std::vector<Value> values = {
-      maximum(x, x), minimum(x, x), where(b, x, x), where(g.full({6}, 1.0, boolean), x, -x),
-      where(g.full({6}, 0.0, boolean), -x, x),
-      abs(abs(x)), relu(relu(x)), floor(floor(x)), sign(sign(x)),
-      logical_not(logical_not(b)), logical_and(b, t), logical_or(f, b), logical_and(b, b)};
+  const std::vector<Value> values = {maximum(x, x),
+                                     minimum(x, x),
+                                     where(b, x, x),
+                                     where(g.full({6}, 1.0, boolean), x, -x),
+                                     where(g.full({6}, 0.0, boolean), -x, x),
+                                     abs(abs(x)),
+                                     relu(relu(x)),
+                                     floor(floor(x)),
+                                     sign(sign(x)),
+                                     logical_not(logical_not(b)),
+                                     logical_and(b, t),
+                                     logical_or(f, b),
+                                     logical_and(b, b)};
   std::vector<Value> roots;
   for (const Value& v : values) roots.push_back(consume(v));
   auto r = run_pass(kSimplify, g, roots);
@@ -557,7 +568,8 @@ TEST(SimplifyAlgebra, SelectionsAndIdempotentOps) {
     const Node& n = r.graph->node(r.graph->node(r.roots[i].node).inputs[0].node);
     if (i >= 5 && i < 9) {
       EXPECT_EQ(n.kind, once[i - 5]) << i;
-      EXPECT_EQ(r.graph->node(n.inputs[0].node).kind, OpKind::Input) << i << ": applied once\n" << print_graph(*r.graph);
+      EXPECT_EQ(r.graph->node(n.inputs[0].node).kind, OpKind::Input) << i << ": applied once\n"
+                                                                     << print_graph(*r.graph);
     } else {
       EXPECT_EQ(n.name, i < 5 ? "x" : "b") << i << "\n" << print_graph(*r.graph);
     }
@@ -566,11 +578,19 @@ TEST(SimplifyAlgebra, SelectionsAndIdempotentOps) {
   // and no pass can see through it), so the reference runs every op.
   auto one = g.input("one", {});
   auto opaque = [&](const Value& v) { return v * one; };
-  const std::vector<Value> refs = {
-      maximum(x, opaque(x)), minimum(x, opaque(x)), where(b, x, opaque(x)), where(g.full({6}, 1.0, boolean), opaque(x), -x),
-      where(g.full({6}, 0.0, boolean), -x, opaque(x)),
-      abs(opaque(abs(x))), relu(opaque(relu(x))), floor(opaque(floor(x))), sign(opaque(sign(x))),
-      logical_not(logical_not(b)), b, b, b};
+  const std::vector<Value> refs = {maximum(x, opaque(x)),
+                                   minimum(x, opaque(x)),
+                                   where(b, x, opaque(x)),
+                                   where(g.full({6}, 1.0, boolean), opaque(x), -x),
+                                   where(g.full({6}, 0.0, boolean), -x, opaque(x)),
+                                   abs(opaque(abs(x))),
+                                   relu(opaque(relu(x))),
+                                   floor(opaque(floor(x))),
+                                   sign(opaque(sign(x))),
+                                   logical_not(logical_not(b)),
+                                   b,
+                                   b,
+                                   b};
   std::vector<Value> ref_roots;
   for (const Value& v : refs) ref_roots.push_back(consume(v));
   std::mt19937 rng(5);
@@ -609,8 +629,11 @@ TEST(SimplifyAlgebra, CastsAndDataMovement) {
   std::vector<Value> roots;
   for (const Value& v : values) roots.push_back(consume(v));
   auto r = run_pass(kSimplify, g, roots);
-  auto value = [&](std::size_t i) -> const Node& { return r.graph->node(r.graph->node(r.roots[i].node).inputs[0].node); };
-  for (std::size_t i : {0, 1, 2, 3, 4, 5, 6, 7, 10}) EXPECT_EQ(value(i).kind, OpKind::Input) << i << "\n" << print_graph(*r.graph);
+  auto value = [&](std::size_t i) -> const Node& {
+    return r.graph->node(r.graph->node(r.roots[i].node).inputs[0].node);
+  };
+  for (std::size_t i : {0, 1, 2, 3, 4, 5, 6, 7, 10})
+    EXPECT_EQ(value(i).kind, OpKind::Input) << i << "\n" << print_graph(*r.graph);
   EXPECT_EQ(value(8).kind, OpKind::Cast);
   EXPECT_EQ(r.graph->node(value(8).inputs[0].node).name, "h") << "cast straight from h";
   EXPECT_EQ(value(9).kind, OpKind::Reshape);
@@ -637,7 +660,12 @@ TEST(SimplifyAlgebra, CastsAndDataMovement) {
     return Value{};
   };
   const std::vector<Value> refs = {
-      x, x, x, x, x, x,
+      x,
+      x,
+      x,
+      x,
+      x,
+      x,
       cast(opaque(cast(h, f32)), f16),
       cast(opaque(cast(n, i64)), i32),
       cast(opaque(cast(h, f64)), bf16),
@@ -722,7 +750,8 @@ TEST(Pipeline, TrainingMatchesTheUnoptimizedTwinBitForBit) {
   // The optimized step has one first-layer matmul and gelu where the twin has two.
   auto source = m.g.impl().clone();
   optimizer_variable(source, kStepVariable, Shape{}, init::zeros(), i64);
-  const ScheduledGraph s = compile_training_graph(*source, {id_of(m.loss), {}, optim::AdamW{.lr = 0.01}, 4, 0, /*fuse=*/false});
+  const ScheduledGraph s =
+      compile_training_graph(*source, {id_of(m.loss), {}, optim::AdamW{.lr = 0.01}, 4, 0, /*fuse=*/false});
   EXPECT_EQ(count(*s.graph, OpKind::Gelu), 1) << print_graph(*s.graph);
   EXPECT_EQ(count(*s.graph, OpKind::GeluBackward), 1);
   int div_by_full = 0;

@@ -92,7 +92,8 @@ void check_gradients(const GradCase& c, unsigned seed) {
   std::mt19937 rng(seed);
   Graph g;
   std::vector<Value> inputs;
-  for (std::size_t i = 0; i < c.shapes.size(); ++i) inputs.push_back(g.input("in" + std::to_string(i), c.shapes[i], f64));
+  for (std::size_t i = 0; i < c.shapes.size(); ++i)
+    inputs.push_back(g.input("in" + std::to_string(i), c.shapes[i], f64));
   const Value out = c.build(g, inputs);
   ASSERT_TRUE(is_floating(out.dtype())) << out.to_string();
   // Weights make every output element matter differently: loss = sum(w * cast(out)).
@@ -144,7 +145,8 @@ void expect_error(const std::function<void()>& fn, ErrorKind kind, const std::ve
     ADD_FAILURE() << "expected trainrt::Error (" << to_string(kind) << ")";
   } catch (const Error& e) {
     EXPECT_EQ(to_string(e.kind()), std::string(to_string(kind))) << e.what();
-    for (const std::string& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << "missing '" << p << "' in: " << e.what();
+    for (const std::string& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << "missing '" << p << "' in: " << e.what();
   }
 }
 

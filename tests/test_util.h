@@ -21,7 +21,6 @@ namespace trainrt::test {
 /// Live nodes of kind `k` in an IR graph (tests that inspect what the passes made).
 int count(const detail::GraphImpl& g, detail::OpKind k);
 
-
 /// A directory of its own under the system temp directory (named after the process, the
 /// time and a counter), removed with everything in it.
 class TempDir {
@@ -50,7 +49,8 @@ double closeness(const Tensor& a, const Tensor& b, double atol, double rtol);
 
 /// Runs `fetches` of the graph holding them once in training mode (optim::None: nothing is
 /// updated), with `feeds`.
-std::vector<Tensor> run_train(const Value& loss, const std::vector<Value>& fetches, const Feeds& feeds, int threads = 0);
+std::vector<Tensor> run_train(const Value& loss, const std::vector<Value>& fetches, const Feeds& feeds,
+                              int threads = 0);
 
 /// One case of the gradient check: the function maps the differentiable inputs (graph
 /// inputs of dtype f64 with the given shapes) to any floating tensor; the check reduces it

@@ -50,22 +50,24 @@ int misses(const std::vector<float>& xs, const std::vector<float>& got, Want wan
     if (std::fabs(w) < std::numeric_limits<float>::min() || std::fabs(w) > std::numeric_limits<float>::max()) continue;
     const double err = std::fabs(static_cast<double>(got[i]) - w);
     if (!(err <= rel * std::fabs(w) + abs) && bad++ < 5)
-      ADD_FAILURE() << "x = " << xs[i] << ": got " << got[i] << ", want " << w << " (relative error " << err / std::fabs(w)
-                    << ")";
+      ADD_FAILURE() << "x = " << xs[i] << ": got " << got[i] << ", want " << w << " (relative error "
+                    << err / std::fabs(w) << ")";
   }
   return bad;
 }
 
 TEST(VecMath, ExpIsWithinTwoUlp) {
   const std::vector<float> xs = sweep(-87.0f, 88.0f);
-  EXPECT_EQ(misses(xs, run_array(xs, exp_f32_array), [](double x) { return std::exp(x); }, 2 * 0x1p-24, 0), 0);
+  EXPECT_EQ(misses(
+                xs, run_array(xs, exp_f32_array), [](double x) { return std::exp(x); }, 2 * 0x1p-24, 0),
+            0);
 }
 
 TEST(VecMath, SigmoidIsAccurate) {
   const std::vector<float> xs = sweep(-80.0f, 80.0f);
-  EXPECT_EQ(
-      misses(xs, run_array(xs, sigmoid_f32_array), [](double x) { return 1 / (1 + std::exp(-x)); }, 4 * 0x1p-24, 0),
-      0);
+  EXPECT_EQ(misses(
+                xs, run_array(xs, sigmoid_f32_array), [](double x) { return 1 / (1 + std::exp(-x)); }, 4 * 0x1p-24, 0),
+            0);
 }
 
 TEST(VecMath, GeluKeepsItsLeftTail) {
@@ -117,7 +119,8 @@ TEST(VecMath, VectorBodyAndScalarTailGiveTheSameBits) {
   shifted.insert(shifted.end(), xs.begin(), xs.begin() + 8);
   for (auto fn : {exp_f32_array, sigmoid_f32_array, gelu_f32_array}) {
     const std::vector<float> a = run_array(xs, fn), b = run_array(shifted, fn);
-    for (int i = 0; i < 21; ++i) EXPECT_EQ(a[static_cast<std::size_t>(i)], b[static_cast<std::size_t>((i + 13) % 21)]) << i;
+    for (int i = 0; i < 21; ++i)
+      EXPECT_EQ(a[static_cast<std::size_t>(i)], b[static_cast<std::size_t>((i + 13) % 21)]) << i;
   }
 }
 

@@ -74,8 +74,9 @@ int run() {
     const std::int64_t first = (step % batches) * kBatch;
     const std::vector<float> xb(data.x.begin() + first * kFeatures, data.x.begin() + (first + kBatch) * kFeatures);
     const std::vector<std::int64_t> yb(data.y.begin() + first, data.y.begin() + first + kBatch);
-    const float l = program.step({{"x", tr::Tensor::from_vector({kBatch, kFeatures}, xb)},
-                                  {"y", tr::Tensor::from_vector({kBatch}, yb)}})
+    const float l = program
+                        .step({{"x", tr::Tensor::from_vector({kBatch, kFeatures}, xb)},
+                               {"y", tr::Tensor::from_vector({kBatch}, yb)}})
                         .get();
     losses.push_back(l);
     if (step % 50 == 0 || step == kSteps - 1) std::printf("step %3d  loss %.4f\n", step, static_cast<double>(l));

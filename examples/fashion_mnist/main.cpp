@@ -22,9 +22,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <memory>
 #include <exception>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -247,11 +247,11 @@ struct Summary {
   std::uint64_t seed = 0;
   double train_seconds = 0, eval_seconds = 0, load_seconds = 0, compile_seconds = 0;
   double time_to_first_step_seconds = 0;
-  std::int64_t fused_kernels = 0;     // generated kernels the Program runs
-  tr::KernelCacheStats cache;         // the kernel cache at the end of the run
-  double data_wait_seconds = 0;       // time steps waited for their batch (DataLoader::stats)
+  std::int64_t fused_kernels = 0;        // generated kernels the Program runs
+  tr::KernelCacheStats cache;            // the kernel cache at the end of the run
+  double data_wait_seconds = 0;          // time steps waited for their batch (DataLoader::stats)
   std::int64_t data_waited_batches = 0;  // batches that were not ready when asked for
-  double final_loss = 0;  // mean training loss over the last epoch
+  double final_loss = 0;                 // mean training loss over the last epoch
   double last_step_loss = 0;
   std::vector<double> test_accuracy_per_epoch, epoch_train_seconds;
 };
@@ -352,14 +352,14 @@ Summary train(const Options& o, Clock::time_point program_start) {
       if ((step + 1) % kProgressEvery == 0 || step + 1 == steps_per_epoch) {
         const std::int64_t interval_steps = (step % kProgressEvery) + 1;
         const double wait = train_loader.stats().wait_seconds;
-        std::printf("epoch %lld/%lld step %lld/%lld  loss %.4f  train acc %.4f  lr %.5f  %.0f images/s  "
-                    "data wait %.2f ms\n",
-                    static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs),
-                    static_cast<long long>(step + 1), static_cast<long long>(steps_per_epoch),
-                    loss_sum / static_cast<double>(step + 1), static_cast<double>(correct) / static_cast<double>(seen),
-                    program.learning_rate(),
-                    static_cast<double>(interval_steps * o.batch) / seconds_since(interval_start),
-                    (wait - interval_wait_start) * 1e3);
+        std::printf(
+            "epoch %lld/%lld step %lld/%lld  loss %.4f  train acc %.4f  lr %.5f  %.0f images/s  "
+            "data wait %.2f ms\n",
+            static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs), static_cast<long long>(step + 1),
+            static_cast<long long>(steps_per_epoch), loss_sum / static_cast<double>(step + 1),
+            static_cast<double>(correct) / static_cast<double>(seen), program.learning_rate(),
+            static_cast<double>(interval_steps * o.batch) / seconds_since(interval_start),
+            (wait - interval_wait_start) * 1e3);
         std::fflush(stdout);
         interval_start = Clock::now();
         interval_wait_start = wait;
@@ -375,11 +375,12 @@ Summary train(const Options& o, Clock::time_point program_start) {
     const double eval_seconds = seconds_since(eval_start);
     s.eval_seconds += eval_seconds;
     s.test_accuracy_per_epoch.push_back(s.test_accuracy);
-    std::printf("epoch %lld/%lld done: train loss %.4f  train acc %.4f  test acc %.4f  (train %.1f s, test %.1f s, "
-                "data wait %.3f s)\n",
-                static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs), s.final_loss,
-                static_cast<double>(correct) / static_cast<double>(seen), s.test_accuracy, epoch_seconds, eval_seconds,
-                train_loader.stats().wait_seconds - epoch_wait_start);
+    std::printf(
+        "epoch %lld/%lld done: train loss %.4f  train acc %.4f  test acc %.4f  (train %.1f s, test %.1f s, "
+        "data wait %.3f s)\n",
+        static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs), s.final_loss,
+        static_cast<double>(correct) / static_cast<double>(seen), s.test_accuracy, epoch_seconds, eval_seconds,
+        train_loader.stats().wait_seconds - epoch_wait_start);
     std::fflush(stdout);
   }
   s.data_wait_seconds = train_loader.stats().wait_seconds;

@@ -34,11 +34,11 @@ struct CheckpointInfo {
   std::map<std::string, std::string> user{};
 
   // Filled by load_checkpoint(); save_checkpoint() ignores them and records the Program's.
-  std::int64_t step = 0;              ///< Program::step_count() when saved
-  std::uint64_t seed = 0;             ///< Program::seed() when saved
-  double base_learning_rate = 0;      ///< Program::base_learning_rate() when saved
-  int format_version = 0;             ///< checkpoint format version of the file
-  std::string library_version{};      ///< libtrainrt version that wrote it
+  std::int64_t step = 0;          ///< Program::step_count() when saved
+  std::uint64_t seed = 0;         ///< Program::seed() when saved
+  double base_learning_rate = 0;  ///< Program::base_learning_rate() when saved
+  int format_version = 0;         ///< checkpoint format version of the file
+  std::string library_version{};  ///< libtrainrt version that wrote it
 };
 
 /// Writes every persistent tensor of `program` and the metadata above to `path` (the file is
@@ -89,6 +89,7 @@ struct LoadWeightsReport {
 /// the tensor: NotFound for a missing file or (strict) a missing variable, ShapeMismatch for a
 /// shape that differs, DTypeMismatch for a dtype that cannot be converted, Io or Unsupported
 /// for a damaged file or a dtype trainrt lacks (e.g. U8).
-LoadWeightsReport load_weights(Program& program, const std::filesystem::path& path, const LoadWeightsOptions& options = {});
+LoadWeightsReport load_weights(Program& program, const std::filesystem::path& path,
+                               const LoadWeightsOptions& options = {});
 
 }  // namespace trainrt

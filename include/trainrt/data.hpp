@@ -60,7 +60,7 @@ LabeledImages load_mnist_split(const std::string& dir, const std::string& split,
 struct Field {
   std::string name;          ///< the feed name of the batched tensor
   DType dtype = DType::f32;  ///< element type
-  Shape shape;  ///< of one sample; [] for a scalar such as a class label
+  Shape shape;               ///< of one sample; [] for a scalar such as a class label
 };
 
 /// A finite, indexable collection of samples, each made of the same named fields. A
@@ -150,8 +150,8 @@ enum class TokenType { U16, U32 };
 /// What a TokenDataset cuts from its file. Designated initializers follow member order.
 struct TokenOptions {
   TokenType type = TokenType::U16;  ///< width of each token in the file
-  std::int64_t seq_len = 0;     ///< tokens per window, > 0
-  std::int64_t vocab_size = 0;  ///< token ids must be < vocab_size, > 0
+  std::int64_t seq_len = 0;         ///< tokens per window, > 0
+  std::int64_t vocab_size = 0;      ///< token ids must be < vocab_size, > 0
 };
 
 /// Language-model pairs from a token file: sample i is the window of tokens starting at
@@ -235,9 +235,9 @@ struct Batch {
 /// started it); in steady state with prefetch >= 2 and a dataset faster than the step, it
 /// stays near zero.
 struct LoaderStats {
-  double wait_seconds = 0;     ///< total time next() waited
-  std::int64_t batches = 0;    ///< batches handed out by next()
-  std::int64_t waits = 0;      ///< of those, the ones that were not ready when asked for
+  double wait_seconds = 0;   ///< total time next() waited
+  std::int64_t batches = 0;  ///< batches handed out by next()
+  std::int64_t waits = 0;    ///< of those, the ones that were not ready when asked for
 };
 
 /// Cuts a Dataset into mini-batches of a fixed size, epoch after epoch, as an endless

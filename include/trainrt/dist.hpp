@@ -36,10 +36,10 @@ enum class ReduceOp {
 
 /// Where this process stands in its job, as the launcher tells it.
 struct LaunchInfo {
-  int rank = 0;        ///< this process among all ranks, 0 <= rank < size
-  int size = 1;        ///< ranks in the job
-  int local_rank = 0;  ///< this process among the ranks of its machine (picks its GPU)
-  int local_size = 1;  ///< ranks on this machine
+  int rank = 0;                   ///< this process among all ranks, 0 <= rank < size
+  int size = 1;                   ///< ranks in the job
+  int local_rank = 0;             ///< this process among the ranks of its machine (picks its GPU)
+  int local_size = 1;             ///< ranks on this machine
   std::string launcher = "none";  ///< "openmpi", "mpich", "slurm" or "none" (one process)
 };
 
@@ -81,7 +81,8 @@ class Communicator {
   /// `timeout` or the transport fails; the communicator is then broken and every later call
   /// throws at once.
   /// InvalidArgument for a broadcast root that is not a rank (MPI also for a timeout <= 0).
-  virtual void all_reduce(void* data, std::size_t count, DType dtype, ReduceOp op, std::chrono::milliseconds timeout) = 0;
+  virtual void all_reduce(void* data, std::size_t count, DType dtype, ReduceOp op,
+                          std::chrono::milliseconds timeout) = 0;
   /// Rank r receives in `recv` (recv_count elements) block r of the combination of every
   /// rank's `send` (size() * recv_count elements).
   virtual void reduce_scatter(const void* send, void* recv, std::size_t recv_count, DType dtype, ReduceOp op,

@@ -49,18 +49,39 @@ BFloat16 to_bfloat16(float f) noexcept;
 template <class T>
 constexpr DType dtype_of() noexcept;
 /// float is DType::f32.
-template <> constexpr DType dtype_of<float>() noexcept { return DType::f32; }
+template <>
+constexpr DType dtype_of<float>() noexcept {
+  return DType::f32;
+}
 /// double is DType::f64.
-template <> constexpr DType dtype_of<double>() noexcept { return DType::f64; }
+template <>
+constexpr DType dtype_of<double>() noexcept {
+  return DType::f64;
+}
 /// Half is DType::f16.
-template <> constexpr DType dtype_of<Half>() noexcept { return DType::f16; }
+template <>
+constexpr DType dtype_of<Half>() noexcept {
+  return DType::f16;
+}
 /// BFloat16 is DType::bf16.
-template <> constexpr DType dtype_of<BFloat16>() noexcept { return DType::bf16; }
+template <>
+constexpr DType dtype_of<BFloat16>() noexcept {
+  return DType::bf16;
+}
 /// std::int32_t is DType::i32.
-template <> constexpr DType dtype_of<std::int32_t>() noexcept { return DType::i32; }
+template <>
+constexpr DType dtype_of<std::int32_t>() noexcept {
+  return DType::i32;
+}
 /// std::int64_t is DType::i64.
-template <> constexpr DType dtype_of<std::int64_t>() noexcept { return DType::i64; }
+template <>
+constexpr DType dtype_of<std::int64_t>() noexcept {
+  return DType::i64;
+}
 /// bool is DType::boolean.
-template <> constexpr DType dtype_of<bool>() noexcept { return DType::boolean; }
+template <>
+constexpr DType dtype_of<bool>() noexcept {
+  return DType::boolean;
+}
 
 }  // namespace trainrt

@@ -80,8 +80,7 @@ class Graph {
   Graph();
 
   /// A tensor fed at every step under `name` (see Program::step).
-  Value input(std::string name, const Shape& shape, DType dtype = f32,
-              SourceLocation loc = SourceLocation::current());
+  Value input(std::string name, const Shape& shape, DType dtype = f32, SourceLocation loc = SourceLocation::current());
   /// A trainable tensor owned by the compiled Program, initialized by `init`.
   Value parameter(std::string name, const Shape& shape, const Init& init = init::zeros(), DType dtype = f32,
                   SourceLocation loc = SourceLocation::current());
@@ -125,7 +124,8 @@ struct Located {
   Value value;         ///< the operand
   SourceLocation loc;  ///< where the caller's expression is
   /// Wraps `v`; the default `l` is the caller's location (implicit on purpose).
-  Located(const Value& v, SourceLocation l = SourceLocation::current()) : value(v), loc(l) {}  // NOLINT: implicit by design
+  Located(const Value& v, SourceLocation l = SourceLocation::current())
+      : value(v), loc(l) {}  // NOLINT: implicit by design
 };
 
 }  // namespace trainrt

@@ -17,10 +17,10 @@ struct Init {
   /// The activation that follows, which sets a Kaiming initialization's gain (as in
   /// torch.nn.init.calculate_gain).
   enum class Nonlinearity { linear, relu, leaky_relu, tanh, sigmoid };
-  Kind kind = Kind::zeros;  ///< the distribution
-  double a = 0.0;  ///< constant value, mean, lower bound, gain or negative slope (by kind)
-  double b = 0.0;  ///< standard deviation or upper bound (by kind)
-  FanMode mode = FanMode::fan_in;                        ///< Kaiming: the fan used
+  Kind kind = Kind::zeros;         ///< the distribution
+  double a = 0.0;                  ///< constant value, mean, lower bound, gain or negative slope (by kind)
+  double b = 0.0;                  ///< standard deviation or upper bound (by kind)
+  FanMode mode = FanMode::fan_in;  ///< Kaiming: the fan used
   Nonlinearity nonlinearity = Nonlinearity::leaky_relu;  ///< Kaiming: the gain's activation
 };
 

@@ -17,12 +17,12 @@ class Linear {
   /// Creates the f32 parameters "<name>.weight" and (with `bias`) "<name>.bias" in `graph`,
   /// initialized as PyTorch does (Kaiming-uniform weight, uniform bias). Throws
   /// trainrt::Error for a feature count < 1 or a name already taken.
-  Linear(Graph& graph, const std::string& name, std::int64_t in_features, std::int64_t out_features,
-         bool bias = true, Loc loc = Loc::current());
+  Linear(Graph& graph, const std::string& name, std::int64_t in_features, std::int64_t out_features, bool bias = true,
+         Loc loc = Loc::current());
   /// Applies the layer to x[..., in_features]; throws ShapeMismatch for another last axis.
   Value operator()(const Value& x, Loc loc = Loc::current()) const;
   Value weight;  ///< [out_features, in_features]
-  Value bias;  ///< absent when built without bias
+  Value bias;    ///< absent when built without bias
 };
 
 /// 2-D convolution over x[N, in, H, W]; weight [out, in/groups, KH, KW], bias [out].
@@ -31,8 +31,8 @@ class Conv2d {
   /// Creates "<name>.weight" and (with `with_bias`) "<name>.bias" (f32) in `graph`, initialized
   /// as PyTorch does. Throws trainrt::Error for a channel or group count < 1, channel counts
   /// that `opts.groups` does not divide, or a name already taken.
-  Conv2d(Graph& graph, const std::string& name, std::int64_t in_channels, std::int64_t out_channels,
-         Pair kernel, const Conv2dOptions& opts = {}, bool with_bias = true, Loc loc = Loc::current());
+  Conv2d(Graph& graph, const std::string& name, std::int64_t in_channels, std::int64_t out_channels, Pair kernel,
+         const Conv2dOptions& opts = {}, bool with_bias = true, Loc loc = Loc::current());
   /// conv2d() of x[N, in_channels, H, W] with the layer's parameters and options.
   Value operator()(const Value& x, Loc loc = Loc::current()) const;
   Value weight;           ///< [out, in/groups, KH, KW]
@@ -50,11 +50,11 @@ class BatchNorm2d {
   /// batch_norm() of x[N, channels, H, W]: batch statistics in step(), running ones in
   /// Program::evaluate().
   Value operator()(const Value& x, Loc loc = Loc::current()) const;
-  Value weight;             ///< scale gamma, [channels]
-  Value bias;               ///< shift beta, [channels]
-  Value running_mean;       ///< state, [channels]
-  Value running_var;        ///< state (unbiased variance), [channels]
-  BatchNormOptions options; ///< momentum and eps
+  Value weight;              ///< scale gamma, [channels]
+  Value bias;                ///< shift beta, [channels]
+  Value running_mean;        ///< state, [channels]
+  Value running_var;         ///< state (unbiased variance), [channels]
+  BatchNormOptions options;  ///< momentum and eps
 };
 
 /// Layer normalization over the trailing `normalized_shape`.

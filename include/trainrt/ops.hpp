@@ -23,19 +23,19 @@ using Loc = SourceLocation;
 using Axes = std::vector<std::int64_t>;
 
 // ---- elementwise, unary (floating dtypes unless stated) --------------------------------
-Value neg(const Value& x, Loc loc = Loc::current());   ///< any numeric dtype
-Value abs(const Value& x, Loc loc = Loc::current());   ///< any numeric dtype
-Value sign(const Value& x, Loc loc = Loc::current());  ///< -1, 0 or 1; any numeric dtype
-Value exp(const Value& x, Loc loc = Loc::current());    ///< e^x
-Value log(const Value& x, Loc loc = Loc::current());    ///< natural logarithm
-Value sqrt(const Value& x, Loc loc = Loc::current());   ///< square root
-Value rsqrt(const Value& x, Loc loc = Loc::current());  ///< 1 / sqrt(x)
-Value sin(const Value& x, Loc loc = Loc::current());    ///< sine (radians)
-Value cos(const Value& x, Loc loc = Loc::current());    ///< cosine (radians)
-Value floor(const Value& x, Loc loc = Loc::current());  ///< gradient is zero
+Value neg(const Value& x, Loc loc = Loc::current());      ///< any numeric dtype
+Value abs(const Value& x, Loc loc = Loc::current());      ///< any numeric dtype
+Value sign(const Value& x, Loc loc = Loc::current());     ///< -1, 0 or 1; any numeric dtype
+Value exp(const Value& x, Loc loc = Loc::current());      ///< e^x
+Value log(const Value& x, Loc loc = Loc::current());      ///< natural logarithm
+Value sqrt(const Value& x, Loc loc = Loc::current());     ///< square root
+Value rsqrt(const Value& x, Loc loc = Loc::current());    ///< 1 / sqrt(x)
+Value sin(const Value& x, Loc loc = Loc::current());      ///< sine (radians)
+Value cos(const Value& x, Loc loc = Loc::current());      ///< cosine (radians)
+Value floor(const Value& x, Loc loc = Loc::current());    ///< gradient is zero
 Value tanh(const Value& x, Loc loc = Loc::current());     ///< hyperbolic tangent
 Value sigmoid(const Value& x, Loc loc = Loc::current());  ///< 1 / (1 + e^-x)
-Value relu(const Value& x, Loc loc = Loc::current());  ///< any numeric dtype
+Value relu(const Value& x, Loc loc = Loc::current());     ///< any numeric dtype
 /// Which form of GELU gelu() computes.
 enum class GeluApproximation {
   none,  ///< exact: x * (1 + erf(x / sqrt(2))) / 2
@@ -155,10 +155,10 @@ Value conv2d(const Value& x, const Value& weight, const Value& bias = {}, const 
 
 /// Options of max_pool2d() and avg_pool2d().
 struct Pool2dOptions {
-  Pair kernel{2, 2};             ///< window size
-  std::optional<Pair> stride{};  ///< defaults to kernel
-  Pair padding{0, 0};            ///< added on both sides of H and W, at most half the kernel
-  bool ceil_mode = false;        ///< round the output size up rather than down, as in PyTorch
+  Pair kernel{2, 2};              ///< window size
+  std::optional<Pair> stride{};   ///< defaults to kernel
+  Pair padding{0, 0};             ///< added on both sides of H and W, at most half the kernel
+  bool ceil_mode = false;         ///< round the output size up rather than down, as in PyTorch
   bool count_include_pad = true;  ///< avg_pool2d only
 };
 /// Max over windows of x[N, C, H, W]; padding acts as -infinity.
@@ -196,14 +196,14 @@ Value dropout(const Value& x, double p, Loc loc = Loc::current());
 
 /// Options of scaled_dot_product_attention().
 struct AttentionOptions {
-  Value mask{};                 ///< optional bool, broadcastable to [..., Lq, Lk]; true = attend
-  bool causal = false;          ///< query i attends to keys j <= i (aligned at the start)
+  Value mask{};                   ///< optional bool, broadcastable to [..., Lq, Lk]; true = attend
+  bool causal = false;            ///< query i attends to keys j <= i (aligned at the start)
   std::optional<double> scale{};  ///< defaults to 1/sqrt(D)
 };
 /// softmax(q k^T * scale + masks) v for q[..., Lq, D], k[..., Lk, D], v[..., Lk, Dv];
 /// the leading axes must be equal. A query row with no key to attend to yields zeros.
-Value scaled_dot_product_attention(const Value& q, const Value& k, const Value& v,
-                                   const AttentionOptions& options = {}, Loc loc = Loc::current());
+Value scaled_dot_product_attention(const Value& q, const Value& k, const Value& v, const AttentionOptions& options = {},
+                                   Loc loc = Loc::current());
 
 // ---- autodiff ------------------------------------------------------------------------------
 /// Appends reverse-mode gradients of the scalar `loss` with respect to `wrt` to the graph and
@@ -216,18 +216,18 @@ std::vector<Value> gradients(const Value& loss, const std::vector<Value>& wrt, L
 /// `a + b`, `a - b`, `a * b`, `a / b` and `-a` are add(), sub(), mul(), div() and neg(), with
 /// errors naming the line of the expression; a double operand becomes a scalar of the
 /// tensor's dtype.
-Value operator-(const Located& x);                   ///< neg(x)
-Value operator+(const Located& a, const Value& b);   ///< add(a, b)
-Value operator-(const Located& a, const Value& b);   ///< sub(a, b)
-Value operator*(const Located& a, const Value& b);   ///< mul(a, b)
-Value operator/(const Located& a, const Value& b);   ///< div(a, b)
-Value operator+(const Located& a, double b);         ///< a + scalar b
-Value operator-(const Located& a, double b);         ///< a - scalar b
-Value operator*(const Located& a, double b);         ///< a * scalar b
-Value operator/(const Located& a, double b);         ///< a / scalar b
-Value operator+(double a, const Located& b);         ///< scalar a + b
-Value operator-(double a, const Located& b);         ///< scalar a - b
-Value operator*(double a, const Located& b);         ///< scalar a * b
-Value operator/(double a, const Located& b);         ///< scalar a / b
+Value operator-(const Located& x);                  ///< neg(x)
+Value operator+(const Located& a, const Value& b);  ///< add(a, b)
+Value operator-(const Located& a, const Value& b);  ///< sub(a, b)
+Value operator*(const Located& a, const Value& b);  ///< mul(a, b)
+Value operator/(const Located& a, const Value& b);  ///< div(a, b)
+Value operator+(const Located& a, double b);        ///< a + scalar b
+Value operator-(const Located& a, double b);        ///< a - scalar b
+Value operator*(const Located& a, double b);        ///< a * scalar b
+Value operator/(const Located& a, double b);        ///< a / scalar b
+Value operator+(double a, const Located& b);        ///< scalar a + b
+Value operator-(double a, const Located& b);        ///< scalar a - b
+Value operator*(double a, const Located& b);        ///< scalar a * b
+Value operator/(double a, const Located& b);        ///< scalar a / b
 
 }  // namespace trainrt

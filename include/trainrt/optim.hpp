@@ -26,10 +26,10 @@ struct Schedule {
   };
   Kind kind = Kind::constant;     ///< the schedule proper
   std::int64_t warmup_steps = 0;  ///< linear warm-up steps before it (0: none)
-  std::int64_t step_size = 1;    ///< step: multiply by gamma every step_size steps
-  double gamma = 0.1;            ///< step
-  std::int64_t total_steps = 0;  ///< cosine: steps (after warm-up) to reach min_lr_ratio
-  double min_lr_ratio = 0.0;     ///< cosine: final rate as a fraction of the base rate
+  std::int64_t step_size = 1;     ///< step: multiply by gamma every step_size steps
+  double gamma = 0.1;             ///< step
+  std::int64_t total_steps = 0;   ///< cosine: steps (after warm-up) to reach min_lr_ratio
+  double min_lr_ratio = 0.0;      ///< cosine: final rate as a fraction of the base rate
 };
 /// The base rate throughout, after an optional linear warm-up.
 inline Schedule constant(std::int64_t warmup_steps = 0) { return {Schedule::Kind::constant, warmup_steps}; }

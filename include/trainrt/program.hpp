@@ -145,18 +145,18 @@ class StepResult {
 
 /// One buffer of a plan, for reports.
 struct BufferInfo {
-  std::string op;     ///< the op that produces it ("conv2d at main.cpp:42")
-  std::string type;   ///< "f32[128,64,14,14]"
+  std::string op;         ///< the op that produces it ("conv2d at main.cpp:42")
+  std::string type;       ///< "f32[128,64,14,14]"
   std::size_t bytes = 0;  ///< its size
 };
 
 /// Where the memory of a Program goes.
 struct MemoryReport {
-  std::size_t arena_bytes = 0;     ///< planned peak: the arena of the training step
-  std::size_t naive_bytes = 0;     ///< the sum of every intermediate buffer, without reuse
-  std::size_t variable_bytes = 0;  ///< parameters, optimizer state and other state tensors
-  std::size_t recomputed = 0;      ///< forward ops recomputed in backward (memory_budget)
-  std::vector<BufferInfo> largest; ///< the largest intermediate buffers, largest first
+  std::size_t arena_bytes = 0;      ///< planned peak: the arena of the training step
+  std::size_t naive_bytes = 0;      ///< the sum of every intermediate buffer, without reuse
+  std::size_t variable_bytes = 0;   ///< parameters, optimizer state and other state tensors
+  std::size_t recomputed = 0;       ///< forward ops recomputed in backward (memory_budget)
+  std::vector<BufferInfo> largest;  ///< the largest intermediate buffers, largest first
   /// A few lines for a log: the sizes above and the largest buffers.
   std::string to_string() const;
 };
@@ -170,26 +170,26 @@ struct ExecStats {
 
 /// How compile() made a Program: fusion, generated kernels and the kernel cache.
 struct CompileReport {
-  std::int64_t fused_nodes = 0;        ///< Fused nodes in the training step
-  std::int64_t kernels = 0;            ///< generated kernels the Program runs (all its plans)
-  std::int64_t modules = 0;            ///< compiled modules looked up
-  std::int64_t modules_compiled = 0;   ///< of which the host compiler had to build
-  bool fusion_fallback = false;        ///< fusion was asked for but ran unfused (no compiler)
-  bool program_cache_hit = false;      ///< the training step's compiled graph came from the cache (no passes ran)
-  double compile_seconds = 0;          ///< wall time of compile() (passes, kernels, planning)
-  double kernel_seconds = 0;           ///< of which getting the kernels (cache or compiler)
+  std::int64_t fused_nodes = 0;       ///< Fused nodes in the training step
+  std::int64_t kernels = 0;           ///< generated kernels the Program runs (all its plans)
+  std::int64_t modules = 0;           ///< compiled modules looked up
+  std::int64_t modules_compiled = 0;  ///< of which the host compiler had to build
+  bool fusion_fallback = false;       ///< fusion was asked for but ran unfused (no compiler)
+  bool program_cache_hit = false;     ///< the training step's compiled graph came from the cache (no passes ran)
+  double compile_seconds = 0;         ///< wall time of compile() (passes, kernels, planning)
+  double kernel_seconds = 0;          ///< of which getting the kernels (cache or compiler)
 };
 
 /// The process's kernel cache (generated kernels, in memory and on disk) since it started.
 struct KernelCacheStats {
-  std::uint64_t memory_hits = 0;  ///< found in this process's memory
-  std::uint64_t disk_hits = 0;    ///< read from the cache directory
-  std::uint64_t misses = 0;       ///< in neither
-  std::uint64_t compiles = 0;     ///< modules the host compiler built
+  std::uint64_t memory_hits = 0;    ///< found in this process's memory
+  std::uint64_t disk_hits = 0;      ///< read from the cache directory
+  std::uint64_t misses = 0;         ///< in neither
+  std::uint64_t compiles = 0;       ///< modules the host compiler built
   std::uint64_t bytes_read = 0;     ///< read from the cache directory
   std::uint64_t bytes_written = 0;  ///< written to the cache directory
-  double compile_seconds = 0;     ///< spent compiling
-  double saved_seconds = 0;       ///< what the hits cost to compile when they were made
+  double compile_seconds = 0;       ///< spent compiling
+  double saved_seconds = 0;         ///< what the hits cost to compile when they were made
 };
 /// The counters of the process-wide kernel cache (all Programs together).
 KernelCacheStats kernel_cache_stats();

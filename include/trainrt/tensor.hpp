@@ -89,8 +89,8 @@ template <class T>
 Tensor Tensor::from_vector(const Shape& shape, const std::vector<T>& values) {
   static_assert(!std::is_same_v<T, bool>, "use Tensor::from_bools for booleans");
   if (static_cast<std::int64_t>(values.size()) != shape.numel())
-    throw Error(ErrorKind::ShapeMismatch, "Tensor::from_vector: " + std::to_string(values.size()) +
-                                              " values for shape " + shape.to_string());
+    throw Error(ErrorKind::ShapeMismatch,
+                "Tensor::from_vector: " + std::to_string(values.size()) + " values for shape " + shape.to_string());
   Tensor t = empty(shape, dtype_of<T>());
   if (!values.empty()) std::memcpy(t.data_, values.data(), values.size() * sizeof(T));
   return t;

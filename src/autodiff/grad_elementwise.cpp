@@ -22,13 +22,13 @@ std::vector<Value> unary(const GradContext& c) {
     case OpKind::Floor: return {Value{}};  // zero almost everywhere
     case OpKind::Exp: return {mul(g, y, l)};
     case OpKind::Log: return {div(g, x, l)};
-    case OpKind::Sqrt: return {div(g * 0.5, y, l)};                  // 1 / (2 sqrt x)
-    case OpKind::Rsqrt: return {mul(g * -0.5, y * y * y, l)};        // -x^(-3/2) / 2
+    case OpKind::Sqrt: return {div(g * 0.5, y, l)};            // 1 / (2 sqrt x)
+    case OpKind::Rsqrt: return {mul(g * -0.5, y * y * y, l)};  // -x^(-3/2) / 2
     case OpKind::Sin: return {mul(g, cos(x, l), l)};
     case OpKind::Cos: return {neg(mul(g, sin(x, l), l), l)};
     case OpKind::Tanh: return {tanh_backward(g, y, l)};
     case OpKind::Sigmoid: return {sigmoid_backward(g, y, l)};
-    case OpKind::Relu: return {relu_backward(g, y, l)};               // y > 0 exactly where x > 0
+    case OpKind::Relu: return {relu_backward(g, y, l)};  // y > 0 exactly where x > 0
     case OpKind::Gelu: return {gelu_backward(g, x, c.a<GeluAttrs>().tanh_approximation, l)};
     case OpKind::Cast: return {is_floating(y.dtype()) ? cast(g, x.dtype(), l) : Value{}};
     case OpKind::LogicalNot: return {Value{}};
@@ -56,8 +56,7 @@ std::vector<Value> binary(const GradContext& c) {
   switch (c.kind) {
     case OpKind::Add: return {to_a(g), to_b(g)};
     case OpKind::Sub: return {to_a(g), c.need(1) ? to_b(neg(g, l)) : Value{}};
-    case OpKind::Mul:
-      return {c.need(0) ? to_a(mul(g, b, l)) : Value{}, c.need(1) ? to_b(mul(g, a, l)) : Value{}};
+    case OpKind::Mul: return {c.need(0) ? to_a(mul(g, b, l)) : Value{}, c.need(1) ? to_b(mul(g, a, l)) : Value{}};
     case OpKind::Div:
       return {c.need(0) ? to_a(div(g, b, l)) : Value{}, c.need(1) ? to_b(neg(div(mul(g, y, l), b, l), l)) : Value{}};
     case OpKind::Pow: {
@@ -76,9 +75,14 @@ std::vector<Value> binary(const GradContext& c) {
       const Value w = winner_weight(a, b, c.kind == OpKind::Maximum, l);
       return {c.need(0) ? to_a(mul(g, w, l)) : Value{}, c.need(1) ? to_b(mul(g, 1.0 - w, l)) : Value{}};
     }
-    case OpKind::Eq: case OpKind::Ne: case OpKind::Lt: case OpKind::Le: case OpKind::Gt: case OpKind::Ge:
-    case OpKind::LogicalAnd: case OpKind::LogicalOr:
-      return {Value{}, Value{}};
+    case OpKind::Eq:
+    case OpKind::Ne:
+    case OpKind::Lt:
+    case OpKind::Le:
+    case OpKind::Gt:
+    case OpKind::Ge:
+    case OpKind::LogicalAnd:
+    case OpKind::LogicalOr: return {Value{}, Value{}};
     default: no_gradient(c.kind, c);
   }
 }

@@ -19,12 +19,12 @@ namespace trainrt::detail {
 struct GradContext {
   OpKind kind;
   Attrs attrs;
-  std::vector<Value> in;     // forward operands (absent where optional and absent)
-  std::vector<Value> out;    // forward outputs
-  std::vector<Value> gout;   // incoming gradient per output; absent where none flows
-  std::vector<bool> needs;   // operand i needs a gradient
-  Loc loc;                   // for op builders; the graph overrides it with the node's own
-  SourceLoc where;           // the forward node's location, for messages
+  std::vector<Value> in;    // forward operands (absent where optional and absent)
+  std::vector<Value> out;   // forward outputs
+  std::vector<Value> gout;  // incoming gradient per output; absent where none flows
+  std::vector<bool> needs;  // operand i needs a gradient
+  Loc loc;                  // for op builders; the graph overrides it with the node's own
+  SourceLoc where;          // the forward node's location, for messages
   template <class A>
   const A& a() const {
     return std::get<A>(attrs);

@@ -14,7 +14,8 @@ std::vector<Value> grad_shape(const GradContext& c) {
     case OpKind::Permute: {
       const auto& perm = c.a<PermAttrs>().perm;
       std::vector<std::int64_t> inverse(perm.size());
-      for (std::size_t i = 0; i < perm.size(); ++i) inverse[static_cast<std::size_t>(perm[i])] = static_cast<std::int64_t>(i);
+      for (std::size_t i = 0; i < perm.size(); ++i)
+        inverse[static_cast<std::size_t>(perm[i])] = static_cast<std::int64_t>(i);
       return {permute(g, inverse, l)};
     }
     case OpKind::Slice: return {slice_backward(g, x.shape(), c.a<SliceAttrs>(), l)};

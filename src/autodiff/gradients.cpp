@@ -45,7 +45,7 @@ GradRule rule_of(OpKind kind) {
     case OpFamily::Embedding: return grad_random_embedding;
     case OpFamily::Attention: return grad_attention;
     case OpFamily::State:
-    case OpFamily::Collective:  // made after differentiation (gradient sync)
+    case OpFamily::Collective:             // made after differentiation (gradient sync)
     case OpFamily::Fused: return nullptr;  // fusion runs after differentiation
   }
   return nullptr;
@@ -70,15 +70,17 @@ class BuildScope {
 
 }  // namespace
 
-std::vector<Value> build_gradients(const std::shared_ptr<GraphImpl>& graph, ValueId loss, const std::vector<ValueId>& wrt) {
+std::vector<Value> build_gradients(const std::shared_ptr<GraphImpl>& graph, ValueId loss,
+                                   const std::vector<ValueId>& wrt) {
   GraphImpl& g = *graph;
   const TensorType& lt = g.type(loss);
   if (lt.shape.rank() != 0 || !is_floating(lt.dtype))
-    fail(ErrorKind::InvalidArgument, cat("gradients: the loss must be a floating scalar, but it is ", describe_value(g, loss)));
+    fail(ErrorKind::InvalidArgument,
+         cat("gradients: the loss must be a floating scalar, but it is ", describe_value(g, loss)));
   for (const ValueId& w : wrt)
     if (!is_floating(g.type(w).dtype))
-      fail(ErrorKind::DTypeMismatch, cat("gradients: cannot differentiate with respect to ", describe_value(g, w),
-                                         " (not a floating tensor)"));
+      fail(ErrorKind::DTypeMismatch,
+           cat("gradients: cannot differentiate with respect to ", describe_value(g, w), " (not a floating tensor)"));
 
   const std::int32_t end = loss.node + 1;  // nodes after the loss cannot affect it
   // depends[i]: node i depends on some wrt value.  reaches[i]: the loss depends on node i.
@@ -97,7 +99,9 @@ std::vector<Value> build_gradients(const std::shared_ptr<GraphImpl>& graph, Valu
     for (const ValueId& in : g.node(i).inputs)
       if (in.valid()) reaches[static_cast<std::size_t>(in.node)] = true;
   }
-  auto on_path = [&](std::int32_t i) { return depends[static_cast<std::size_t>(i)] && reaches[static_cast<std::size_t>(i)]; };
+  auto on_path = [&](std::int32_t i) {
+    return depends[static_cast<std::size_t>(i)] && reaches[static_cast<std::size_t>(i)];
+  };
 
   BuildScope scope(g);
   g.set_phase(Phase::backward);
@@ -160,8 +164,9 @@ std::vector<Value> build_gradients(const std::shared_ptr<GraphImpl>& graph, Valu
 }
 
 [[noreturn]] void no_gradient(OpKind kind, const GradContext& ctx) {
-  fail(ErrorKind::Unsupported, cat(op_name(kind), " at ", where(ctx.where.file, ctx.where.line),
-                                   ": has no gradient rule (it is a backward op; second derivatives are not supported)"));
+  fail(ErrorKind::Unsupported,
+       cat(op_name(kind), " at ", where(ctx.where.file, ctx.where.line),
+           ": has no gradient rule (it is a backward op; second derivatives are not supported)"));
 }
 
 }  // namespace detail

@@ -16,7 +16,9 @@ namespace {
 /// The C type a value of `dtype` is computed in (16-bit floats compute in f32).
 const char* compute_type(DType d) {
   switch (d) {
-    case DType::f32: case DType::f16: case DType::bf16: return "float";
+    case DType::f32:
+    case DType::f16:
+    case DType::bf16: return "float";
     case DType::f64: return "double";
     case DType::i32: return "trk_i32";
     case DType::i64: return "trk_i64";
@@ -105,7 +107,10 @@ std::string op_expr(const FusedOp& op, const std::vector<std::string>& a, const 
     case OpKind::Gelu:
       if (std::get<GeluAttrs>(op.attrs).tanh_approximation)
         return cat(c(0.5), " * ", a[0], " * (", c(1), " + ",
-                   fn("tanh", d, cat(c(0.7978845608028654), " * (", a[0], " + ", c(0.044715), " * ", a[0], " * ", a[0], " * ", a[0], ")")), ")");
+                   fn("tanh", d,
+                      cat(c(0.7978845608028654), " * (", a[0], " + ", c(0.044715), " * ", a[0], " * ", a[0], " * ",
+                          a[0], ")")),
+                   ")");
       return cat(c(0.5), " * ", a[0], " * (", c(1), " + ", fn("erf", d, cat(a[0], " * ", c(0.7071067811865476))), ")");
     case OpKind::LogicalNot: return cat("(trk_u8)!", a[0]);
     case OpKind::Cast: return cast_expr(at[0], d, a[0]);
@@ -114,8 +119,10 @@ std::string op_expr(const FusedOp& op, const std::vector<std::string>& a, const 
     case OpKind::Mul: return cat(a[0], " * ", a[1]);
     case OpKind::Div: return cat(a[0], " / ", a[1]);
     case OpKind::Pow: return cat(compute_type(d) == std::string("float") ? "powf(" : "pow(", a[0], ", ", a[1], ")");
-    case OpKind::Maximum: return cat("((", a[0], " > ", a[1], " || ", a[0], " != ", a[0], ") ? ", a[0], " : ", a[1], ")");
-    case OpKind::Minimum: return cat("((", a[0], " < ", a[1], " || ", a[0], " != ", a[0], ") ? ", a[0], " : ", a[1], ")");
+    case OpKind::Maximum:
+      return cat("((", a[0], " > ", a[1], " || ", a[0], " != ", a[0], ") ? ", a[0], " : ", a[1], ")");
+    case OpKind::Minimum:
+      return cat("((", a[0], " < ", a[1], " || ", a[0], " != ", a[0], ") ? ", a[0], " : ", a[1], ")");
     case OpKind::Eq: return cat("(trk_u8)(", a[0], " == ", a[1], ")");
     case OpKind::Ne: return cat("(trk_u8)(", a[0], " != ", a[1], ")");
     case OpKind::Lt: return cat("(trk_u8)(", a[0], " < ", a[1], ")");
@@ -337,7 +344,8 @@ std::string emit_kernel_body(const KernelSpec& spec, const std::string& name) {
     }
     for (std::size_t o = 0; o < body.outputs.size(); ++o) {
       if (body.outputs[o].group != static_cast<std::int32_t>(gi)) continue;
-      os << "  " << store(spec.outputs[o].dtype, spec.operands.size() + o, value[static_cast<std::size_t>(body.outputs[o].op)])
+      os << "  "
+         << store(spec.outputs[o].dtype, spec.operands.size() + o, value[static_cast<std::size_t>(body.outputs[o].op)])
          << "\n";
     }
     os << "}\n";
@@ -347,7 +355,9 @@ std::string emit_kernel_body(const KernelSpec& spec, const std::string& name) {
 
 std::string cpu_prelude() { return cat(kCpuPrelude, kCommonPrelude); }
 std::string cuda_prelude() { return cat(kCudaPrelude, kCommonPrelude); }
-std::string cpu_kernel_source(const KernelSpec& spec, const std::string& name) { return cpu_prelude() + cpu_kernel_code(spec, name); }
+std::string cpu_kernel_source(const KernelSpec& spec, const std::string& name) {
+  return cpu_prelude() + cpu_kernel_code(spec, name);
+}
 std::string cuda_kernel_source(const KernelSpec& spec, const std::string& name) {
   return cuda_prelude() + cuda_kernel_code(spec, name);
 }
@@ -385,7 +395,8 @@ std::string cpu_kernel_code(const KernelSpec& spec, const std::string& name) {
     // be written in place over such operands (the memory plan allows nothing else): no
     // dependence between iterations, so no runtime alias checks (which fail, and fall back to
     // scalar code, exactly when an output is written in place).
-    os << "#pragma GCC ivdep\n    for (trk_i64 j = 0; j < n; ++j) {\n      trk_i64 ix[" << (k_count ? k_count : 1) << "] = {0};\n";
+    os << "#pragma GCC ivdep\n    for (trk_i64 j = 0; j < n; ++j) {\n      trk_i64 ix[" << (k_count ? k_count : 1)
+       << "] = {0};\n";
     for (std::size_t k = 0; k < k_count; ++k)
       if (used[k]) os << "      ix[" << k << "] = off" << k << " + j * " << nest.strides[k][rank - 1] << "LL;\n";
     os << "      " << name << "_g" << gi << "(b, i + j, ix);\n    }\n    i += n;\n  }\n}\n";
@@ -403,7 +414,8 @@ CudaLaunch cuda_launch(const KernelSpec& spec) {
   for (const FusedGroup& g : spec.body->groups) {
     const std::int64_t numel = g.loop.numel();
     const std::int64_t per_block = static_cast<std::int64_t>(l.block) * 4;
-    l.group_blocks.push_back(std::max<std::int64_t>(1, std::min<std::int64_t>((numel + per_block - 1) / per_block, 8192)));
+    l.group_blocks.push_back(
+        std::max<std::int64_t>(1, std::min<std::int64_t>((numel + per_block - 1) / per_block, 8192)));
   }
   return l;
 }

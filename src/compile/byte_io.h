@@ -70,7 +70,8 @@ class ByteReader {
   std::uint64_t uint(int bytes) {
     const std::string_view s = raw(static_cast<std::size_t>(bytes));
     std::uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) v |= std::uint64_t{static_cast<unsigned char>(s[static_cast<std::size_t>(i)])} << (8 * i);
+    for (int i = 0; i < bytes; ++i)
+      v |= std::uint64_t{static_cast<unsigned char>(s[static_cast<std::size_t>(i)])} << (8 * i);
     return v;
   }
   /// Fixed-size fields, as ByteWriter writes them; throw Io when truncated.
@@ -93,7 +94,8 @@ class ByteReader {
   std::size_t count(std::size_t min_bytes, const char* what) {
     const std::size_t at = pos_;
     const std::size_t n = u32();
-    if (n * min_bytes > remaining()) fail_at(at, cat("damaged length: ", n, " ", what, " cannot fit in ", remaining(), " bytes"));
+    if (n * min_bytes > remaining())
+      fail_at(at, cat("damaged length: ", n, " ", what, " cannot fit in ", remaining(), " bytes"));
     return n;
   }
   /// A string written by ByteWriter::str (a view into the input).

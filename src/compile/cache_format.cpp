@@ -87,24 +87,18 @@ std::string errno_text(int err) { return err == 0 ? std::string("unexpected end 
 
 const char* kind_name(CacheKind kind) noexcept {
   switch (kind) {
-    case CacheKind::cpu_module:
-      return "cpu_module";
-    case CacheKind::cuda_module:
-      return "cuda_module";
-    case CacheKind::program:
-      return "program";
+    case CacheKind::cpu_module: return "cpu_module";
+    case CacheKind::cuda_module: return "cuda_module";
+    case CacheKind::program: return "program";
   }
   return "unknown";
 }
 
 const char* kind_extension(CacheKind kind) noexcept {
   switch (kind) {
-    case CacheKind::cpu_module:
-      return "cpu";
-    case CacheKind::cuda_module:
-      return "cuda";
-    case CacheKind::program:
-      return "prog";
+    case CacheKind::cpu_module: return "cpu";
+    case CacheKind::cuda_module: return "cuda";
+    case CacheKind::program: return "prog";
   }
   return "unknown";
 }

@@ -101,8 +101,8 @@ bool remove_if_same_file(const std::filesystem::path& path, dev_t device, ino_t 
 /// `final_path` (named by temp_file_name), flushes it to the device (fsync) and renames it
 /// over `final_path`, so that a reader sees the old file or the new one, never part of one.
 /// The directory itself is not fsync'd: after a power failure a just-published entry may be
-/// missing (a later miss), never partly written. On failure removes the temporary file and returns false with `*problem` set. Never throws
-/// (beyond std::bad_alloc).
+/// missing (a later miss), never partly written. On failure removes the temporary file and returns false with
+/// `*problem` set. Never throws (beyond std::bad_alloc).
 bool publish_file(const std::filesystem::path& final_path, std::string_view header_bytes, std::string_view payload,
                   std::string* problem);
 

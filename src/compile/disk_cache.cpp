@@ -123,8 +123,7 @@ std::optional<CacheEntry> DiskCache::get(const Digest& key, CacheKind kind) {
                  removed ? " and removed" : "");
       return std::nullopt;
     }
-    case EntryRead::Status::ok:
-      break;
+    case EntryRead::Status::ok: break;
   }
   // Refresh the last-used time (the file's mtime) for LRU eviction. Failure (a read-only
   // cache, the file evicted meanwhile) only costs LRU precision.

@@ -60,7 +60,8 @@ class TempDir {
   TempDir() {
     const char* base = std::getenv("TMPDIR");
     std::string tmpl = std::string(base && *base ? base : "/tmp") + "/trainrt-cc-XXXXXX";
-    if (!mkdtemp(tmpl.data())) fail(ErrorKind::Runtime, cat("kernel compiler: cannot create a temporary directory under ", tmpl));
+    if (!mkdtemp(tmpl.data()))
+      fail(ErrorKind::Runtime, cat("kernel compiler: cannot create a temporary directory under ", tmpl));
     path_ = tmpl;
   }
   ~TempDir() {
@@ -129,8 +130,9 @@ Found find_compiler() {
       continue;
     }
   }
-  f.reason = cat("no C++ compiler found (tried ", candidates.size() == 1 ? candidates[0] : std::string("c++, g++, clang++"),
-                 " on PATH; set TRAINRT_CXX)");
+  f.reason =
+      cat("no C++ compiler found (tried ", candidates.size() == 1 ? candidates[0] : std::string("c++, g++, clang++"),
+          " on PATH; set TRAINRT_CXX)");
   return f;
 }
 
@@ -146,7 +148,8 @@ std::string host_isa_flag() {
   return flag;
 }
 
-HostCompiler::HostCompiler(std::string path, std::string version) : path_(std::move(path)), version_(std::move(version)) {
+HostCompiler::HostCompiler(std::string path, std::string version)
+    : path_(std::move(path)), version_(std::move(version)) {
   flags_ = {"-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-math-errno", "-fno-plt", host_isa_flag(), "-w"};
 }
 

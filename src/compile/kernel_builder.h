@@ -30,16 +30,16 @@ using CpuKernelFn = void (*)(void* const* buffers, std::int64_t group, std::int6
 struct CpuKernel {
   std::shared_ptr<LoadedModule> module;  // keeps fn valid
   CpuKernelFn fn = nullptr;
-  std::string name;                      // the symbol, "trk_<key prefix>"
+  std::string name;  // the symbol, "trk_<key prefix>"
 };
 
 /// What one build did.
 struct KernelBuildReport {
-  std::size_t kernels = 0;          // fused nodes
-  std::size_t loaded = 0;           // found loaded in this process
-  std::size_t modules = 0;          // modules looked up in the cache
-  std::size_t modules_compiled = 0; // of which compiled now
-  double seconds = 0;               // wall time of the whole build
+  std::size_t kernels = 0;               // fused nodes
+  std::size_t loaded = 0;                // found loaded in this process
+  std::size_t modules = 0;               // modules looked up in the cache
+  std::size_t modules_compiled = 0;      // of which compiled now
+  double seconds = 0;                    // wall time of the whole build
   std::vector<std::string> module_keys;  // hex, of every module looked up
 };
 

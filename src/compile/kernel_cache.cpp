@@ -156,10 +156,8 @@ void KernelCache::put(const Digest& key, CacheKind kind, std::string payload, do
   ready.set_value(made);
   std::lock_guard lock(mutex_);
   auto it = memory_.find(Key{key, kind});
-  if (it == memory_.end())
-    memory_.emplace(Key{key, kind}, Slot{ready.get_future().share(), std::thread::id()});
-  else if (is_ready(it->second.result))
-    it->second = Slot{ready.get_future().share(), std::thread::id()};
+  if (it == memory_.end()) memory_.emplace(Key{key, kind}, Slot{ready.get_future().share(), std::thread::id()});
+  else if (is_ready(it->second.result)) it->second = Slot{ready.get_future().share(), std::thread::id()};
   ++stats_.compiles;
   stats_.compile_seconds += compile_seconds;
   if (stored) stats_.bytes_written += made.payload->size();

@@ -91,7 +91,8 @@ ScheduledGraph lookup_or_compile(const std::string& what, const GraphImpl& sourc
 }  // namespace
 
 ScheduledGraph cached_training_graph(const GraphImpl& source, const TrainingRequest& r, KernelCache& cache, bool& hit) {
-  return lookup_or_compile("training", source, describe(r), cache, hit, [&] { return compile_training_graph(source, r); });
+  return lookup_or_compile("training", source, describe(r), cache, hit,
+                           [&] { return compile_training_graph(source, r); });
 }
 
 Digest training_graph_key(const GraphImpl& source, const TrainingRequest& request) {

@@ -139,9 +139,7 @@ struct FieldWriter {
   void put(const std::vector<std::int64_t>& v) { put_ints(w, v); }
   template <class E>
     requires std::is_enum_v<E>
-  void put(E e) {
-    w.u8(static_cast<std::uint8_t>(e));
-  }
+  void put(E e) { w.u8(static_cast<std::uint8_t>(e)); }
   void put(const std::shared_ptr<const Tensor>& t) {
     w.u8(t != nullptr);
     if (t) put_tensor(w, *t);
@@ -168,9 +166,7 @@ struct FieldReader {
   void get(std::vector<std::int64_t>& v) { v = get_ints(r, "attribute entries"); }
   template <class E>
     requires std::is_enum_v<E>
-  void get(E& e) {
-    e = static_cast<E>(r.enumerator(1, enum_count(e), "enumerator"));
-  }
+  void get(E& e) { e = static_cast<E>(r.enumerator(1, enum_count(e), "enumerator")); }
   void get(std::shared_ptr<const Tensor>& t) { t = r.flag("constant flag") ? get_tensor(r) : nullptr; }
   void get(std::shared_ptr<const FusedBody>& body) {
     if (!allow_fused) r.fail_at(r.pos(), "a fused body inside a fused body");
@@ -186,7 +182,8 @@ struct FieldReader {
 template <class F, class A>
 void fields(F& f, A& a) {
   using T = std::remove_const_t<A>;
-  if constexpr (std::is_same_v<T, VariableAttrs>) f(a.init.kind, a.init.a, a.init.b, a.init.mode, a.init.nonlinearity, a.kind);
+  if constexpr (std::is_same_v<T, VariableAttrs>)
+    f(a.init.kind, a.init.a, a.init.b, a.init.mode, a.init.nonlinearity, a.kind);
   else if constexpr (std::is_same_v<T, ConstantAttrs> || std::is_same_v<T, ScalarAttrs>) f(a.value);
   else if constexpr (std::is_same_v<T, GeluAttrs>) f(a.tanh_approximation);
   else if constexpr (std::is_same_v<T, PermAttrs>) f(a.perm);
@@ -209,10 +206,12 @@ void fields(F& f, A& a) {
 
 void put_attrs(Writer& w, const Attrs& attrs) {
   w.u8(attrs.index());
-  std::visit([&](const auto& a) {
-    FieldWriter f{w};
-    fields(f, a);
-  }, attrs);
+  std::visit(
+      [&](const auto& a) {
+        FieldWriter f{w};
+        fields(f, a);
+      },
+      attrs);
 }
 
 void put_body(Writer& w, const FusedBody& body) {

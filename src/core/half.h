@@ -42,7 +42,7 @@ inline std::uint16_t float_to_half(float f) noexcept {
   const auto u = std::bit_cast<std::uint32_t>(f);
   const auto sign = std::uint16_t((u >> 16) & 0x8000u);
   const std::uint32_t abs = u & 0x7FFFFFFFu;
-  if (abs > 0x7F800000u) return std::uint16_t(sign | 0x7E00u);  // NaN
+  if (abs > 0x7F800000u) return std::uint16_t(sign | 0x7E00u);   // NaN
   if (abs >= 0x477FF000u) return std::uint16_t(sign | 0x7C00u);  // overflow (rounds to inf)
   if (abs < 0x38800000u) {                                       // result is denormal or zero
     if (abs < 0x33000000u) return sign;                          // below half the smallest denormal

@@ -18,7 +18,9 @@ void check_dims(const std::vector<std::int64_t>& dims) {
 Shape::Shape(std::initializer_list<std::int64_t> dims) : dims_(dims) { check_dims(dims_); }
 Shape::Shape(std::vector<std::int64_t> dims) : dims_(std::move(dims)) { check_dims(dims_); }
 
-std::int64_t Shape::dim(std::int64_t axis) const { return dims_[static_cast<std::size_t>(normalize_axis(axis, rank()))]; }
+std::int64_t Shape::dim(std::int64_t axis) const {
+  return dims_[static_cast<std::size_t>(normalize_axis(axis, rank()))];
+}
 
 std::int64_t Shape::numel() const noexcept {
   std::int64_t n = 1;
@@ -56,8 +58,8 @@ Shape broadcast_shapes(const Shape& a, const Shape& b) {
 std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank) {
   const std::int64_t a = axis < 0 ? axis + rank : axis;
   if (a < 0 || a >= rank)
-    detail::fail(ErrorKind::InvalidArgument,
-                 detail::cat("axis ", axis, " is out of range for rank ", rank, " (valid: ", -rank, "..", rank - 1, ")"));
+    detail::fail(ErrorKind::InvalidArgument, detail::cat("axis ", axis, " is out of range for rank ", rank,
+                                                         " (valid: ", -rank, "..", rank - 1, ")"));
   return a;
 }
 

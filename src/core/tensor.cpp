@@ -5,8 +5,8 @@
 #include <cstring>
 
 #include "core/aligned.h"
-#include "core/error.h"
 #include "core/element.h"
+#include "core/error.h"
 #include "core/half.h"
 
 namespace trainrt {
@@ -96,8 +96,8 @@ Tensor Tensor::borrow(void* data, const Shape& shape, DType dtype) {
 
 Tensor Tensor::from_bools(const Shape& shape, const std::vector<bool>& values) {
   if (static_cast<std::int64_t>(values.size()) != shape.numel())
-    detail::fail(ErrorKind::ShapeMismatch, detail::cat("Tensor::from_bools: ", values.size(), " values for shape ",
-                                                       shape.to_string()));
+    detail::fail(ErrorKind::ShapeMismatch,
+                 detail::cat("Tensor::from_bools: ", values.size(), " values for shape ", shape.to_string()));
   Tensor t = empty(shape, DType::boolean);
   auto* p = static_cast<std::uint8_t*>(t.data_);
   for (std::size_t i = 0; i < values.size(); ++i) p[i] = values[i] ? 1 : 0;
@@ -112,7 +112,8 @@ void Tensor::check_dtype(DType expected) const {
 
 double Tensor::item() const {
   if (numel_ != 1)
-    detail::fail(ErrorKind::ShapeMismatch, "Tensor::item: tensor has shape " + shape_.to_string() + ", not one element");
+    detail::fail(ErrorKind::ShapeMismatch,
+                 "Tensor::item: tensor has shape " + shape_.to_string() + ", not one element");
   return detail::load_as_double(data_, dtype_, 0);
 }
 
@@ -140,8 +141,8 @@ Tensor Tensor::reshape(const Shape& shape) const {
 
 Tensor Tensor::rows(std::int64_t begin, std::int64_t end) const {
   if (shape_.rank() == 0 || begin < 0 || end < begin || end > shape_[0])
-    detail::fail(ErrorKind::InvalidArgument, detail::cat("Tensor::rows: [", begin, ", ", end, ") of shape ",
-                                                         shape_.to_string()));
+    detail::fail(ErrorKind::InvalidArgument,
+                 detail::cat("Tensor::rows: [", begin, ", ", end, ") of shape ", shape_.to_string()));
   std::vector<std::int64_t> dims = shape_.dims();
   const std::int64_t row = dims[0] ? numel_ / dims[0] : 0;
   dims[0] = end - begin;
@@ -154,7 +155,8 @@ Tensor Tensor::rows(std::int64_t begin, std::int64_t end) const {
 
 Tensor Tensor::to(DType dtype) const {
   Tensor t = empty(shape_, dtype);
-  for (std::int64_t i = 0; i < numel_; ++i) detail::store_from_double(t.data_, dtype, i, detail::load_as_double(data_, dtype_, i));
+  for (std::int64_t i = 0; i < numel_; ++i)
+    detail::store_from_double(t.data_, dtype, i, detail::load_as_double(data_, dtype_, i));
   return t;
 }
 

@@ -35,17 +35,18 @@ CifarDataset::CifarDataset(const std::vector<std::string>& files, const CifarOpt
                                            "; the stddev must be finite and > 0 and the mean finite"));
     // A table makes the conversion exact and identical everywhere: one rounding per step.
     for (int v = 0; v < 256; ++v)
-      table_[static_cast<std::size_t>(c) * 256 + static_cast<std::size_t>(v)] = (static_cast<float>(v) / 255.0f - mean) / sd;
+      table_[static_cast<std::size_t>(c) * 256 + static_cast<std::size_t>(v)] =
+          (static_cast<float>(v) / 255.0f - mean) / sd;
   }
   for (const std::string& path : files) {
     detail::Bytes bytes = detail::read_file_bytes(path, "CifarDataset", "a CIFAR-10 batch file");
     const std::string prefix = cat("CifarDataset: '", path, "': ");
     if (bytes.empty()) fail(ErrorKind::Io, cat(prefix, "the file is empty; expected records of ", kRecord, " bytes"));
     if (bytes.size() % kRecord != 0)
-      fail(ErrorKind::Io, cat(prefix, "truncated or not a CIFAR-10 binary batch: its size, ", bytes.size(),
-                              " bytes, is not a whole number of ", kRecord, "-byte records (1 label byte + ", kPixels,
-                              " pixel bytes): ", bytes.size() / kRecord, " records and ", bytes.size() % kRecord,
-                              " bytes left over"));
+      fail(ErrorKind::Io,
+           cat(prefix, "truncated or not a CIFAR-10 binary batch: its size, ", bytes.size(),
+               " bytes, is not a whole number of ", kRecord, "-byte records (1 label byte + ", kPixels,
+               " pixel bytes): ", bytes.size() / kRecord, " records and ", bytes.size() % kRecord, " bytes left over"));
     const std::size_t records = bytes.size() / kRecord;
     for (std::size_t r = 0; r < records; ++r) {
       const unsigned char label = bytes[r * kRecord];
@@ -53,10 +54,8 @@ CifarDataset::CifarDataset(const std::vector<std::string>& files, const CifarOpt
         fail(ErrorKind::Io, cat(prefix, "record ", r, " (byte offset ", r * kRecord, ") has label ", int{label},
                                 "; CIFAR-10 labels are 0 to ", kClasses - 1));
     }
-    if (records_.empty())
-      records_ = std::move(bytes);  // the common single-file case copies nothing
-    else
-      records_.insert(records_.end(), bytes.begin(), bytes.end());
+    if (records_.empty()) records_ = std::move(bytes);  // the common single-file case copies nothing
+    else records_.insert(records_.end(), bytes.begin(), bytes.end());
   }
   size_ = static_cast<std::int64_t>(records_.size() / kRecord);
 }

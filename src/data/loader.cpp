@@ -130,11 +130,12 @@ LoaderImpl::LoaderImpl(std::shared_ptr<const data::Dataset> dataset, std::int64_
   if (!dataset_) fail(ErrorKind::InvalidArgument, "DataLoader: the dataset is null");
   if (batch_size_ <= 0) fail(ErrorKind::InvalidArgument, cat("DataLoader: batch_size must be > 0, got ", batch_size_));
   if (o.world < 1 || o.rank < 0 || o.rank >= o.world)
-    fail(ErrorKind::InvalidArgument, cat("DataLoader: rank ", o.rank, " of world ", o.world, " is not a rank (0 <= rank < world)"));
+    fail(ErrorKind::InvalidArgument,
+         cat("DataLoader: rank ", o.rank, " of world ", o.world, " is not a rank (0 <= rank < world)"));
   if (batch_size_ % o.world != 0)
-    fail(ErrorKind::InvalidArgument, cat("DataLoader: the global batch_size ", batch_size_, " does not divide over ",
-                                         o.world, " ranks; choose a multiple of the world size (e.g. ",
-                                         (batch_size_ / o.world + 1) * o.world, ")"));
+    fail(ErrorKind::InvalidArgument,
+         cat("DataLoader: the global batch_size ", batch_size_, " does not divide over ", o.world,
+             " ranks; choose a multiple of the world size (e.g. ", (batch_size_ / o.world + 1) * o.world, ")"));
   rows_ = batch_size_ / o.world;
   row0_ = o.rank * rows_;
   if (o.prefetch < 1) fail(ErrorKind::InvalidArgument, cat("DataLoader: prefetch must be >= 1, got ", o.prefetch));
@@ -271,9 +272,9 @@ const data::Batch& LoaderImpl::next() {
 
 void LoaderImpl::seek(std::int64_t epoch, std::int64_t batch) {
   if (epoch < 0 || batch < 0 || batch >= batches_per_epoch_)
-    fail(ErrorKind::InvalidArgument, cat("DataLoader::seek: epoch ", epoch, " batch ", batch,
-                                         " is out of range: epoch must be >= 0 and batch in [0, ",
-                                         batches_per_epoch_, ")"));
+    fail(ErrorKind::InvalidArgument,
+         cat("DataLoader::seek: epoch ", epoch, " batch ", batch,
+             " is out of range: epoch must be >= 0 and batch in [0, ", batches_per_epoch_, ")"));
   stop();
   start(epoch * batches_per_epoch_ + batch);
 }

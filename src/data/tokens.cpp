@@ -38,8 +38,7 @@ struct FdGuard {  // NOLINT(cppcoreguidelines-special-member-functions): a scope
 
 TokenDataset::TokenDataset(const std::string& path, const TokenOptions& options) : path_(path), options_(options) {
   const std::string prefix = cat("TokenDataset: '", path, "': ");
-  if (options.seq_len <= 0)
-    fail(ErrorKind::InvalidArgument, cat(prefix, "seq_len must be > 0, got ", options.seq_len));
+  if (options.seq_len <= 0) fail(ErrorKind::InvalidArgument, cat(prefix, "seq_len must be > 0, got ", options.seq_len));
   if (options.vocab_size <= 0)
     fail(ErrorKind::InvalidArgument, cat(prefix, "vocab_size must be > 0, got ", options.vocab_size));
   FdGuard guard{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
@@ -97,9 +96,9 @@ void TokenDataset::read(std::int64_t index, std::span<void* const> out) const {
         fail(ErrorKind::Io, cat("TokenDataset: '", path_, "': read error at byte offset ",
                                 offset + static_cast<off_t>(got), ": ", detail::errno_message(errno)));
       if (r == 0)
-        fail(ErrorKind::Io, cat("TokenDataset: '", path_, "': the file ends at byte offset ",
-                                offset + static_cast<off_t>(got), " but held ", tokens_,
-                                " tokens when it was opened; it changed while in use"));
+        fail(ErrorKind::Io,
+             cat("TokenDataset: '", path_, "': the file ends at byte offset ", offset + static_cast<off_t>(got),
+                 " but held ", tokens_, " tokens when it was opened; it changed while in use"));
       got += static_cast<std::size_t>(r);
     }
     for (std::int64_t i = 0; i < n; ++i) {

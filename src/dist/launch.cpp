@@ -18,9 +18,8 @@ int env_int(const char* name, int fallback) {
   errno = 0;
   const long value = std::strtol(text, &end, 10);
   if (errno != 0 || *end != '\0' || value < 0 || value > (1 << 24))
-    detail::fail(ErrorKind::InvalidArgument,
-                 detail::cat("dist::launch_info: environment variable ", name, "='", text,
-                             "' is not a non-negative integer"));
+    detail::fail(ErrorKind::InvalidArgument, detail::cat("dist::launch_info: environment variable ", name, "='", text,
+                                                         "' is not a non-negative integer"));
   return static_cast<int>(value);
 }
 

@@ -49,8 +49,8 @@ struct Post {
 };
 
 /// element i of every post's `send`, combined in rank order, stored into `out` at `j`.
-void combine(const std::vector<Post>& posts, std::size_t from, void* out, std::size_t to, std::size_t count, DType dtype,
-             ReduceOp op) {
+void combine(const std::vector<Post>& posts, std::size_t from, void* out, std::size_t to, std::size_t count,
+             DType dtype, ReduceOp op) {
   for (std::size_t i = 0; i < count; ++i) {
     double acc = 0;
     float accf = 0;
@@ -58,7 +58,10 @@ void combine(const std::vector<Post>& posts, std::size_t from, void* out, std::s
       const double v = detail::load_as_double(posts[r].send, dtype, static_cast<std::int64_t>(from + i));
       if (dtype == DType::f32 || dtype == DType::f16 || dtype == DType::bf16) {  // f32 arithmetic, as MPI's
         const auto f = static_cast<float>(v);
-        accf = r == 0 ? f : op == ReduceOp::sum ? accf + f : op == ReduceOp::max ? std::max(accf, f) : std::min(accf, f);
+        accf = r == 0                ? f
+               : op == ReduceOp::sum ? accf + f
+               : op == ReduceOp::max ? std::max(accf, f)
+                                     : std::min(accf, f);
       } else {
         acc = r == 0 ? v : op == ReduceOp::sum ? acc + v : op == ReduceOp::max ? std::max(acc, v) : std::min(acc, v);
       }
@@ -100,7 +103,8 @@ struct Group {
         break;
       case Op::broadcast:
         for (std::size_t r = 0; r < n; ++r)
-          if (static_cast<int>(r) != p.root) std::memcpy(posts[r].recv, posts[static_cast<std::size_t>(p.root)].send, p.count * elem);
+          if (static_cast<int>(r) != p.root)
+            std::memcpy(posts[r].recv, posts[static_cast<std::size_t>(p.root)].send, p.count * elem);
         break;
       case Op::barrier: break;
     }
@@ -156,13 +160,14 @@ class LocalCommunicator final : public Communicator {
     if (++g.arrived == size()) {
       g.arrived = 0;
       ++g.generation;
-      const auto mismatch = std::find_if(g.posts.begin(), g.posts.end(), [&](const Post& q) { return !(q == g.posts[0]); });
+      const auto mismatch =
+          std::find_if(g.posts.begin(), g.posts.end(), [&](const Post& q) { return !(q == g.posts[0]); });
       if (mismatch != g.posts.end()) {
         g.broken = true;
         g.failed_generation = round;
-        g.error = cat("ranks called different collectives: rank 0 ", op_name(g.posts[0].op), " of ", g.posts[0].count, " ",
-                      name(g.posts[0].dtype), ", rank ", mismatch - g.posts.begin(), " ", op_name(mismatch->op), " of ",
-                      mismatch->count, " ", name(mismatch->dtype));
+        g.error = cat("ranks called different collectives: rank 0 ", op_name(g.posts[0].op), " of ", g.posts[0].count,
+                      " ", name(g.posts[0].dtype), ", rank ", mismatch - g.posts.begin(), " ", op_name(mismatch->op),
+                      " of ", mismatch->count, " ", name(mismatch->dtype));
       } else {
         g.execute();
       }

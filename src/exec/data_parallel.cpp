@@ -61,9 +61,10 @@ void check_same_program(dist::Communicator& comm, const Digest& fingerprint, con
   }
   std::string list;
   for (int r : differ) list += cat(list.empty() ? "" : ", ", r);
-  fail(ErrorKind::InvalidArgument, cat(who, "rank(s) ", list, " built a different training step than rank 0 (their "
-                                            "errors name the difference); every rank must compile the same graph "
-                                            "with the same options"));
+  fail(ErrorKind::InvalidArgument, cat(who, "rank(s) ", list,
+                                       " built a different training step than rank 0 (their "
+                                       "errors name the difference); every rank must compile the same graph "
+                                       "with the same options"));
 }
 
 void broadcast_variables(dist::Communicator& comm, VariableStore& variables) {

@@ -69,7 +69,8 @@ Executor::Executor(const ScheduledGraph& graph, VariableStore& variables, cpu::O
       variable_of_[static_cast<std::size_t>(node)] = variables.find(nd.name);
       check_internal(variable_of_[static_cast<std::size_t>(node)] != nullptr, "a variable has no storage");
     }
-    kernels[static_cast<std::size_t>(node)] = cpu::make_kernel(cpu::KernelEnv{g, node, threads, dnn, options.fused_kernels, options.comm});
+    kernels[static_cast<std::size_t>(node)] =
+        cpu::make_kernel(cpu::KernelEnv{g, node, threads, dnn, options.fused_kernels, options.comm});
     if (kernels[static_cast<std::size_t>(node)])
       popts.scratch_bytes[static_cast<std::size_t>(node)] = kernels[static_cast<std::size_t>(node)]->scratch_bytes();
   }
@@ -103,7 +104,8 @@ Executor::Executor(const ScheduledGraph& graph, VariableStore& variables, cpu::O
     s.node = node;
     s.kernel = std::move(kernel);
     for (const ValueId& in : nd.inputs) s.in_refs.push_back(in.valid() ? plan_.at(in) : BufferRef{});
-    for (std::size_t o = 0; o < nd.outputs.size(); ++o) s.out_refs.push_back(plan_.buffers[static_cast<std::size_t>(node)][o]);
+    for (std::size_t o = 0; o < nd.outputs.size(); ++o)
+      s.out_refs.push_back(plan_.buffers[static_cast<std::size_t>(node)][o]);
     s.has_scratch = popts.scratch_bytes[static_cast<std::size_t>(node)] > 0;
     s.scratch_offset = plan_.scratch_offset[static_cast<std::size_t>(node)];
     s.in.resize(s.in_refs.size());
@@ -128,14 +130,16 @@ void Executor::build_flow(const Dag& dag) {
   const GraphImpl& g = *graph_.graph;
   const auto n = static_cast<std::size_t>(g.size());
   std::vector<int> step_of(n, -1);
-  for (std::size_t i = 0; i < steps_.size(); ++i) step_of[static_cast<std::size_t>(steps_[i].node)] = static_cast<int>(i);
+  for (std::size_t i = 0; i < steps_.size(); ++i)
+    step_of[static_cast<std::size_t>(steps_[i].node)] = static_cast<int>(i);
 
   // nearest[node]: the steps a node stands for (itself if it is one), sorted.
   std::vector<std::vector<int>> nearest(n), step_preds(steps_.size());
   for (std::int32_t node : graph_.schedule) {
     std::vector<int> reach;
     for (std::int32_t p : dag.preds[static_cast<std::size_t>(node)])
-      reach.insert(reach.end(), nearest[static_cast<std::size_t>(p)].begin(), nearest[static_cast<std::size_t>(p)].end());
+      reach.insert(reach.end(), nearest[static_cast<std::size_t>(p)].begin(),
+                   nearest[static_cast<std::size_t>(p)].end());
     std::sort(reach.begin(), reach.end());
     reach.erase(std::unique(reach.begin(), reach.end()), reach.end());
     const int s = step_of[static_cast<std::size_t>(node)];
@@ -156,8 +160,8 @@ void Executor::build_flow(const Dag& dag) {
     const auto& preds = step_preds[s];
     if (preds.size() == 1 && successors[static_cast<std::size_t>(preds[0])] == 1) {
       const int t = task_of[static_cast<std::size_t>(preds[0])];
-      if (!flow_->tasks[static_cast<std::size_t>(t)].empty() && flow_->tasks[static_cast<std::size_t>(t)].back() ==
-                                                                     static_cast<std::size_t>(preds[0])) {
+      if (!flow_->tasks[static_cast<std::size_t>(t)].empty() &&
+          flow_->tasks[static_cast<std::size_t>(t)].back() == static_cast<std::size_t>(preds[0])) {
         task_of[s] = t;
         flow_->tasks[static_cast<std::size_t>(t)].push_back(s);
         continue;
@@ -189,7 +193,8 @@ void* Executor::resolve(const BufferRef& ref) const {
     case Storage::arena: return arena_.get() + ref.offset;
     case Storage::variable: return variable_of_[static_cast<std::size_t>(ref.node)]->data.get() + ref.offset;
     case Storage::input:
-      return const_cast<std::byte*>(static_cast<const std::byte*>((*feeds_)[static_cast<std::size_t>(ref.node)])) + ref.offset;
+      return const_cast<std::byte*>(static_cast<const std::byte*>((*feeds_)[static_cast<std::size_t>(ref.node)])) +
+             ref.offset;
     case Storage::constant: return constants_[static_cast<std::size_t>(ref.node)].get() + ref.offset;
   }
   return nullptr;
@@ -242,7 +247,8 @@ void Executor::print_profile() const {
   double total = 0;
   for (const Step& s : steps_) order.push_back(&s), total += s.seconds;
   std::sort(order.begin(), order.end(), [](const Step* a, const Step* b) { return a->seconds > b->seconds; });
-  std::fprintf(stderr, "[trainrt] profile: %lld runs, %.3f ms per run in kernels (%zu tasks); the ops that took longest:\n",
+  std::fprintf(stderr,
+               "[trainrt] profile: %lld runs, %.3f ms per run in kernels (%zu tasks); the ops that took longest:\n",
                static_cast<long long>(runs_), 1e3 * total / static_cast<double>(runs_), tasks());
   for (std::size_t i = 0; i < order.size() && i < 25; ++i) {
     const Node& n = g.node(order[i]->node);

@@ -23,9 +23,9 @@
 namespace trainrt::detail {
 
 struct ExecutorOptions {
-  std::vector<ValueId> keep_alive;  // values read after run()
-  std::int32_t guard_node = -1;     // on_guard() runs right after this node
-  bool inter_op = true;             // run independent nodes at the same time
+  std::vector<ValueId> keep_alive;                        // values read after run()
+  std::int32_t guard_node = -1;                           // on_guard() runs right after this node
+  bool inter_op = true;                                   // run independent nodes at the same time
   const std::vector<CpuKernel>* fused_kernels = nullptr;  // by node; must outlive the executor
   dist::Communicator* comm = nullptr;                     // for collective nodes; must outlive it
 };
@@ -66,17 +66,17 @@ class Executor {
   VariableStore& variables_;
   MemoryPlan plan_;
   AlignedBuffer arena_;
-  std::vector<AlignedBuffer> constants_;              // by node, for Constant/Full nodes
-  const std::vector<const void*>* feeds_ = nullptr;   // by node, during run()
-  std::vector<VariableEntry*> variable_of_;           // by node
+  std::vector<AlignedBuffer> constants_;             // by node, for Constant/Full nodes
+  const std::vector<const void*>* feeds_ = nullptr;  // by node, during run()
+  std::vector<VariableEntry*> variable_of_;          // by node
   std::vector<std::int32_t> required_inputs_;
-  std::vector<Step> steps_;                           // work nodes, in schedule order
-  std::unique_ptr<Flow> flow_;                        // null without inter-op parallelism
+  std::vector<Step> steps_;     // work nodes, in schedule order
+  std::unique_ptr<Flow> flow_;  // null without inter-op parallelism
   std::int32_t guard_node_;
-  void (*on_guard_)(void*) = nullptr;                 // during run()
+  void (*on_guard_)(void*) = nullptr;  // during run()
   void* guard_context_ = nullptr;
-  bool profile_;            // TRAINRT_PROFILE: time every kernel
-  std::int64_t runs_ = 0;   // passes timed
+  bool profile_;           // TRAINRT_PROFILE: time every kernel
+  std::int64_t runs_ = 0;  // passes timed
 };
 
 }  // namespace trainrt::detail

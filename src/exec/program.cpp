@@ -59,8 +59,8 @@ class ProgramImpl {
   MemoryReport memory_report() const;
   std::string to_string() const { return print_graph(*train_.graph.graph); }
   std::uint64_t seed() const noexcept { return seed_; }
-  ExecStats stats_;        // NOLINT(misc-non-private-member-variables-in-classes): Program reads it directly
-  CompileReport report_;   // NOLINT(misc-non-private-member-variables-in-classes): Program reads it directly
+  ExecStats stats_;       // NOLINT(misc-non-private-member-variables-in-classes): Program reads it directly
+  CompileReport report_;  // NOLINT(misc-non-private-member-variables-in-classes): Program reads it directly
 
  private:
   std::vector<Tensor> evaluate_ids(const Feeds& feeds, const std::vector<ValueId>& ids);
@@ -101,13 +101,14 @@ int resolve_threads(int requested) {
 
 void check_device(const CompileOptions& o) {
   if (o.precision != Precision::f32)
-    fail(ErrorKind::Unsupported, "compile: mixed precision (bf16/f16 autocast) is not available on the CPU backend; build "
-                                 "the graph in the dtypes you want, or use Precision::f32");
+    fail(ErrorKind::Unsupported,
+         "compile: mixed precision (bf16/f16 autocast) is not available on the CPU backend; build "
+         "the graph in the dtypes you want, or use Precision::f32");
   if (o.device.kind == Device::Kind::cuda) {
     const CudaProbe& probe = probe_cuda();
     if (probe.device_count == 0)
-      fail(ErrorKind::Unsupported, cat("compile: Device::cuda(", o.device.index, ") requested, but no CUDA device is usable: ",
-                                       probe.reason));
+      fail(ErrorKind::Unsupported,
+           cat("compile: Device::cuda(", o.device.index, ") requested, but no CUDA device is usable: ", probe.reason));
     fail(ErrorKind::Unsupported, cat("compile: Device::cuda(", o.device.index, "): ", probe.device_count,
                                      " CUDA device(s) found, but this version of libtrainrt has no CUDA execution "
                                      "backend yet; use Device::cpu()"));
@@ -151,8 +152,7 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
   if (lt.shape.rank() != 0 || !is_floating(lt.dtype))
     fail(ErrorKind::InvalidArgument, cat("compile: the loss must be a floating scalar, but it is ",
                                          describe_value(*source_, loss_), "; reduce it with sum() or mean()"));
-  for (const Value& output : options.outputs)
-    outputs_.push_back(source_id(output, "CompileOptions::outputs"));
+  for (const Value& output : options.outputs) outputs_.push_back(source_id(output, "CompileOptions::outputs"));
   if (source_->find(kStepVariable) >= 0)
     fail(ErrorKind::InvalidArgument, cat("compile: the name '", kStepVariable, "' is reserved for the step counter"));
   optimizer_variable(source_, kStepVariable, Shape{}, init::zeros(), DType::i64);
@@ -208,9 +208,10 @@ bool ProgramImpl::load_kernels(Plan& plan) {
   if (!kernels) {
     static std::once_flag warned;
     std::call_once(warned, [] {
-      log().warn("no host C++ compiler ({}) and the kernel cache lacks the generated kernels: running unfused "
-                 "(slower). Ship a cache made with `trainrt-cache export`, or install a compiler.",
-                 HostCompiler::unavailable_reason());
+      log().warn(
+          "no host C++ compiler ({}) and the kernel cache lacks the generated kernels: running unfused "
+          "(slower). Ship a cache made with `trainrt-cache export`, or install a compiler.",
+          HostCompiler::unavailable_reason());
     });
     report_.fusion_fallback = true;
     return false;
@@ -222,7 +223,8 @@ bool ProgramImpl::load_kernels(Plan& plan) {
 ValueId ProgramImpl::source_id(const Value& v, std::string_view what) const {
   if (!v.valid()) fail(ErrorKind::InvalidArgument, cat(what, " is an absent Value"));
   if (v.impl()->id() != user_graph_id_)
-    fail(ErrorKind::InvalidArgument, cat(what, " (", v.to_string(), ") belongs to another graph than the compiled one"));
+    fail(ErrorKind::InvalidArgument,
+         cat(what, " (", v.to_string(), ") belongs to another graph than the compiled one"));
   if (v.node() >= user_graph_size_)
     fail(ErrorKind::InvalidArgument, cat(what, " (", v.to_string(), ") was added to the graph after compile()"));
   return id_of(v);
@@ -241,7 +243,8 @@ void ProgramImpl::bind(Plan& plan, const Feeds& feeds, const char* call) const {
       fail(ErrorKind::NotFound, cat(call, ": unknown feed '", f.name, "'; the graph's inputs are: ", known));
     }
     const TensorType& want = source_->node(node).outputs[0];
-    if (!f.tensor.defined()) fail(ErrorKind::InvalidArgument, cat(call, ": feed '", f.name, "' is an undefined tensor"));
+    if (!f.tensor.defined())
+      fail(ErrorKind::InvalidArgument, cat(call, ": feed '", f.name, "' is an undefined tensor"));
     if (f.tensor.dtype() != want.dtype || !(f.tensor.shape() == want.shape))
       fail(want.dtype != f.tensor.dtype() ? ErrorKind::DTypeMismatch : ErrorKind::ShapeMismatch,
            cat(call, ": feed '", f.name, "' must be ", want.to_string(), ", got ", name(f.tensor.dtype()),
@@ -254,7 +257,8 @@ void ProgramImpl::bind(Plan& plan, const Feeds& feeds, const char* call) const {
   }
   for (std::int32_t node : plan.exec->required_inputs())
     if (data[static_cast<std::size_t>(node)] == nullptr)
-      fail(ErrorKind::NotFound, cat(call, ": missing feed '", g.node(node).name, "' (", g.node(node).outputs[0].to_string(), ")"));
+      fail(ErrorKind::NotFound,
+           cat(call, ": missing feed '", g.node(node).name, "' (", g.node(node).outputs[0].to_string(), ")"));
 }
 
 void ProgramImpl::check_loss(void* self) {
@@ -355,7 +359,8 @@ MemoryReport ProgramImpl::memory_report() const {
   const GraphImpl& g = *train_.graph.graph;
   for (const auto& [bytes, node] : p.largest) {
     const Node& n = g.node(node);
-    r.largest.push_back({cat(op_name(n.kind), " at ", where(n.loc.file, n.loc.line)), n.outputs.at(0).to_string(), bytes});
+    r.largest.push_back(
+        {cat(op_name(n.kind), " at ", where(n.loc.file, n.loc.line)), n.outputs.at(0).to_string(), bytes});
   }
   return r;
 }
@@ -439,12 +444,13 @@ CompileReport Program::compile_report() const { return checked(impl_).report_; }
 
 KernelCacheStats kernel_cache_stats() {
   const CacheStats c = KernelCache::global().stats();
-  return {c.memory_hits, c.disk_hits, c.misses, c.compiles, c.bytes_read, c.bytes_written, c.compile_seconds,
-          c.saved_seconds};
+  return {c.memory_hits, c.disk_hits,     c.misses,          c.compiles,
+          c.bytes_read,  c.bytes_written, c.compile_seconds, c.saved_seconds};
 }
 std::string Program::to_string() const { return checked(impl_).to_string(); }
 
-Program compile(const Graph& graph, const Value& loss, const optim::Optimizer& optimizer, const CompileOptions& options) {
+Program compile(const Graph& graph, const Value& loss, const optim::Optimizer& optimizer,
+                const CompileOptions& options) {
   Program p;
   p.impl_ = std::make_unique<ProgramImpl>(graph, loss, optimizer, options);
   return p;

@@ -60,7 +60,8 @@ std::vector<std::string> ShardedState::expand(const std::vector<std::string>& na
 std::optional<std::pair<const ShardedState::Param*, const VariableEntry*>> ShardedState::resolve(
     const VariableStore& vars, std::string_view name) const {
   for (const Param& p : params_) {
-    if (name.size() <= p.name.size() + 1 || name.substr(0, p.name.size()) != p.name || name[p.name.size()] != '.') continue;
+    if (name.size() <= p.name.size() + 1 || name.substr(0, p.name.size()) != p.name || name[p.name.size()] != '.')
+      continue;
     const std::string block = shard_state_owner(p.bucket) + "." + std::string(name.substr(p.name.size() + 1));
     if (const VariableEntry* e = vars.find(block)) return std::make_pair(&p, e);
   }
@@ -76,7 +77,8 @@ std::optional<Tensor> ShardedState::get(const VariableStore& vars, std::string_v
   std::vector<std::byte> all(static_cast<std::size_t>(block * comm_->size()) * elem);
   comm_->all_gather(entry->data.get(), all.data(), static_cast<std::size_t>(block), entry->type.dtype);
   Tensor out = Tensor::empty(param->type.shape, param->type.dtype);
-  if (out.nbytes()) std::memcpy(out.raw_data(), all.data() + static_cast<std::size_t>(param->offset) * elem, out.nbytes());
+  if (out.nbytes())
+    std::memcpy(out.raw_data(), all.data() + static_cast<std::size_t>(param->offset) * elem, out.nbytes());
   return out;
 }
 
@@ -85,8 +87,8 @@ bool ShardedState::set(VariableStore& vars, std::string_view name, const Tensor&
   if (!found) return false;
   const auto [param, entry] = *found;
   if (!value.defined() || value.dtype() != param->type.dtype || !(value.shape() == param->type.shape))
-    fail(ErrorKind::ShapeMismatch, cat("Program::set('", name, "'): expected ", param->type.to_string(), " (the state of ",
-                                       param->name, ", sharded over ", comm_->size(), " ranks)"));
+    fail(ErrorKind::ShapeMismatch, cat("Program::set('", name, "'): expected ", param->type.to_string(),
+                                       " (the state of ", param->name, ", sharded over ", comm_->size(), " ranks)"));
   // This rank's block covers [r * block, (r + 1) * block) of the bucket's flat layout.
   const std::int64_t block = entry->type.shape.numel(), first = comm_->rank() * block;
   const std::int64_t lo = std::max(first, param->offset), hi = std::min(first + block, param->offset + value.numel());
@@ -94,7 +96,8 @@ bool ShardedState::set(VariableStore& vars, std::string_view name, const Tensor&
   const std::size_t elem = size_of(param->type.dtype);
   VariableEntry* target = vars.find(entry->name);
   std::byte* dst = target->data.get() + static_cast<std::size_t>(lo - first) * elem;
-  std::memcpy(dst, static_cast<const std::byte*>(value.raw_data()) + static_cast<std::size_t>(lo - param->offset) * elem,
+  std::memcpy(dst,
+              static_cast<const std::byte*>(value.raw_data()) + static_cast<std::size_t>(lo - param->offset) * elem,
               static_cast<std::size_t>(hi - lo) * elem);
   return true;
 }

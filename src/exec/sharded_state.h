@@ -43,7 +43,7 @@ class ShardedState {
   };
   /// The parameter and the block variable behind "<param>.<suffix>", if it is one.
   std::optional<std::pair<const Param*, const VariableEntry*>> resolve(const VariableStore& vars,
-                                                                        std::string_view name) const;
+                                                                       std::string_view name) const;
 
   std::shared_ptr<dist::Communicator> comm_;
   std::vector<ShardBucket> layout_;

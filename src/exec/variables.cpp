@@ -32,13 +32,14 @@ void initialize(void* data, const TensorType& type, const Init& init, std::uint6
                           init.kind == Init::Kind::kaiming_uniform || init.kind == Init::Kind::kaiming_normal;
   if (needs_fans) {
     if (s.rank() < 2)
-      fail(ErrorKind::InvalidArgument, cat("'", name, "': Xavier and Kaiming initialization need a shape of rank >= 2, got ",
-                                           s.to_string()));
+      fail(ErrorKind::InvalidArgument,
+           cat("'", name, "': Xavier and Kaiming initialization need a shape of rank >= 2, got ", s.to_string()));
     double receptive = 1;
     for (std::int64_t i = 2; i < s.rank(); ++i) receptive *= static_cast<double>(s[i]);
     fan_in = static_cast<double>(s[1]) * receptive;
     fan_out = static_cast<double>(s[0]) * receptive;
-    if (fan_in == 0 || fan_out == 0) fail(ErrorKind::InvalidArgument, cat("'", name, "': a fan is zero for ", s.to_string()));
+    if (fan_in == 0 || fan_out == 0)
+      fail(ErrorKind::InvalidArgument, cat("'", name, "': a fan is zero for ", s.to_string()));
   }
   enum class Draw { none, uniform, normal } draw = Draw::none;
   double lo = 0, hi = 0, mean = 0, stddev = 0, value = 0;

@@ -60,7 +60,8 @@ class MetadataReader {
   const std::string& text(const char* key) const {
     const auto it = meta_.find(key);
     if (it == meta_.end())
-      fail(ErrorKind::Io, cat(file_.where(), ": checkpoint metadata lacks '", key, "' (damaged, or written by another tool)"));
+      fail(ErrorKind::Io,
+           cat(file_.where(), ": checkpoint metadata lacks '", key, "' (damaged, or written by another tool)"));
     return it->second;
   }
 
@@ -88,15 +89,16 @@ class MetadataReader {
 CheckpointInfo read_info(const SafetensorsFile& file) {
   const auto& meta = file.index().metadata;
   if (!meta.contains("trainrt.format_version"))
-    fail(ErrorKind::InvalidArgument, cat(file.where(), ": not a libtrainrt checkpoint (no trainrt.format_version metadata); "
-                                                       "load weights from other tools with load_weights()"));
+    fail(ErrorKind::InvalidArgument, cat(file.where(),
+                                         ": not a libtrainrt checkpoint (no trainrt.format_version metadata); "
+                                         "load weights from other tools with load_weights()"));
   const MetadataReader m(file);
   CheckpointInfo info;
   info.format_version = m.number<int>("trainrt.format_version");
   if (info.format_version < 1 || info.format_version > kCheckpointFormat)
-    fail(ErrorKind::Unsupported, cat(file.where(), ": checkpoint format version ", info.format_version,
-                                     " is not supported (this libtrainrt ", TRAINRT_VERSION_STRING, " reads version ",
-                                     kCheckpointFormat, ")"));
+    fail(ErrorKind::Unsupported,
+         cat(file.where(), ": checkpoint format version ", info.format_version, " is not supported (this libtrainrt ",
+             TRAINRT_VERSION_STRING, " reads version ", kCheckpointFormat, ")"));
   info.library_version = m.text("trainrt.version");
   info.step = m.non_negative("trainrt.step");
   info.seed = m.number<std::uint64_t>("trainrt.seed");
@@ -126,8 +128,9 @@ std::string type_of(DType dtype, const Shape& shape) { return cat(name(dtype), s
 
 void save_checkpoint(const Program& program, const std::filesystem::path& path, const CheckpointInfo& info) {
   if (info.epoch < 0 || info.batch < 0)
-    fail(ErrorKind::InvalidArgument, cat("save_checkpoint(", path.string(), "): the data-loader position must be >= 0, got epoch ",
-                                         info.epoch, " batch ", info.batch));
+    fail(ErrorKind::InvalidArgument,
+         cat("save_checkpoint(", path.string(), "): the data-loader position must be >= 0, got epoch ", info.epoch,
+             " batch ", info.batch));
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (VariableKind kind : kAllKinds)
     for (std::string& name : program.variables(kind)) {
@@ -154,9 +157,11 @@ CheckpointInfo load_checkpoint(Program& program, const std::filesystem::path& pa
   const SafetensorsFile file(path);
   CheckpointInfo info = read_info(file);
   if (info.seed != program.seed())
-    fail(ErrorKind::InvalidArgument, cat(file.where(), ": the checkpoint was saved by a Program compiled with seed ", info.seed,
-                                         ", this one has seed ", program.seed(), "; dropout would draw other masks after "
-                                         "resuming. Compile with CompileOptions::seed = ", info.seed));
+    fail(ErrorKind::InvalidArgument, cat(file.where(), ": the checkpoint was saved by a Program compiled with seed ",
+                                         info.seed, ", this one has seed ", program.seed(),
+                                         "; dropout would draw other masks after "
+                                         "resuming. Compile with CompileOptions::seed = ",
+                                         info.seed));
 
   // Validate everything before setting anything: on error the Program is unchanged.
   std::vector<std::pair<std::string, const SafetensorsEntry*>> plan;
@@ -169,13 +174,13 @@ CheckpointInfo load_checkpoint(Program& program, const std::filesystem::path& pa
                                       " of the Program (a checkpoint of another model?)"));
       const Tensor current = program.get(name);
       if (e->dtype != current.dtype())
-        fail(ErrorKind::DTypeMismatch, cat(file.where(), ": tensor ", json_quote(name), " is ", type_of(e->dtype, e->shape),
-                                           " in the checkpoint, but ", type_of(current.dtype(), current.shape()),
-                                           " in the Program"));
+        fail(ErrorKind::DTypeMismatch,
+             cat(file.where(), ": tensor ", json_quote(name), " is ", type_of(e->dtype, e->shape),
+                 " in the checkpoint, but ", type_of(current.dtype(), current.shape()), " in the Program"));
       if (!(e->shape == current.shape()))
-        fail(ErrorKind::ShapeMismatch, cat(file.where(), ": tensor ", json_quote(name), " is ", type_of(e->dtype, e->shape),
-                                           " in the checkpoint, but ", type_of(current.dtype(), current.shape()),
-                                           " in the Program"));
+        fail(ErrorKind::ShapeMismatch,
+             cat(file.where(), ": tensor ", json_quote(name), " is ", type_of(e->dtype, e->shape),
+                 " in the checkpoint, but ", type_of(current.dtype(), current.shape()), " in the Program"));
       check_values(file, *e);
       plan.emplace_back(std::move(name), e);
     }
@@ -197,12 +202,14 @@ LoadWeightsReport load_weights(Program& program, const std::filesystem::path& pa
   std::map<std::string, const SafetensorsEntry*, std::less<>> by_target;
   for (const SafetensorsEntry& e : file.index().tensors) {
     std::string_view base = e.name;
-    if (!options.strip_prefix.empty() && base.starts_with(options.strip_prefix)) base.remove_prefix(options.strip_prefix.size());
+    if (!options.strip_prefix.empty() && base.starts_with(options.strip_prefix))
+      base.remove_prefix(options.strip_prefix.size());
     std::string target = options.add_prefix + std::string(base);
     const auto [it, inserted] = by_target.emplace(target, &e);
     if (!inserted)
-      fail(ErrorKind::InvalidArgument, cat(file.where(), ": tensors ", json_quote(it->second->name), " and ", json_quote(e.name),
-                                           " both map to ", json_quote(target), " after the prefix rules"));
+      fail(ErrorKind::InvalidArgument,
+           cat(file.where(), ": tensors ", json_quote(it->second->name), " and ", json_quote(e.name), " both map to ",
+               json_quote(target), " after the prefix rules"));
   }
 
   LoadWeightsReport report;
@@ -220,26 +227,29 @@ LoadWeightsReport load_weights(Program& program, const std::filesystem::path& pa
         if (options.strict) {
           // The file name that would have matched, for the message.
           std::string expected = name;
-          if (name.starts_with(options.add_prefix)) expected = options.strip_prefix + name.substr(options.add_prefix.size());
-          fail(ErrorKind::NotFound, cat(file.where(), ": no tensor ", json_quote(expected), " for the Program's ",
-                                        kind_name(kind), " ", json_quote(name),
-                                        " (LoadWeightsOptions::strict = false skips missing variables)"));
+          if (name.starts_with(options.add_prefix))
+            expected = options.strip_prefix + name.substr(options.add_prefix.size());
+          fail(ErrorKind::NotFound,
+               cat(file.where(), ": no tensor ", json_quote(expected), " for the Program's ", kind_name(kind), " ",
+                   json_quote(name), " (LoadWeightsOptions::strict = false skips missing variables)"));
         }
         report.missing.push_back(std::move(name));
         continue;
       }
       const SafetensorsEntry& e = *it->second;
       const Tensor current = program.get(name);
-      const std::string which = e.name == name ? json_quote(name) : cat(json_quote(e.name), " (for ", json_quote(name), ")");
+      const std::string which =
+          e.name == name ? json_quote(name) : cat(json_quote(e.name), " (for ", json_quote(name), ")");
       if (!(e.shape == current.shape()))
         fail(ErrorKind::ShapeMismatch, cat(file.where(), ": tensor ", which, " is ", type_of(e.dtype, e.shape),
                                            " in the file, but the Program's ", kind_name(kind), " is ",
                                            type_of(current.dtype(), current.shape())));
-      if (e.dtype != current.dtype() && !(options.convert_dtypes && is_floating(e.dtype) && is_floating(current.dtype())))
-        fail(ErrorKind::DTypeMismatch, cat(file.where(), ": tensor ", which, " is ", type_of(e.dtype, e.shape),
-                                           " in the file, but the Program's ", kind_name(kind), " is ",
-                                           type_of(current.dtype(), current.shape()),
-                                           options.convert_dtypes ? "" : " (LoadWeightsOptions::convert_dtypes is off)"));
+      if (e.dtype != current.dtype() &&
+          !(options.convert_dtypes && is_floating(e.dtype) && is_floating(current.dtype())))
+        fail(ErrorKind::DTypeMismatch,
+             cat(file.where(), ": tensor ", which, " is ", type_of(e.dtype, e.shape),
+                 " in the file, but the Program's ", kind_name(kind), " is ", type_of(current.dtype(), current.shape()),
+                 options.convert_dtypes ? "" : " (LoadWeightsOptions::convert_dtypes is off)"));
       check_values(file, e);
       used.insert(&e);
       plan.push_back({std::move(name), &e, current.dtype()});

@@ -203,7 +203,8 @@ class Parser {
         ++pos_;
         return out;
       }
-      if (static_cast<unsigned char>(c) < 0x20) error(pos_, cat("a raw control character (", describe(c), ") in a string"));
+      if (static_cast<unsigned char>(c) < 0x20)
+        error(pos_, cat("a raw control character (", describe(c), ") in a string"));
       if (c != '\\') {
         out.push_back(c);
         ++pos_;

@@ -27,10 +27,10 @@ struct JsonValue {
   enum class Type : std::uint8_t { null, boolean, number, string, array, object };
   Type type = Type::null;
   bool boolean = false;
-  std::size_t offset = 0;   ///< of its first byte, counted as JsonLimits::base_offset + index
-  std::string text;         ///< string: the decoded contents; number: the literal as written
-  std::vector<JsonValue> items;                             ///< array elements, in order
-  std::vector<JsonMember> members;                          ///< object members, in order
+  std::size_t offset = 0;           ///< of its first byte, counted as JsonLimits::base_offset + index
+  std::string text;                 ///< string: the decoded contents; number: the literal as written
+  std::vector<JsonValue> items;     ///< array elements, in order
+  std::vector<JsonMember> members;  ///< object members, in order
 };
 
 /// One member of a JSON object. (A struct, not std::pair: a pair of the still-incomplete
@@ -42,9 +42,9 @@ struct JsonMember {
 
 /// Bounds on what parse_json() accepts, and how it reports offsets.
 struct JsonLimits {
-  int max_depth = 32;                  ///< nested arrays/objects (the top level counts as 1)
-  std::size_t max_values = 1u << 22;   ///< values in the whole document (bounds memory: ~100 B each)
-  std::size_t base_offset = 0;         ///< added to offsets in values and messages (e.g. 8 in a file)
+  int max_depth = 32;                 ///< nested arrays/objects (the top level counts as 1)
+  std::size_t max_values = 1u << 22;  ///< values in the whole document (bounds memory: ~100 B each)
+  std::size_t base_offset = 0;        ///< added to offsets in values and messages (e.g. 8 in a file)
 };
 
 /// Parses one JSON document (surrounding whitespace allowed, nothing else after it).

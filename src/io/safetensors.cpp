@@ -30,18 +30,20 @@ struct DTypeCode {
   std::string_view code;
   DType dtype;
 };
-constexpr DTypeCode kDTypes[] = {{"F32", DType::f32}, {"F64", DType::f64},  {"F16", DType::f16}, {"BF16", DType::bf16},
-                                 {"I32", DType::i32}, {"I64", DType::i64}, {"BOOL", DType::boolean}};
+constexpr DTypeCode kDTypes[] = {{"F32", DType::f32},     {"F64", DType::f64}, {"F16", DType::f16},
+                                 {"BF16", DType::bf16},   {"I32", DType::i32}, {"I64", DType::i64},
+                                 {"BOOL", DType::boolean}};
 
 // Codes of the format that trainrt has no DType for (as of safetensors 0.6): valid files, but
 // Unsupported here rather than damaged.
-constexpr std::string_view kForeignDTypes[] = {"U8",      "I8",      "I16",     "U16",     "U32",    "U64", "F8_E4M3",
-                                               "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",     "C64"};
+constexpr std::string_view kForeignDTypes[] = {"U8",      "I8",      "I16",     "U16",     "U32", "U64", "F8_E4M3",
+                                               "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",  "C64"};
 
 /// Reads the fields of one tensor entry; every message names the file and the tensor.
 class EntryReader {
  public:
-  EntryReader(std::string_view where, const std::string& name, const JsonValue& v) : where_(where), name_(name), v_(v) {}
+  EntryReader(std::string_view where, const std::string& name, const JsonValue& v)
+      : where_(where), name_(name), v_(v) {}
 
   [[noreturn]] void error(ErrorKind kind, std::size_t at, const std::string& problem) const {
     fail(kind, cat(where_, ": tensor ", json_quote(name_), " (header byte ", at, "): ", problem));
@@ -49,13 +51,16 @@ class EntryReader {
 
   SafetensorsEntry read(std::size_t data_size) {
     if (name_.empty()) error(ErrorKind::Io, v_.offset, "an empty tensor name");
-    if (v_.type != Type::object) error(ErrorKind::Io, v_.offset, cat("expected an object, found: ", json_type_name(v_.type)));
+    if (v_.type != Type::object)
+      error(ErrorKind::Io, v_.offset, cat("expected an object, found: ", json_type_name(v_.type)));
     const JsonValue *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
     for (const auto& [key, value] : v_.members) {
       if (key == "dtype") dtype = &value;
       else if (key == "shape") shape = &value;
       else if (key == "data_offsets") offsets = &value;
-      else error(ErrorKind::Io, value.offset, cat("unknown key ", json_quote(key), " (expected dtype, shape, data_offsets)"));
+      else
+        error(ErrorKind::Io, value.offset,
+              cat("unknown key ", json_quote(key), " (expected dtype, shape, data_offsets)"));
     }
     if (!dtype || !shape || !offsets)
       error(ErrorKind::Io, v_.offset, cat("missing key '", !dtype ? "dtype" : !shape ? "shape" : "data_offsets", "'"));
@@ -65,14 +70,16 @@ class EntryReader {
     const std::uint64_t numel = read_shape(*shape, e.shape);
     std::uint64_t nbytes = 0;
     if (__builtin_mul_overflow(numel, std::uint64_t{size_of(e.dtype)}, &nbytes))
-      error(ErrorKind::Io, shape->offset, cat("shape ", e.shape.to_string(), " is too large (its byte size overflows)"));
+      error(ErrorKind::Io, shape->offset,
+            cat("shape ", e.shape.to_string(), " is too large (its byte size overflows)"));
     read_offsets(*offsets, e, nbytes, data_size);
     return e;
   }
 
  private:
   DType read_dtype(const JsonValue& v) const {
-    if (v.type != Type::string) error(ErrorKind::Io, v.offset, cat("dtype is a ", json_type_name(v.type), ", expected a string"));
+    if (v.type != Type::string)
+      error(ErrorKind::Io, v.offset, cat("dtype is a ", json_type_name(v.type), ", expected a string"));
     for (const DTypeCode& c : kDTypes)
       if (v.text == c.code) return c.dtype;
     for (std::string_view c : kForeignDTypes)
@@ -84,15 +91,17 @@ class EntryReader {
 
   // Fills `shape` and returns the element count (overflow-checked, at most INT64_MAX).
   std::uint64_t read_shape(const JsonValue& v, Shape& shape) const {
-    if (v.type != Type::array) error(ErrorKind::Io, v.offset, cat("shape is a ", json_type_name(v.type), ", expected an array"));
+    if (v.type != Type::array)
+      error(ErrorKind::Io, v.offset, cat("shape is a ", json_type_name(v.type), ", expected an array"));
     std::vector<std::int64_t> dims;
     std::uint64_t numel = 1;
     constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
     for (const JsonValue& d : v.items) {
       std::uint64_t n = 0;
       if (!json_to_u64(d, n) || n > kMax)
-        error(ErrorKind::Io, d.offset, cat("shape dimension ", dims.size(), " is not an integer in [0, 2^63): ",
-                                           d.type == Type::number ? d.text : json_type_name(d.type)));
+        error(ErrorKind::Io, d.offset,
+              cat("shape dimension ", dims.size(),
+                  " is not an integer in [0, 2^63): ", d.type == Type::number ? d.text : json_type_name(d.type)));
       if (__builtin_mul_overflow(numel, n, &numel) || numel > kMax)
         error(ErrorKind::Io, v.offset, "the shape's element count overflows");
       dims.push_back(static_cast<std::int64_t>(n));
@@ -109,11 +118,13 @@ class EntryReader {
       error(ErrorKind::Io, v.offset, "data_offsets is not an array of two non-negative integers");
     if (b > end) error(ErrorKind::Io, v.offset, cat("data_offsets [", b, ", ", end, "] end before they begin"));
     if (end > data_size)
-      error(ErrorKind::Io, v.offset, cat("data_offsets [", b, ", ", end, "] run past the end of the data section (", data_size,
-                                         " bytes): the file is truncated or damaged"));
+      error(ErrorKind::Io, v.offset,
+            cat("data_offsets [", b, ", ", end, "] run past the end of the data section (", data_size,
+                " bytes): the file is truncated or damaged"));
     if (end - b != nbytes)
-      error(ErrorKind::Io, v.offset, cat("data_offsets [", b, ", ", end, "] hold ", end - b, " bytes, but ", safetensors_dtype(e.dtype),
-                                         e.shape.to_string(), " needs ", nbytes));
+      error(ErrorKind::Io, v.offset,
+            cat("data_offsets [", b, ", ", end, "] hold ", end - b, " bytes, but ", safetensors_dtype(e.dtype),
+                e.shape.to_string(), " needs ", nbytes));
     e.begin = static_cast<std::size_t>(b);
     e.end = static_cast<std::size_t>(end);
   }
@@ -149,8 +160,9 @@ void check_layout(std::string_view where, const std::vector<SafetensorsEntry>& t
   const SafetensorsEntry* prev = nullptr;
   for (const SafetensorsEntry* e : order) {
     if (e->begin < at)
-      fail(ErrorKind::Io, cat(where, ": tensor ", json_quote(e->name), " (data bytes [", e->begin, ", ", e->end,
-                              "]) overlaps tensor ", json_quote(prev->name), " (data bytes [", prev->begin, ", ", prev->end, "])"));
+      fail(ErrorKind::Io,
+           cat(where, ": tensor ", json_quote(e->name), " (data bytes [", e->begin, ", ", e->end, "]) overlaps tensor ",
+               json_quote(prev->name), " (data bytes [", prev->begin, ", ", prev->end, "])"));
     if (e->begin > at)
       fail(ErrorKind::Io, cat(where, ": data bytes [", at, ", ", e->begin, ") (file byte ", data_offset + at,
                               ") belong to no tensor; the next tensor is ", json_quote(e->name)));
@@ -158,8 +170,9 @@ void check_layout(std::string_view where, const std::vector<SafetensorsEntry>& t
     prev = e;
   }
   if (at != data_size)
-    fail(ErrorKind::Io, cat(where, ": the data section has ", data_size, " bytes but the tensors end at ", at, " (file byte ",
-                            data_offset + at, "): ", data_size - at, " trailing bytes belong to no tensor"));
+    fail(ErrorKind::Io,
+         cat(where, ": the data section has ", data_size, " bytes but the tensors end at ", at, " (file byte ",
+             data_offset + at, "): ", data_size - at, " trailing bytes belong to no tensor"));
 }
 
 }  // namespace
@@ -184,12 +197,15 @@ SafetensorsIndex parse_safetensors(std::span<const std::byte> file, std::string_
                             file.size(), " bytes): truncated, or not a safetensors file"));
   const std::string_view header(reinterpret_cast<const char*>(file.data()) + 8, static_cast<std::size_t>(n));
   if (header.empty() || header.front() != '{')
-    fail(ErrorKind::Io, cat(where, ": the header at byte 8 does not start with '{' (not a safetensors file, or damaged)"));
+    fail(ErrorKind::Io,
+         cat(where, ": the header at byte 8 does not start with '{' (not a safetensors file, or damaged)"));
   // Depth 3 is what the format needs (object, tensor entry, shape); a little more gives
   // "expected an array"-style messages instead of depth errors for slightly wrong headers.
-  const JsonValue root = parse_json(header, where, {.max_depth = 8, .max_values = std::size_t{1} << 22, .base_offset = 8});
+  const JsonValue root =
+      parse_json(header, where, {.max_depth = 8, .max_values = std::size_t{1} << 22, .base_offset = 8});
   if (root.type != Type::object)
-    fail(ErrorKind::Io, cat(where, ": the header at byte 8 is a JSON ", json_type_name(root.type), ", expected an object"));
+    fail(ErrorKind::Io,
+         cat(where, ": the header at byte 8 is a JSON ", json_type_name(root.type), ", expected an object"));
 
   SafetensorsIndex index;
   index.data_offset = 8 + static_cast<std::size_t>(n);

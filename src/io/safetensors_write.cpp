@@ -116,8 +116,8 @@ class TempFile {
  private:
   [[noreturn]] void io_error(const char* what) const {
     const int err = errno;
-    fail(ErrorKind::Io, cat("write_safetensors: ", what, " ", path_.string(), " (the temporary file for ", target_.string(),
-                            "): ", errno_message(err)));
+    fail(ErrorKind::Io, cat("write_safetensors: ", what, " ", path_.string(), " (the temporary file for ",
+                            target_.string(), "): ", errno_message(err)));
   }
 
   fs::path target_;
@@ -133,17 +133,20 @@ void write_safetensors(const fs::path& path, const std::vector<std::pair<std::st
   std::set<std::string_view> names;
   for (const auto& [name, t] : tensors) {
     if (name.empty() || name == "__metadata__")
-      fail(ErrorKind::InvalidArgument, cat("write_safetensors(", path.string(), "): the tensor name ", json_quote(name),
-                                           " is not allowed"));
+      fail(ErrorKind::InvalidArgument,
+           cat("write_safetensors(", path.string(), "): the tensor name ", json_quote(name), " is not allowed"));
     if (!names.insert(name).second)
-      fail(ErrorKind::InvalidArgument, cat("write_safetensors(", path.string(), "): tensor ", json_quote(name), " is given twice"));
+      fail(ErrorKind::InvalidArgument,
+           cat("write_safetensors(", path.string(), "): tensor ", json_quote(name), " is given twice"));
     if (t == nullptr || !t->defined())
-      fail(ErrorKind::InvalidArgument, cat("write_safetensors(", path.string(), "): tensor ", json_quote(name), " is undefined"));
+      fail(ErrorKind::InvalidArgument,
+           cat("write_safetensors(", path.string(), "): tensor ", json_quote(name), " is undefined"));
   }
   const std::string header = header_json(tensors, metadata);
   if (header.size() > kMaxSafetensorsHeader)
-    fail(ErrorKind::InvalidArgument, cat("write_safetensors(", path.string(), "): the header would take ", header.size(),
-                                         " bytes, more than readers accept (", kMaxSafetensorsHeader, ")"));
+    fail(ErrorKind::InvalidArgument,
+         cat("write_safetensors(", path.string(), "): the header would take ", header.size(),
+             " bytes, more than readers accept (", kMaxSafetensorsHeader, ")"));
   unsigned char length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>((std::uint64_t{header.size()} >> (8 * i)) & 0xff);
 

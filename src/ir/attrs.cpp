@@ -67,7 +67,9 @@ struct AttrsEqual {
   bool operator()(const NormAttrs& a, const NormAttrs& b) const noexcept {
     return same(a.momentum, b.momentum) && same(a.eps, b.eps) && a.normalized_axes == b.normalized_axes;
   }
-  bool operator()(const DropoutAttrs& a, const DropoutAttrs& b) const noexcept { return same(a.p, b.p) && a.key == b.key; }
+  bool operator()(const DropoutAttrs& a, const DropoutAttrs& b) const noexcept {
+    return same(a.p, b.p) && a.key == b.key;
+  }
   bool operator()(const AttentionAttrs& a, const AttentionAttrs& b) const noexcept {
     return a.causal == b.causal && same(a.scale, b.scale);
   }
@@ -130,7 +132,9 @@ struct AttrsHash {
     return Hasher(seed).add(a.axis).add(a.start).add(a.step).value();
   }
   std::uint64_t operator()(const AxisAttrs& a) const noexcept { return Hasher(seed).add(a.axis).value(); }
-  std::uint64_t operator()(const ReduceAttrs& a) const noexcept { return Hasher(seed).add(a.axes).add(a.keepdims).value(); }
+  std::uint64_t operator()(const ReduceAttrs& a) const noexcept {
+    return Hasher(seed).add(a.axes).add(a.keepdims).value();
+  }
   std::uint64_t operator()(const MatmulAttrs& a) const noexcept {
     return Hasher(seed).add(a.transpose_a).add(a.transpose_b).value();
   }

@@ -68,7 +68,8 @@ std::vector<Value> add_op(OpKind kind, const std::vector<Value>& inputs, Attrs a
     node.inputs.push_back(id_of(v));
   }
   if (!g)
-    fail(ErrorKind::InvalidArgument, cat(op_name(kind), " at ", where(loc), ": no operand given (an operand is absent)"));
+    fail(ErrorKind::InvalidArgument,
+         cat(op_name(kind), " at ", where(loc), ": no operand given (an operand is absent)"));
   if (g->location_override().file != nullptr) node.loc = g->location_override();
   node.outputs = std::move(requested);
   node.outputs = infer_types(*g, node);

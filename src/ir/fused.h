@@ -31,8 +31,8 @@ struct FusedOp {
 };
 
 struct FusedGroup {
-  Shape loop;                      // the iteration space
-  std::vector<FusedOp> ops;        // in dependency order
+  Shape loop;                             // the iteration space
+  std::vector<FusedOp> ops;               // in dependency order
   std::vector<std::int64_t> reduce_axes;  // axes of `loop` the group's reductions reduce (sorted; empty: none)
 };
 

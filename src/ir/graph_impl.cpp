@@ -23,9 +23,9 @@ std::int32_t GraphImpl::append(Node node) {
     auto [it, inserted] = names_.emplace(node.name, index);
     if (!inserted) {
       const Node& other = nodes_[static_cast<std::size_t>(it->second)];
-      fail(ErrorKind::InvalidArgument, cat(op_name(node.kind), " '", node.name, "' at ", where(node.loc.file, node.loc.line),
-                                           ": the name is already used by the ", op_name(other.kind), " created at ",
-                                           where(other.loc.file, other.loc.line)));
+      fail(ErrorKind::InvalidArgument, cat(op_name(node.kind), " '", node.name, "' at ",
+                                           where(node.loc.file, node.loc.line), ": the name is already used by the ",
+                                           op_name(other.kind), " created at ", where(other.loc.file, other.loc.line)));
     }
   }
   node.phase = phase_;

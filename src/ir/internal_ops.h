@@ -51,9 +51,8 @@ std::vector<Value> layer_norm_backward(const Value& g, const Value& x, const Val
 Value dropout_apply(const Value& x, const Value& step, const DropoutAttrs& attrs, const Loc& loc);
 
 /// {dq, dk, dv} of attention, from its output and saved log-sum-exp.
-std::vector<Value> attention_backward(const Value& g, const Value& q, const Value& k, const Value& v,
-                                      const Value& mask, const Value& out, const Value& lse,
-                                      const AttentionAttrs& attrs, const Loc& loc);
+std::vector<Value> attention_backward(const Value& g, const Value& q, const Value& k, const Value& v, const Value& mask,
+                                      const Value& out, const Value& lse, const AttentionAttrs& attrs, const Loc& loc);
 
 /// Collectives of data-parallel training (ir/op_collective.cpp has their semantics).
 std::vector<Value> all_reduce(const std::vector<Value>& tensors, const CollectiveAttrs& attrs, const Loc& loc);

@@ -14,24 +14,25 @@ Value scaled_dot_product_attention(const Value& q, const Value& k, const Value& 
                                    Loc loc) {
   if (!q.valid()) fail(ErrorKind::InvalidArgument, cat("attention at ", where(loc), ": q is absent"));
   if (q.rank() < 2 || q.shape()[q.rank() - 1] == 0)
-    fail(ErrorKind::ShapeMismatch, cat("attention at ", where(loc), ": q must be [..., Lq, D] with D > 0, got ", q.to_string()));
+    fail(ErrorKind::ShapeMismatch,
+         cat("attention at ", where(loc), ": q must be [..., Lq, D] with D > 0, got ", q.to_string()));
   const double scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(q.shape()[q.rank() - 1])));
-  if (!std::isfinite(scale)) fail(ErrorKind::InvalidArgument, cat("attention at ", where(loc), ": the scale is not finite"));
+  if (!std::isfinite(scale))
+    fail(ErrorKind::InvalidArgument, cat("attention at ", where(loc), ": the scale is not finite"));
   return add_op(OpKind::Attention, {q, k, v, options.mask}, AttentionAttrs{options.causal, scale}, loc).front();
 }
 
 namespace detail {
 
-std::vector<Value> attention_backward(const Value& g, const Value& q, const Value& k, const Value& v,
-                                      const Value& mask, const Value& out, const Value& lse,
-                                      const AttentionAttrs& attrs, const Loc& loc) {
+std::vector<Value> attention_backward(const Value& g, const Value& q, const Value& k, const Value& v, const Value& mask,
+                                      const Value& out, const Value& lse, const AttentionAttrs& attrs, const Loc& loc) {
   return add_op(OpKind::AttentionBackward, {g, q, k, v, mask, out, lse}, attrs, loc);
 }
 
 std::vector<TensorType> infer_attention(const InferContext& ctx) {
   const bool backward = ctx.kind() == OpKind::AttentionBackward;
   const std::size_t b = backward ? 1 : 0;
-  const TensorType& q = ctx.in(b), &k = ctx.in(b + 1), &v = ctx.in(b + 2);
+  const TensorType &q = ctx.in(b), &k = ctx.in(b + 1), &v = ctx.in(b + 2);
   if (!is_floating(q.dtype) || k.dtype != q.dtype || v.dtype != q.dtype)
     ctx.fail(ErrorKind::DTypeMismatch, "q, k and v need one floating dtype");
   const std::int64_t r = q.shape.rank();
@@ -55,7 +56,8 @@ std::vector<TensorType> infer_attention(const InferContext& ctx) {
       const std::int64_t d = m.shape[i], s = score[static_cast<std::size_t>(r - m.shape.rank() + i)];
       ok = d == s || d == 1;
     }
-    if (!ok) ctx.fail(ErrorKind::ShapeMismatch, cat("the mask must broadcast to the scores ", Shape(score).to_string()));
+    if (!ok)
+      ctx.fail(ErrorKind::ShapeMismatch, cat("the mask must broadcast to the scores ", Shape(score).to_string()));
   }
   std::vector<std::int64_t> lse_dims(q.shape.dims().begin(), q.shape.dims().end() - 1);
   const TensorType lse{q.dtype == DType::f64 ? DType::f64 : DType::f32, Shape(lse_dims)};

@@ -26,7 +26,8 @@ Value avg_pool2d(const Value& x, const Pool2dOptions& options, Loc loc) {
 }
 Value global_avg_pool2d(const Value& x, Loc loc) {
   if (!x.valid() || x.rank() != 4)
-    fail(ErrorKind::ShapeMismatch, cat("global_avg_pool2d at ", where(loc), ": needs x[N, C, H, W], got ", x.to_string()));
+    fail(ErrorKind::ShapeMismatch,
+         cat("global_avg_pool2d at ", where(loc), ": needs x[N, C, H, W], got ", x.to_string()));
   return mean(x, {2, 3}, false, loc);
 }
 
@@ -72,8 +73,8 @@ Shape conv_output_shape(const InferContext& ctx, const Shape& x, const Shape& w)
     ctx.fail(ErrorKind::ShapeMismatch, cat("groups = ", a.groups, " must divide the input channels (", x[1],
                                            ") and the output channels (", w[0], ")"));
   if (w[1] * a.groups != x[1])
-    ctx.fail(ErrorKind::ShapeMismatch, cat("weight has ", w[1], " input channels per group, x has ", x[1], " channels in ",
-                                           a.groups, " group(s)"));
+    ctx.fail(ErrorKind::ShapeMismatch, cat("weight has ", w[1], " input channels per group, x has ", x[1],
+                                           " channels in ", a.groups, " group(s)"));
   const std::int64_t oh = conv_out(x[2], w[2], a.stride[0], a.padding[0], a.dilation[0]);
   const std::int64_t ow = conv_out(x[3], w[3], a.stride[1], a.padding[1], a.dilation[1]);
   if (oh < 1 || ow < 1) ctx.fail(ErrorKind::ShapeMismatch, "the kernel does not fit in the padded input");

@@ -16,11 +16,14 @@ namespace {
 Value unary(OpKind kind, const Value& x, const Loc& loc, Attrs attrs = NoAttrs{}) {
   return add_op1(kind, {x}, std::move(attrs), loc);
 }
-Value binary(OpKind kind, const Value& a, const Value& b, const Loc& loc) { return add_op1(kind, {a, b}, NoAttrs{}, loc); }
+Value binary(OpKind kind, const Value& a, const Value& b, const Loc& loc) {
+  return add_op1(kind, {a, b}, NoAttrs{}, loc);
+}
 
 /// A rank-0 constant of `like`'s dtype holding `value`; integers must be representable.
 Value scalar_like(const Value& like, double value, OpKind for_op, const Loc& loc) {
-  if (!like.valid()) fail(ErrorKind::InvalidArgument, cat(op_name(for_op), " at ", where(loc), ": the tensor operand is absent"));
+  if (!like.valid())
+    fail(ErrorKind::InvalidArgument, cat(op_name(for_op), " at ", where(loc), ": the tensor operand is absent"));
   const DType dt = like.dtype();
   if (!is_floating(dt) && (std::nearbyint(value) != value || std::abs(value) > 9.007199254740992e15))
     fail(ErrorKind::DTypeMismatch, cat(op_name(for_op), " at ", where(loc), ": the scalar ", value,
@@ -69,7 +72,9 @@ Value pow(const Value& a, const Value& b, Loc loc) { return binary(OpKind::Pow, 
 Value pow(const Value& a, double exponent, Loc loc) { return binary_scalar(OpKind::Pow, a, exponent, loc); }
 Value maximum(const Value& a, const Value& b, Loc loc) { return binary(OpKind::Maximum, a, b, loc); }
 Value minimum(const Value& a, const Value& b, Loc loc) { return binary(OpKind::Minimum, a, b, loc); }
-Value fma(const Value& a, const Value& b, const Value& c, Loc loc) { return add_op1(OpKind::Fma, {a, b, c}, NoAttrs{}, loc); }
+Value fma(const Value& a, const Value& b, const Value& c, Loc loc) {
+  return add_op1(OpKind::Fma, {a, b, c}, NoAttrs{}, loc);
+}
 Value clamp(const Value& x, double low, double high, Loc loc) {
   if (!(low <= high)) fail(ErrorKind::InvalidArgument, cat("clamp at ", where(loc), ": low ", low, " > high ", high));
   return binary_scalar(OpKind::Minimum, binary_scalar(OpKind::Maximum, x, low, loc), high, loc);
@@ -129,16 +134,28 @@ const char* domain_name(Domain d) {
 
 Domain operand_domain(OpKind k) {
   switch (k) {
-    case OpKind::Neg: case OpKind::Abs: case OpKind::Sign: case OpKind::Relu:
-    case OpKind::Add: case OpKind::Sub: case OpKind::Mul: case OpKind::Maximum: case OpKind::Minimum:
-    case OpKind::Lt: case OpKind::Le: case OpKind::Gt: case OpKind::Ge: case OpKind::Fma:
-      return Domain::numeric;
-    case OpKind::LogicalNot: case OpKind::LogicalAnd: case OpKind::LogicalOr:
-      return Domain::boolean;
-    case OpKind::Eq: case OpKind::Ne: case OpKind::Cast: case OpKind::Where:
-      return Domain::any;
-    default:
-      return Domain::floating;
+    case OpKind::Neg:
+    case OpKind::Abs:
+    case OpKind::Sign:
+    case OpKind::Relu:
+    case OpKind::Add:
+    case OpKind::Sub:
+    case OpKind::Mul:
+    case OpKind::Maximum:
+    case OpKind::Minimum:
+    case OpKind::Lt:
+    case OpKind::Le:
+    case OpKind::Gt:
+    case OpKind::Ge:
+    case OpKind::Fma: return Domain::numeric;
+    case OpKind::LogicalNot:
+    case OpKind::LogicalAnd:
+    case OpKind::LogicalOr: return Domain::boolean;
+    case OpKind::Eq:
+    case OpKind::Ne:
+    case OpKind::Cast:
+    case OpKind::Where: return Domain::any;
+    default: return Domain::floating;
   }
 }
 
@@ -174,7 +191,8 @@ std::vector<TensorType> infer_elementwise(const InferContext& ctx) {
     if (ctx.in(i).dtype != dt)
       ctx.fail(ErrorKind::DTypeMismatch, "operands must have the same dtype (no implicit promotion; use cast())");
   const Domain domain = operand_domain(k);
-  if (!in_domain(dt, domain)) ctx.fail(ErrorKind::DTypeMismatch, cat("needs ", domain_name(domain), ", got ", name(dt)));
+  if (!in_domain(dt, domain))
+    ctx.fail(ErrorKind::DTypeMismatch, cat("needs ", domain_name(domain), ", got ", name(dt)));
 
   const Shape shape = broadcast_all(ctx, 0);
   const DType out = is_predicate(k) ? DType::boolean : dt;

@@ -24,11 +24,16 @@ bool is_elementwise(OpKind kind) noexcept {
 
 bool is_predicate(OpKind kind) noexcept {
   switch (kind) {
-    case OpKind::Eq: case OpKind::Ne: case OpKind::Lt: case OpKind::Le: case OpKind::Gt: case OpKind::Ge:
-    case OpKind::LogicalAnd: case OpKind::LogicalOr: case OpKind::LogicalNot:
-      return true;
-    default:
-      return false;
+    case OpKind::Eq:
+    case OpKind::Ne:
+    case OpKind::Lt:
+    case OpKind::Le:
+    case OpKind::Gt:
+    case OpKind::Ge:
+    case OpKind::LogicalAnd:
+    case OpKind::LogicalOr:
+    case OpKind::LogicalNot: return true;
+    default: return false;
   }
 }
 

@@ -8,7 +8,8 @@ namespace trainrt {
 using namespace detail;
 
 Value matmul(const Value& a, const Value& b, const MatmulOptions& options, Loc loc) {
-  if (!a.valid() || !b.valid()) fail(ErrorKind::InvalidArgument, cat("matmul at ", where(loc), ": an operand is absent"));
+  if (!a.valid() || !b.valid())
+    fail(ErrorKind::InvalidArgument, cat("matmul at ", where(loc), ": an operand is absent"));
   if (a.rank() == 0 || b.rank() == 0)
     fail(ErrorKind::ShapeMismatch, cat("matmul at ", where(loc), ": operands must have rank >= 1 (operands: ",
                                        a.to_string(), ", ", b.to_string(), ")"));

@@ -35,8 +35,8 @@ Value cross_entropy(const Value& logits, const Value& labels, const CrossEntropy
   if (!(options.label_smoothing >= 0.0 && options.label_smoothing < 1.0))
     fail(ErrorKind::InvalidArgument,
          cat("cross_entropy at ", where(loc), ": label_smoothing must be in [0, 1), got ", options.label_smoothing));
-  return add_op(OpKind::CrossEntropy, {logits, labels}, CrossEntropyAttrs{options.ignore_index, options.label_smoothing},
-                loc)
+  return add_op(OpKind::CrossEntropy, {logits, labels},
+                CrossEntropyAttrs{options.ignore_index, options.label_smoothing}, loc)
       .front();
 }
 
@@ -45,7 +45,8 @@ Value embedding(const Value& table, const Value& indices, Loc loc) {
 }
 
 Value dropout(const Value& x, double p, Loc loc) {
-  if (!(p >= 0.0 && p < 1.0)) fail(ErrorKind::InvalidArgument, cat("dropout at ", where(loc), ": p must be in [0, 1), got ", p));
+  if (!(p >= 0.0 && p < 1.0))
+    fail(ErrorKind::InvalidArgument, cat("dropout at ", where(loc), ": p must be in [0, 1), got ", p));
   if (!x.valid()) fail(ErrorKind::InvalidArgument, cat("dropout at ", where(loc), ": the operand is absent"));
   if (p == 0.0) return x;
   // The key names this dropout's random stream. It depends only on where the node sits in
@@ -135,7 +136,8 @@ std::vector<TensorType> infer_random_embedding(const InferContext& ctx) {
       const TensorType& t = ctx.requested().at(0);
       std::vector<std::int64_t> dims = ctx.in(1).shape.dims();
       dims.push_back(t.shape[1]);
-      if (!(ctx.in(0).shape == Shape(dims))) ctx.fail(ErrorKind::ShapeMismatch, "gradient shape does not match indices");
+      if (!(ctx.in(0).shape == Shape(dims)))
+        ctx.fail(ErrorKind::ShapeMismatch, "gradient shape does not match indices");
       return {t};
     }
     default: break;

@@ -20,8 +20,10 @@ Value batch_norm(const Value& x, const Value& gamma, const Value& beta, const Va
     if (!v->valid()) continue;
     const Node& n = v->impl()->node(v->node());
     if (n.kind != OpKind::Variable || std::get<VariableAttrs>(n.attrs).kind != VariableKind::state)
-      fail(ErrorKind::InvalidArgument, cat("batch_norm at ", where(loc), ": running statistics must be state tensors made "
-                                           "with Graph::state (got ", v->to_string(), ")"));
+      fail(ErrorKind::InvalidArgument, cat("batch_norm at ", where(loc),
+                                           ": running statistics must be state tensors made "
+                                           "with Graph::state (got ",
+                                           v->to_string(), ")"));
   }
   return add_op1(OpKind::BatchNorm, {x, gamma, beta, running_mean, running_var},
                  NormAttrs{options.momentum, options.eps, 1}, loc);

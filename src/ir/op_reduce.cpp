@@ -20,8 +20,8 @@ Value reduce(OpKind kind, const Value& x, const Axes& axes, bool keepdims, const
     for (std::int64_t a : axes) {
       const std::int64_t n = a < 0 ? a + x.rank() : a;
       if (n < 0 || n >= x.rank())
-        fail(ErrorKind::InvalidArgument, cat(op_name(kind), " at ", where(loc), ": axis ", a, " is out of range for ",
-                                             x.to_string()));
+        fail(ErrorKind::InvalidArgument,
+             cat(op_name(kind), " at ", where(loc), ": axis ", a, " is out of range for ", x.to_string()));
       norm.push_back(n);
     }
     std::sort(norm.begin(), norm.end());
@@ -33,11 +33,15 @@ Value reduce(OpKind kind, const Value& x, const Axes& axes, bool keepdims, const
 
 }  // namespace
 
-Value sum(const Value& x, const Axes& axes, bool keepdims, Loc loc) { return reduce(OpKind::ReduceSum, x, axes, keepdims, loc); }
+Value sum(const Value& x, const Axes& axes, bool keepdims, Loc loc) {
+  return reduce(OpKind::ReduceSum, x, axes, keepdims, loc);
+}
 Value mean(const Value& x, const Axes& axes, bool keepdims, Loc loc) {
   return reduce(OpKind::ReduceMean, x, axes, keepdims, loc);
 }
-Value max(const Value& x, const Axes& axes, bool keepdims, Loc loc) { return reduce(OpKind::ReduceMax, x, axes, keepdims, loc); }
+Value max(const Value& x, const Axes& axes, bool keepdims, Loc loc) {
+  return reduce(OpKind::ReduceMax, x, axes, keepdims, loc);
+}
 
 namespace detail {
 

@@ -25,7 +25,8 @@ Value reshape(const Value& x, const std::vector<std::int64_t>& shape, Loc loc) {
   for (std::size_t i = 0; i < dims.size(); ++i) {
     if (dims[i] == -1) {
       if (infer_at >= 0)
-        fail(ErrorKind::InvalidArgument, cat("reshape at ", where(loc), ": only one dimension may be -1 (", x.to_string(), ")"));
+        fail(ErrorKind::InvalidArgument,
+             cat("reshape at ", where(loc), ": only one dimension may be -1 (", x.to_string(), ")"));
       infer_at = static_cast<std::int64_t>(i);
     } else if (dims[i] < 0) {
       fail(ErrorKind::InvalidArgument, cat("reshape at ", where(loc), ": dimension ", i, " is ", dims[i]));
@@ -59,8 +60,8 @@ Value permute(const Value& x, const std::vector<std::int64_t>& perm, Loc loc) {
   if (!ok) {
     std::string s;
     for (auto a : perm) s += (s.empty() ? "" : ",") + std::to_string(a);
-    fail(ErrorKind::InvalidArgument, cat("permute at ", where(loc), ": [", s, "] is not a permutation of the ", rank,
-                                         " axes of ", x.to_string()));
+    fail(ErrorKind::InvalidArgument,
+         cat("permute at ", where(loc), ": [", s, "] is not a permutation of the ", rank, " axes of ", x.to_string()));
   }
   bool identity = true;
   for (std::size_t i = 0; i < p.size(); ++i) identity = identity && p[i] == static_cast<std::int64_t>(i);
@@ -125,7 +126,8 @@ Value unsqueeze(const Value& x, std::int64_t axis, Loc loc) {
   require(x, "unsqueeze", loc);
   const std::int64_t a = axis < 0 ? axis + x.rank() + 1 : axis;
   if (a < 0 || a > x.rank())
-    fail(ErrorKind::InvalidArgument, cat("unsqueeze at ", where(loc), ": axis ", axis, " out of range for ", x.to_string()));
+    fail(ErrorKind::InvalidArgument,
+         cat("unsqueeze at ", where(loc), ": axis ", axis, " out of range for ", x.to_string()));
   std::vector<std::int64_t> dims = x.shape().dims();
   dims.insert(dims.begin() + a, 1);
   return reshape(x, dims, loc);
@@ -193,12 +195,14 @@ std::vector<TensorType> infer_shape_op(const InferContext& ctx) {
     case OpKind::Reshape: {
       const TensorType& t = ctx.requested().at(0);
       if (t.shape.numel() != x.shape.numel())
-        ctx.fail(ErrorKind::ShapeMismatch, cat("cannot reshape ", x.shape.numel(), " elements to ", t.shape.to_string()));
+        ctx.fail(ErrorKind::ShapeMismatch,
+                 cat("cannot reshape ", x.shape.numel(), " elements to ", t.shape.to_string()));
       return {TensorType{x.dtype, t.shape}};
     }
     case OpKind::Permute: {
       const auto& perm = ctx.attrs<PermAttrs>().perm;
-      if (static_cast<std::int64_t>(perm.size()) != x.shape.rank()) ctx.fail(ErrorKind::InvalidArgument, "bad permutation");
+      if (static_cast<std::int64_t>(perm.size()) != x.shape.rank())
+        ctx.fail(ErrorKind::InvalidArgument, "bad permutation");
       std::vector<std::int64_t> dims;
       dims.reserve(perm.size());
       for (auto p : perm) dims.push_back(x.shape[p]);
@@ -207,7 +211,8 @@ std::vector<TensorType> infer_shape_op(const InferContext& ctx) {
     case OpKind::Slice: {
       const auto& a = ctx.attrs<SliceAttrs>();
       const TensorType& t = ctx.requested().at(0);
-      if (a.axis >= x.shape.rank() || t.shape.rank() != x.shape.rank()) ctx.fail(ErrorKind::InvalidArgument, "bad slice");
+      if (a.axis >= x.shape.rank() || t.shape.rank() != x.shape.rank())
+        ctx.fail(ErrorKind::InvalidArgument, "bad slice");
       const std::int64_t count = t.shape[a.axis];
       if (count > 0 && a.start + (count - 1) * a.step >= x.shape[a.axis])
         ctx.fail(ErrorKind::InvalidArgument, "slice runs past the end of the axis");

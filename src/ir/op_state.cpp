@@ -59,15 +59,16 @@ Value Graph::input(std::string name, const Shape& shape, DType dtype, SourceLoca
 Value Graph::parameter(std::string name, const Shape& shape, const Init& init, DType dtype, SourceLocation loc) {
   check_name("parameter", name, loc);
   if (!is_floating(dtype))
-    fail(ErrorKind::DTypeMismatch, cat("parameter '", name, "' at ", where(loc), ": parameters must have a floating dtype, not ",
-                                       trainrt::name(dtype)));
-  return add_leaf(impl_, OpKind::Variable, std::move(name), {dtype, shape}, VariableAttrs{init, VariableKind::parameter},
-                  loc);
+    fail(ErrorKind::DTypeMismatch, cat("parameter '", name, "' at ", where(loc),
+                                       ": parameters must have a floating dtype, not ", trainrt::name(dtype)));
+  return add_leaf(impl_, OpKind::Variable, std::move(name), {dtype, shape},
+                  VariableAttrs{init, VariableKind::parameter}, loc);
 }
 
 Value Graph::state(std::string name, const Shape& shape, const Init& init, DType dtype, SourceLocation loc) {
   check_name("state", name, loc);
-  return add_leaf(impl_, OpKind::Variable, std::move(name), {dtype, shape}, VariableAttrs{init, VariableKind::state}, loc);
+  return add_leaf(impl_, OpKind::Variable, std::move(name), {dtype, shape}, VariableAttrs{init, VariableKind::state},
+                  loc);
 }
 
 Value Graph::constant(const Tensor& value, SourceLocation loc) {
@@ -88,8 +89,8 @@ Value Graph::find(std::string_view name) const {
     std::string known;
     for (const Node& n : impl_->nodes())
       if (!n.name.empty()) known += (known.empty() ? "" : ", ") + n.name;
-    fail(ErrorKind::NotFound, cat("Graph::find: no input, parameter or state named '", name, "' (known: ",
-                                  known.empty() ? "none" : known, ")"));
+    fail(ErrorKind::NotFound, cat("Graph::find: no input, parameter or state named '", name,
+                                  "' (known: ", known.empty() ? "none" : known, ")"));
   }
   return {impl_, i, 0};
 }
@@ -133,7 +134,8 @@ std::vector<TensorType> infer_state(const InferContext& ctx) {
       const Node& target = ctx.graph().node(ctx.node().inputs[0].node);
       if (target.kind != OpKind::Variable) ctx.fail(ErrorKind::InvalidArgument, "the target is not a variable");
       if (!(ctx.in(0) == ctx.in(1)))
-        ctx.fail(ErrorKind::ShapeMismatch, cat("the new value of '", target.name, "' must have type ", ctx.in(0).to_string()));
+        ctx.fail(ErrorKind::ShapeMismatch,
+                 cat("the new value of '", target.name, "' must have type ", ctx.in(0).to_string()));
       return {};
     }
     default: break;

@@ -44,7 +44,9 @@ struct AttrPrinter {
     os << "data=" << (a.value ? std::to_string(a.value->numel()) + " elements" : "none");
   }
   void operator()(const ScalarAttrs& a) const { os << "value=" << a.value; }
-  void operator()(const GeluAttrs& a) const { os << (a.tanh_approximation ? "approximation=tanh" : "approximation=none"); }
+  void operator()(const GeluAttrs& a) const {
+    os << (a.tanh_approximation ? "approximation=tanh" : "approximation=none");
+  }
   void operator()(const PermAttrs& a) const { os << "perm=" << list(a.perm); }
   void operator()(const SliceAttrs& a) const { os << "axis=" << a.axis << " start=" << a.start << " step=" << a.step; }
   void operator()(const AxisAttrs& a) const { os << "axis=" << a.axis; }
@@ -88,7 +90,8 @@ struct AttrPrinter {
       }
       os << " ->";
       for (std::size_t o = 0; o < a.body->outputs.size(); ++o)
-        if (a.body->outputs[o].group == static_cast<std::int32_t>(gi)) os << " out" << o << "=%" << a.body->outputs[o].op;
+        if (a.body->outputs[o].group == static_cast<std::int32_t>(gi))
+          os << " out" << o << "=%" << a.body->outputs[o].op;
       os << "}";
     }
   }
@@ -144,7 +147,8 @@ std::string describe_value(const GraphImpl& graph, ValueId v) {
   const Node& n = graph.node(v.node);
   const std::string type = graph.type(v).to_string();
   if (n.kind == OpKind::Input) return cat("input '", n.name, "' ", type);
-  if (n.kind == OpKind::Variable) return cat(kind_name(std::get<VariableAttrs>(n.attrs).kind), " '", n.name, "' ", type);
+  if (n.kind == OpKind::Variable)
+    return cat(kind_name(std::get<VariableAttrs>(n.attrs).kind), " '", n.name, "' ", type);
   std::string s = cat(type, " = ", op_name(n.kind));
   if (n.outputs.size() > 1) s += cat(" (output ", v.output, ")");
   return cat(s, " at ", where(n.loc.file, n.loc.line));

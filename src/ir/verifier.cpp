@@ -10,8 +10,8 @@ namespace trainrt::detail {
 
 namespace {
 [[noreturn]] void broken(const GraphImpl& g, std::int32_t i, std::string_view pass, const std::string& rule) {
-  fail(ErrorKind::Internal, cat("internal error (a libtrainrt bug, please report): the IR is invalid after pass '", pass,
-                                "': ", rule, "\n  at node: ", print_node(g, i)));
+  fail(ErrorKind::Internal, cat("internal error (a libtrainrt bug, please report): the IR is invalid after pass '",
+                                pass, "': ", rule, "\n  at node: ", print_node(g, i)));
 }
 }  // namespace
 

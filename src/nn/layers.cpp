@@ -12,8 +12,10 @@ using detail::where;
 
 namespace {
 
-void require_positive(std::string_view layer, const std::string& name, std::string_view what, std::int64_t v, const Loc& loc) {
-  if (v <= 0) fail(ErrorKind::InvalidArgument, cat(layer, " '", name, "' at ", where(loc), ": ", what, " must be > 0, got ", v));
+void require_positive(std::string_view layer, const std::string& name, std::string_view what, std::int64_t v,
+                      const Loc& loc) {
+  if (v <= 0)
+    fail(ErrorKind::InvalidArgument, cat(layer, " '", name, "' at ", where(loc), ": ", what, " must be > 0, got ", v));
 }
 
 /// PyTorch's default for Linear and Conv weights: kaiming_uniform(a = sqrt(5)), which is
@@ -26,8 +28,8 @@ Init default_bias(std::int64_t fan_in) {
 
 }  // namespace
 
-Linear::Linear(Graph& graph, const std::string& name, std::int64_t in_features, std::int64_t out_features, bool with_bias,
-               Loc loc) {
+Linear::Linear(Graph& graph, const std::string& name, std::int64_t in_features, std::int64_t out_features,
+               bool with_bias, Loc loc) {
   require_positive("Linear", name, "in_features", in_features, loc);
   require_positive("Linear", name, "out_features", out_features, loc);
   weight = graph.parameter(name + ".weight", {out_features, in_features}, default_weight(), f32, loc);
@@ -55,16 +57,20 @@ Conv2d::Conv2d(Graph& graph, const std::string& name, std::int64_t in_channels, 
   require_positive("Conv2d", name, "out_channels", out_channels, loc);
   require_positive("Conv2d", name, "groups", opts.groups, loc);
   if (in_channels % opts.groups != 0 || out_channels % opts.groups != 0)
-    fail(ErrorKind::InvalidArgument, cat("Conv2d '", name, "' at ", where(loc), ": groups = ", opts.groups,
-                                         " must divide in_channels = ", in_channels, " and out_channels = ", out_channels));
+    fail(ErrorKind::InvalidArgument,
+         cat("Conv2d '", name, "' at ", where(loc), ": groups = ", opts.groups,
+             " must divide in_channels = ", in_channels, " and out_channels = ", out_channels));
   const std::int64_t per_group = in_channels / opts.groups;
-  weight = graph.parameter(name + ".weight", {out_channels, per_group, kernel[0], kernel[1]}, default_weight(), f32, loc);
-  if (with_bias) bias = graph.parameter(name + ".bias", {out_channels}, default_bias(per_group * kernel[0] * kernel[1]), f32, loc);
+  weight =
+      graph.parameter(name + ".weight", {out_channels, per_group, kernel[0], kernel[1]}, default_weight(), f32, loc);
+  if (with_bias)
+    bias = graph.parameter(name + ".bias", {out_channels}, default_bias(per_group * kernel[0] * kernel[1]), f32, loc);
 }
 
 Value Conv2d::operator()(const Value& x, Loc loc) const { return conv2d(x, weight, bias, options, loc); }
 
-BatchNorm2d::BatchNorm2d(Graph& graph, const std::string& name, std::int64_t channels, const BatchNormOptions& opts, Loc loc)
+BatchNorm2d::BatchNorm2d(Graph& graph, const std::string& name, std::int64_t channels, const BatchNormOptions& opts,
+                         Loc loc)
     : options(opts) {
   require_positive("BatchNorm2d", name, "channels", channels, loc);
   weight = graph.parameter(name + ".weight", {channels}, init::ones(), f32, loc);

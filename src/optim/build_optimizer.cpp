@@ -95,8 +95,9 @@ Value state_of(const Context& c, const Value& param, const std::string& owner, c
 Value sgd(Context& c, const optim::SGD& o, const Value& p, const Value& grad, const std::string& owner) {
   Graph gr = p.graph();
   const DType dt = p.dtype();
-  const Value g =
-      o.weight_decay != 0 ? fma(p, c.once(kDecay, dt, [&] { return gr.scalar(o.weight_decay, dt); }), grad, kLoc) : grad;
+  const Value g = o.weight_decay != 0
+                      ? fma(p, c.once(kDecay, dt, [&] { return gr.scalar(o.weight_decay, dt); }), grad, kLoc)
+                      : grad;
   const Value momentum = o.momentum != 0 ? c.once(kMomentum, dt, [&] { return gr.scalar(o.momentum, dt); }) : Value{};
   Value d = g;
   if (o.momentum != 0) {
@@ -107,8 +108,10 @@ Value sgd(Context& c, const optim::SGD& o, const Value& p, const Value& grad, co
     } else {
       // The first step takes the gradient undamped (buf = g), as in PyTorch.
       const Value first = eq(c.step, gr.scalar(0, DType::i64), kLoc);
-      const Value keep = scalar_of(where(first, gr.scalar(0.0, DType::f64), gr.scalar(o.momentum, DType::f64), kLoc), p);
-      const Value take = scalar_of(where(first, gr.scalar(1.0, DType::f64), gr.scalar(1.0 - o.dampening, DType::f64), kLoc), p);
+      const Value keep =
+          scalar_of(where(first, gr.scalar(0.0, DType::f64), gr.scalar(o.momentum, DType::f64), kLoc), p);
+      const Value take =
+          scalar_of(where(first, gr.scalar(1.0, DType::f64), gr.scalar(1.0 - o.dampening, DType::f64), kLoc), p);
       buf_new = fma(buf, keep, g * take, kLoc);
     }
     assign(buf, buf_new, kLoc);
@@ -126,7 +129,8 @@ Value adam(Context& c, const AdamLike& o, bool decoupled, const Value& p, const 
                       : grad;
   const Value m = state_of(c, p, owner, "exp_avg"), v = state_of(c, p, owner, "exp_avg_sq");
   const Value m_new = fma(m, c.once(kBeta1, dt, [&] { return gr.scalar(o.beta1, dt); }), g * (1.0 - o.beta1), kLoc);
-  const Value v_new = fma(v, c.once(kBeta2, dt, [&] { return gr.scalar(o.beta2, dt); }), (g * g) * (1.0 - o.beta2), kLoc);
+  const Value v_new =
+      fma(v, c.once(kBeta2, dt, [&] { return gr.scalar(o.beta2, dt); }), (g * g) * (1.0 - o.beta2), kLoc);
   assign(m, m_new, kLoc);
   assign(v, v_new, kLoc);
   // Bias corrections at step t + 1 (scalars): step_size = lr / (1 - b1^(t+1)),
@@ -139,7 +143,8 @@ Value adam(Context& c, const AdamLike& o, bool decoupled, const Value& p, const 
     const Value bc2 = 1.0 - pow(gr.scalar(o.beta2, DType::f64), c.t + 1.0, kLoc);
     return scalar_of(rsqrt(bc2, kLoc), p);
   });
-  const Value denom = fma(sqrt(v_new, kLoc), inv_sqrt_bc2, c.once(kEps, dt, [&] { return gr.scalar(o.eps, dt); }), kLoc);
+  const Value denom =
+      fma(sqrt(v_new, kLoc), inv_sqrt_bc2, c.once(kEps, dt, [&] { return gr.scalar(o.eps, dt); }), kLoc);
   Value base = p;
   if (decoupled && o.weight_decay != 0)
     base = p * c.once(kDecoupled, dt, [&] { return scalar_of(1.0 - c.lr * o.weight_decay, p); });
@@ -147,7 +152,8 @@ Value adam(Context& c, const AdamLike& o, bool decoupled, const Value& p, const 
 }
 
 /// The updated `p` under `optimizer` (None: p itself).
-Value update(Context& c, const optim::Optimizer& optimizer, const Value& p, const Value& grad, const std::string& owner) {
+Value update(Context& c, const optim::Optimizer& optimizer, const Value& p, const Value& grad,
+             const std::string& owner) {
   if (const auto* s = std::get_if<optim::SGD>(&optimizer)) return sgd(c, *s, p, grad, owner);
   if (const auto* a = std::get_if<optim::Adam>(&optimizer)) return adam(c, *a, false, p, grad, owner);
   if (const auto* w = std::get_if<optim::AdamW>(&optimizer)) return adam(c, *w, true, p, grad, owner);
@@ -201,7 +207,8 @@ Context begin_update(const std::shared_ptr<GraphImpl>& graph, const optim::Optim
   // floats are; each result is cast once to the parameters' dtype.
   Context c{graph, step, cast(step, DType::f64, kLoc), {}, {}};
   if (const optim::Schedule* s = schedule_of(optimizer)) {
-    const Value base = optimizer_variable(graph, kBaseLrVariable, Shape{}, init::constant(base_lr_of(optimizer)), DType::f64);
+    const Value base =
+        optimizer_variable(graph, kBaseLrVariable, Shape{}, init::constant(base_lr_of(optimizer)), DType::f64);
     c.lr = base * schedule_factor(*s, c.t);
     assign(optimizer_variable(graph, kLrVariable, Shape{}, init::zeros(), DType::f64), c.lr, kLoc);
   }
@@ -260,7 +267,8 @@ void build_sharded_optimizer(const std::shared_ptr<GraphImpl>& graph, const opti
   for (std::size_t b = 0; b < layout.size(); ++b) {
     std::vector<Value> members;
     for (std::size_t k : layout[b].members) members.push_back(grads[k]);
-    grad_blocks.push_back(reduce_scatter(members, {static_cast<std::int64_t>(b), world, 1.0 / static_cast<double>(world)}, kLoc));
+    grad_blocks.push_back(
+        reduce_scatter(members, {static_cast<std::int64_t>(b), world, 1.0 / static_cast<double>(world)}, kLoc));
   }
   graph->set_phase(Phase::update);
   Context c = begin_update(graph, optimizer, step);

@@ -38,7 +38,8 @@ bool ContractionCheck::contractible(const std::vector<std::int32_t>& a, const st
 
 std::shared_ptr<GraphImpl> contract_groups(const GraphImpl& graph, const std::vector<std::vector<std::int32_t>>& groups,
                                            const std::function<std::vector<std::int32_t>(std::size_t)>& sources,
-                                           const std::function<void(std::size_t, Rewriter&)>& emit_group, ValueMap& map) {
+                                           const std::function<void(std::size_t, Rewriter&)>& emit_group,
+                                           ValueMap& map) {
   std::vector<std::int32_t> group_of(static_cast<std::size_t>(graph.size()), -1);
   for (std::size_t i = 0; i < groups.size(); ++i)
     for (std::int32_t m : groups[i]) group_of[static_cast<std::size_t>(m)] = static_cast<std::int32_t>(i);

@@ -36,6 +36,7 @@ class ContractionCheck {
 /// reads (they are emitted first). Dead nodes are dropped.
 std::shared_ptr<GraphImpl> contract_groups(const GraphImpl& graph, const std::vector<std::vector<std::int32_t>>& groups,
                                            const std::function<std::vector<std::int32_t>(std::size_t)>& sources,
-                                           const std::function<void(std::size_t, Rewriter&)>& emit_group, ValueMap& map);
+                                           const std::function<void(std::size_t, Rewriter&)>& emit_group,
+                                           ValueMap& map);
 
 }  // namespace trainrt::detail

@@ -60,7 +60,8 @@ bool eliminate_common_subexpressions(std::shared_ptr<GraphImpl>& graph, ValueMap
         const GraphImpl& target = *rw.target();
         for (std::int32_t j : bucket) {
           const Node& m = target.node(j);
-          if (m.kind != n.kind || m.inputs != inputs || m.outputs != n.outputs || !attrs_equal(m.attrs, n.attrs)) continue;
+          if (m.kind != n.kind || m.inputs != inputs || m.outputs != n.outputs || !attrs_equal(m.attrs, n.attrs))
+            continue;
           for (std::int32_t o = 0; o < static_cast<std::int32_t>(n.outputs.size()); ++o)
             rw.map_output(i, o, make_value(rw.target(), {j, o}));
           changed = true;

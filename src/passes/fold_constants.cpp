@@ -74,17 +74,20 @@ constexpr double kInvSqrt2Pi = 0.3989422804014327;
 // here the wrap is made explicit through the unsigned type (C++ signed overflow is undefined).
 template <class T>
 T add(T a, T b) {
-  if constexpr (std::is_integral_v<T>) return static_cast<T>(static_cast<std::make_unsigned_t<T>>(a) + static_cast<std::make_unsigned_t<T>>(b));
+  if constexpr (std::is_integral_v<T>)
+    return static_cast<T>(static_cast<std::make_unsigned_t<T>>(a) + static_cast<std::make_unsigned_t<T>>(b));
   else return a + b;
 }
 template <class T>
 T sub(T a, T b) {
-  if constexpr (std::is_integral_v<T>) return static_cast<T>(static_cast<std::make_unsigned_t<T>>(a) - static_cast<std::make_unsigned_t<T>>(b));
+  if constexpr (std::is_integral_v<T>)
+    return static_cast<T>(static_cast<std::make_unsigned_t<T>>(a) - static_cast<std::make_unsigned_t<T>>(b));
   else return a - b;
 }
 template <class T>
 T mul(T a, T b) {
-  if constexpr (std::is_integral_v<T>) return static_cast<T>(static_cast<std::make_unsigned_t<T>>(a) * static_cast<std::make_unsigned_t<T>>(b));
+  if constexpr (std::is_integral_v<T>)
+    return static_cast<T>(static_cast<std::make_unsigned_t<T>>(a) * static_cast<std::make_unsigned_t<T>>(b));
   else return a * b;
 }
 template <class T>
@@ -93,16 +96,22 @@ T neg(T x) {
   else return -x;
 }
 
-template <class T> T gelu_exact(T x) { return T(0.5) * x * (T(1) + std::erf(x * T(kInvSqrt2))); }
-template <class T> T gelu_tanh(T x) {
+template <class T>
+T gelu_exact(T x) {
+  return T(0.5) * x * (T(1) + std::erf(x * T(kInvSqrt2)));
+}
+template <class T>
+T gelu_tanh(T x) {
   return T(0.5) * x * (T(1) + std::tanh(T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x)));
 }
-template <class T> T gelu_backward_exact(T g, T x) {
+template <class T>
+T gelu_backward_exact(T g, T x) {
   const T cdf = T(0.5) * (T(1) + std::erf(x * T(kInvSqrt2)));
   const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
   return g * (cdf + x * pdf);
 }
-template <class T> T gelu_backward_tanh(T g, T x) {
+template <class T>
+T gelu_backward_tanh(T g, T x) {
   const T t = std::tanh(T(kSqrt2OverPi) * (x + T(kGeluCubic) * x * x * x));
   const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCubic) * x * x);
   return g * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du);
@@ -124,8 +133,9 @@ void cast_element(const void* src, DType from, std::int64_t i, void* dst, DType 
   if (from == DType::i64 && to == DType::i32) {
     static_cast<std::int32_t*>(dst)[j] = static_cast<std::int32_t>(static_cast<const std::int64_t*>(src)[i]);
   } else if ((from == DType::i64 || from == DType::i32) && to == DType::i64) {
-    static_cast<std::int64_t*>(dst)[j] = from == DType::i64 ? static_cast<const std::int64_t*>(src)[i]
-                                                            : static_cast<std::int64_t>(static_cast<const std::int32_t*>(src)[i]);
+    static_cast<std::int64_t*>(dst)[j] = from == DType::i64
+                                             ? static_cast<const std::int64_t*>(src)[i]
+                                             : static_cast<std::int64_t>(static_cast<const std::int32_t*>(src)[i]);
   } else if (from == DType::f32 && to == DType::bf16) {
     static_cast<std::uint16_t*>(dst)[j] = float_to_bf16(static_cast<const float*>(src)[i]);
   } else if (from == DType::f32 && to == DType::f16) {
@@ -240,7 +250,8 @@ bool eval_elementwise(const Node& n, const OutputSpace& space, const std::vector
       // f32 kernels of these four run runtime/cpu/vec_math.h's own exp/erf, not the C
       // library's: fold them in f64 only.
       constexpr bool kLibm = std::is_same_v<C, double>;
-      const bool tanh_form = std::holds_alternative<GeluAttrs>(n.attrs) && std::get<GeluAttrs>(n.attrs).tanh_approximation;
+      const bool tanh_form =
+          std::holds_alternative<GeluAttrs>(n.attrs) && std::get<GeluAttrs>(n.attrs).tanh_approximation;
       switch (n.kind) {
         case K::Exp: return kLibm && same([](C x, C, C) { return std::exp(x); });
         case K::Sigmoid: return kLibm && same([](C x, C, C) { return C(1) / (C(1) + std::exp(-x)); });
@@ -325,11 +336,13 @@ Value emit(Rewriter& rw, const TensorType& type, const Tensor& value, std::size_
     if (bytes_of(type) > max_bytes) return {};
     t = Tensor::empty(type.shape, type.dtype);
     const std::size_t e = size_of(type.dtype);
-    for (std::size_t i = 0; i < t.nbytes(); i += e) std::memcpy(static_cast<unsigned char*>(t.raw_data()) + i, value.raw_data(), e);
+    for (std::size_t i = 0; i < t.nbytes(); i += e)
+      std::memcpy(static_cast<unsigned char*>(t.raw_data()) + i, value.raw_data(), e);
   } else if (!(t.shape() == type.shape)) {
     t = t.reshape(type.shape);
   }
-  return add_op(OpKind::Constant, {}, ConstantAttrs{std::make_shared<const Tensor>(std::move(t))}, l, {type}, rw.target())
+  return add_op(OpKind::Constant, {}, ConstantAttrs{std::make_shared<const Tensor>(std::move(t))}, l, {type},
+                rw.target())
       .front();
 }
 
@@ -397,10 +410,11 @@ bool fold_node(std::int32_t i, Rewriter& rw, std::size_t max_bytes) {
       value = Tensor::empty(type.shape, type.dtype);
       ops[0].stride = broadcast_strides(src.shape(), static_cast<std::size_t>(type.shape.rank()));
       const std::size_t e = size_of(type.dtype);
-      for_each_element(OutputSpace{type.shape.dims(), type.shape.numel()}, ops, [&](std::int64_t j, const std::int64_t* off) {
-        std::memcpy(static_cast<unsigned char*>(value.raw_data()) + static_cast<std::size_t>(j) * e,
-                    static_cast<const unsigned char*>(src.raw_data()) + static_cast<std::size_t>(off[0]) * e, e);
-      });
+      for_each_element(
+          OutputSpace{type.shape.dims(), type.shape.numel()}, ops, [&](std::int64_t j, const std::int64_t* off) {
+            std::memcpy(static_cast<unsigned char*>(value.raw_data()) + static_cast<std::size_t>(j) * e,
+                        static_cast<const unsigned char*>(src.raw_data()) + static_cast<std::size_t>(off[0]) * e, e);
+          });
     }
     const Value r = emit(rw, type, value, max_bytes);
     if (!r.valid()) return false;

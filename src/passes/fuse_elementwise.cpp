@@ -178,10 +178,8 @@ std::vector<std::int32_t> group_sources(const GraphImpl& g, const std::vector<st
     for (const ValueId& v : g.node(m).inputs) {
       if (!v.valid() || group_of[static_cast<std::size_t>(v.node)] == self) continue;
       const Node& p = g.node(v.node);
-      if (p.kind == OpKind::BroadcastTo && is_inlined_leaf(g, p))
-        out.push_back(p.inputs[0].node);
-      else if (!(p.kind == OpKind::Full && is_inlined_leaf(g, p)))
-        out.push_back(v.node);
+      if (p.kind == OpKind::BroadcastTo && is_inlined_leaf(g, p)) out.push_back(p.inputs[0].node);
+      else if (!(p.kind == OpKind::Full && is_inlined_leaf(g, p))) out.push_back(v.node);
     }
   return out;
 }
@@ -214,7 +212,8 @@ std::shared_ptr<GraphImpl> fuse_elementwise(const GraphImpl& graph, const std::v
   }
 
   return contract_groups(
-      graph, groups, [&](std::size_t i) { return group_sources(graph, groups[i], group_of, static_cast<std::int32_t>(i)); },
+      graph, groups,
+      [&](std::size_t i) { return group_sources(graph, groups[i], group_of, static_cast<std::int32_t>(i)); },
       [&](std::size_t i, Rewriter& rw) { GroupBuilder(graph, groups[i], read_outside, rw).build(); }, map);
 }
 

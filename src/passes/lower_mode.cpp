@@ -73,8 +73,9 @@ std::shared_ptr<GraphImpl> lower_for_evaluation(const GraphImpl& graph, ValueMap
             const auto& a = std::get<NormAttrs>(n.attrs);
             const Value x = rw.operand(i, 0), gamma = rw.operand(i, 1), beta = rw.operand(i, 2);
             const Value rm = rw.operand(i, 3), rv = rw.operand(i, 4);
-            rw.map_output(i, 0, rm.valid() ? batch_norm_eval(x, gamma, beta, rm, rv, a, l)
-                                           : batch_norm_train(x, gamma, beta, a, l)[0]);
+            rw.map_output(
+                i, 0,
+                rm.valid() ? batch_norm_eval(x, gamma, beta, rm, rv, a, l) : batch_norm_train(x, gamma, beta, a, l)[0]);
             return true;
           }
           case OpKind::Dropout: rw.map_output(i, 0, rw.operand(i, 0)); return true;

@@ -100,62 +100,82 @@ void finish(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& out, co
     for (const ValueId& v : roots) r.push_back(out.from_source(v));
     return r;
   };
-  log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, mapped()); }, &g);
+  log.run(
+      "eliminate_dead_code", [&] { return eliminate_dead_code(*g, mapped()); }, &g);
   // Each of these can make work for the others (a fold makes the full node a rule matches,
   // a rule makes two nodes equal); a round costs a few graph copies, so a few rounds.
   auto copying = [&](const char* name, const std::function<bool(ValueMap&)>& pass) {
     ValueMap map;
     bool changed = false;
-    log.run(name, [&] { return changed = pass(map); }, &g);
+    log.run(
+        name, [&] { return changed = pass(map); }, &g);
     out.from_source = out.from_source.then(map);
     return changed;
   };
   for (int round = 0; round < 4; ++round) {
     bool changed = copying("simplify_algebra", [&](ValueMap& m) { return simplify_algebra(g, m, mapped()); });
     changed = copying("fold_constants", [&](ValueMap& m) { return fold_constants(g, m); }) || changed;
-    changed = copying("eliminate_common_subexpressions", [&](ValueMap& m) { return eliminate_common_subexpressions(g, m); }) ||
+    changed = copying("eliminate_common_subexpressions",
+                      [&](ValueMap& m) { return eliminate_common_subexpressions(g, m); }) ||
               changed;
     if (!changed) break;
-    log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, mapped()); }, &g);
+    log.run(
+        "eliminate_dead_code", [&] { return eliminate_dead_code(*g, mapped()); }, &g);
   }
   ValueMap legal;
-  log.run("legalize_dtypes", [&] {
-    bool changed = false;
-    g = legalize_dtypes_for_cpu(*g, legal, changed);
-    return changed;
-  }, &g);
+  log.run(
+      "legalize_dtypes",
+      [&] {
+        bool changed = false;
+        g = legalize_dtypes_for_cpu(*g, legal, changed);
+        return changed;
+      },
+      &g);
   out.from_source = out.from_source.then(legal);
-  log.run("eliminate_dead_code", [&] { return eliminate_dead_code(*g, mapped()); }, &g);
+  log.run(
+      "eliminate_dead_code", [&] { return eliminate_dead_code(*g, mapped()); }, &g);
   if (memory_budget > 0) {
     ValueMap recomputed;
-    log.run("recompute_activations", [&] {
-      const RecomputeResult r = recompute_activations(g, mapped(), memory_budget, recomputed);
-      g = r.graph;
-      out.recomputed = r.recomputed;
-      return r.recomputed > 0;
-    }, &g);
+    log.run(
+        "recompute_activations",
+        [&] {
+          const RecomputeResult r = recompute_activations(g, mapped(), memory_budget, recomputed);
+          g = r.graph;
+          out.recomputed = r.recomputed;
+          return r.recomputed > 0;
+        },
+        &g);
     out.from_source = out.from_source.then(recomputed);
   }
   if (fuse) {
     ValueMap fused;
-    log.run("fuse_elementwise", [&] {
-      g = fuse_elementwise(*g, mapped(), fused, out.fused);
-      return out.fused > 0;
-    }, &g);
+    log.run(
+        "fuse_elementwise",
+        [&] {
+          g = fuse_elementwise(*g, mapped(), fused, out.fused);
+          return out.fused > 0;
+        },
+        &g);
     out.from_source = out.from_source.then(fused);
     ValueMap merged_map;
-    log.run("fuse_update_groups", [&] {
-      std::size_t merged = 0;
-      g = fuse_update_groups(*g, merged_map, merged);
-      out.fused -= merged;
-      return merged > 0;
-    }, &g);
+    log.run(
+        "fuse_update_groups",
+        [&] {
+          std::size_t merged = 0;
+          g = fuse_update_groups(*g, merged_map, merged);
+          out.fused -= merged;
+          return merged > 0;
+        },
+        &g);
     out.from_source = out.from_source.then(merged_map);
   }
-  log.run("schedule_nodes", [&] {
-    out.schedule = schedule_nodes(*g);
-    return false;
-  }, nullptr);
+  log.run(
+      "schedule_nodes",
+      [&] {
+        out.schedule = schedule_nodes(*g);
+        return false;
+      },
+      nullptr);
   out.graph = g;
 }
 
@@ -167,10 +187,13 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
   ScheduledGraph out;
   std::shared_ptr<GraphImpl> g;
 
-  log.run("lower_for_training", [&] {
-    g = lower_for_training(source, request.seed, out.from_source);
-    return true;
-  }, &g);
+  log.run(
+      "lower_for_training",
+      [&] {
+        g = lower_for_training(source, request.seed, out.from_source);
+        return true;
+      },
+      &g);
 
   const ValueId loss = out.from_source(request.loss);
   std::vector<Value> params;
@@ -181,33 +204,42 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
   }
   const bool trains = !std::holds_alternative<optim::None>(request.optimizer);
   std::vector<Value> grads;
-  log.run("build_gradients", [&] {
-    if (!trains || params.empty()) return false;
-    std::vector<ValueId> wrt;
-    wrt.reserve(params.size());
-    for (const Value& p : params) wrt.push_back(id_of(p));
-    grads = build_gradients(g, loss, wrt);
-    return true;
-  }, &g);
+  log.run(
+      "build_gradients",
+      [&] {
+        if (!trains || params.empty()) return false;
+        std::vector<ValueId> wrt;
+        wrt.reserve(params.size());
+        for (const Value& p : params) wrt.push_back(id_of(p));
+        grads = build_gradients(g, loss, wrt);
+        return true;
+      },
+      &g);
   const bool sharded = request.shard && request.world > 0 && trains && !params.empty();
-  log.run("bucket_gradients", [&] {
-    if (request.world <= 0 || grads.empty() || sharded) return false;
-    const Phase saved = g->phase();
-    g->set_phase(Phase::backward);
-    grads = average_gradients(grads, request.world, request.bucket_bytes);
-    g->set_phase(saved);
-    return true;
-  }, &g);
+  log.run(
+      "bucket_gradients",
+      [&] {
+        if (request.world <= 0 || grads.empty() || sharded) return false;
+        const Phase saved = g->phase();
+        g->set_phase(Phase::backward);
+        grads = average_gradients(grads, request.world, request.bucket_bytes);
+        g->set_phase(saved);
+        return true;
+      },
+      &g);
   if (!trains) params.clear();
 
-  log.run("build_optimizer", [&] {
-    const Value step = make_value(g, {g->find(kStepVariable), 0});
-    if (sharded)
-      build_sharded_optimizer(g, request.optimizer, params, grads, step, request.world, request.rank, request.bucket_bytes);
-    else
-      build_optimizer(g, request.optimizer, params, grads, step);
-    return true;
-  }, &g);
+  log.run(
+      "build_optimizer",
+      [&] {
+        const Value step = make_value(g, {g->find(kStepVariable), 0});
+        if (sharded)
+          build_sharded_optimizer(g, request.optimizer, params, grads, step, request.world, request.rank,
+                                  request.bucket_bytes);
+        else build_optimizer(g, request.optimizer, params, grads, step);
+        return true;
+      },
+      &g);
 
   std::vector<ValueId> roots{request.loss};
   roots.insert(roots.end(), request.outputs.begin(), request.outputs.end());
@@ -219,10 +251,13 @@ ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vect
   PassLog log("evaluation");
   ScheduledGraph out;
   std::shared_ptr<GraphImpl> g;
-  log.run("lower_for_evaluation", [&] {
-    g = lower_for_evaluation(source, out.from_source);
-    return true;
-  }, &g);
+  log.run(
+      "lower_for_evaluation",
+      [&] {
+        g = lower_for_evaluation(source, out.from_source);
+        return true;
+      },
+      &g);
   finish(log, g, out, fetches, 0, fuse);
   return out;
 }

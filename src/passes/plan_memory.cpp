@@ -157,7 +157,9 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
   std::vector<int> pos(n, -1);
   for (std::size_t p = 0; p < schedule.size(); ++p) pos[static_cast<std::size_t>(schedule[p])] = static_cast<int>(p);
   const Ancestors anc(schedule, dag);
-  auto before = [&](std::int32_t a, std::int32_t b) { return anc.before(pos[static_cast<std::size_t>(a)], pos[static_cast<std::size_t>(b)]); };
+  auto before = [&](std::int32_t a, std::int32_t b) {
+    return anc.before(pos[static_cast<std::size_t>(a)], pos[static_cast<std::size_t>(b)]);
+  };
 
   // Readers of every value, in schedule order; the last one ends its life (keep-alive
   // values live to the end of the step).
@@ -168,7 +170,8 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
   std::map<ValueId, int> last_use;
   for (std::int32_t node : schedule) {
     const Node& nd = graph.node(node);
-    for (std::int32_t o = 0; o < static_cast<std::int32_t>(nd.outputs.size()); ++o) last_use[{node, o}] = pos[static_cast<std::size_t>(node)];
+    for (std::int32_t o = 0; o < static_cast<std::int32_t>(nd.outputs.size()); ++o)
+      last_use[{node, o}] = pos[static_cast<std::size_t>(node)];
     for (const ValueId& in : nd.inputs)
       if (in.valid()) last_use[in] = std::max(last_use[in], pos[static_cast<std::size_t>(node)]);
   }
@@ -190,8 +193,7 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
       if (r == a) continue;
       if (r == value.node)  // the producer reads the old value: safe only elementwise, same type
         ok = writes_over(graph, value, var);
-      else
-        ok = before(r, value.node);
+      else ok = before(r, value.node);
       if (!ok) break;
     }
     if (!ok) continue;
@@ -217,7 +219,8 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
       int gi = -1;
       if (nd.kind == OpKind::Reshape && group_of.contains(nd.inputs[0])) {
         gi = group_of[nd.inputs[0]];
-      } else if (op_family(nd.kind) != OpFamily::State && nd.kind != OpKind::Reshape && !write_into_variable.contains(v)) {
+      } else if (op_family(nd.kind) != OpFamily::State && nd.kind != OpKind::Reshape &&
+                 !write_into_variable.contains(v)) {
         gi = static_cast<int>(groups.size());
         groups.push_back({bytes_of(nd.outputs[static_cast<std::size_t>(o)]), 0, -1, node, {}});
       }
@@ -245,7 +248,7 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
     for (std::int32_t pred : dag.preds[static_cast<std::size_t>(node)])
       order.add(pos[static_cast<std::size_t>(pred)], static_cast<int>(p));
     std::vector<int> ordered;  // positions this node must now wait for
-    std::vector<int> taken;  // operand groups handed over to outputs (in place)
+    std::vector<int> taken;    // operand groups handed over to outputs (in place)
     for (std::int32_t o = 0; o < static_cast<std::int32_t>(nd.outputs.size()); ++o) {
       auto it = group_of.find({node, o});
       if (it == group_of.end() || placed[static_cast<std::size_t>(it->second)]) continue;
@@ -258,7 +261,8 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
           if (git == group_of.end() || !placed[static_cast<std::size_t>(git->second)]) continue;
           if (!may_write_over_operand(graph, node, o, k)) continue;
           const Group& src = groups[static_cast<std::size_t>(git->second)];
-          if (src.last != static_cast<int>(p) || src.bytes != g.bytes || !(graph.type(in) == nd.outputs[static_cast<std::size_t>(o)]))
+          if (src.last != static_cast<int>(p) || src.bytes != g.bytes ||
+              !(graph.type(in) == nd.outputs[static_cast<std::size_t>(o)]))
             continue;
           if (std::find(taken.begin(), taken.end(), git->second) != taken.end()) continue;
           // Every other node that touches the operand must be done before this one writes.
@@ -274,7 +278,8 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
       }
       if (!in_place) g.offset = arena.allocate(g.bytes, static_cast<int>(p), ordered);
       placed[static_cast<std::size_t>(it->second)] = true;
-      if (g.last != INT_MAX) release_at[static_cast<std::size_t>(std::max(g.last, static_cast<int>(p)))].push_back(it->second);
+      if (g.last != INT_MAX)
+        release_at[static_cast<std::size_t>(std::max(g.last, static_cast<int>(p)))].push_back(it->second);
     }
     const std::size_t scratch = static_cast<std::size_t>(node) < options.scratch_bytes.size()
                                     ? align_up(options.scratch_bytes[static_cast<std::size_t>(node)])
@@ -284,7 +289,8 @@ MemoryPlan plan_memory(const GraphImpl& graph, const std::vector<std::int32_t>& 
       arena.release(plan.scratch_offset[static_cast<std::size_t>(node)], scratch, {static_cast<int>(p)});
       plan.naive_bytes += scratch;
     }
-    for (int u : ordered) plan.extra_preds[static_cast<std::size_t>(node)].push_back(schedule[static_cast<std::size_t>(u)]);
+    for (int u : ordered)
+      plan.extra_preds[static_cast<std::size_t>(node)].push_back(schedule[static_cast<std::size_t>(u)]);
     for (int gi : release_at[p]) {
       if (std::find(taken.begin(), taken.end(), gi) != taken.end()) continue;  // lives on as an output
       // Users of a group this one was written in place over all happen before its writer,

@@ -44,8 +44,8 @@ enum class Storage : std::uint8_t {
 
 struct BufferRef {
   Storage storage = Storage::none;
-  std::int32_t node = -1;   // owning node for variable/input/constant
-  std::size_t offset = 0;   // bytes
+  std::int32_t node = -1;  // owning node for variable/input/constant
+  std::size_t offset = 0;  // bytes
 };
 
 struct MemoryPlan {
@@ -69,8 +69,8 @@ struct MemoryPlan {
 };
 
 struct PlanOptions {
-  std::vector<ValueId> keep_alive;           // read after the step (fetches): never reused
-  std::vector<std::size_t> scratch_bytes;    // per node index
+  std::vector<ValueId> keep_alive;         // read after the step (fetches): never reused
+  std::vector<std::size_t> scratch_bytes;  // per node index
 };
 
 struct Dag;

@@ -52,7 +52,8 @@ std::shared_ptr<GraphImpl> rewrite(const GraphImpl& g, const std::set<ValueId>& 
         const Node& n = g.node(i);
         if (n.phase == Phase::forward) return false;
         bool reads = false;
-        for (const ValueId& in : n.inputs) reads = reads || (in.valid() && chosen.contains(in) && !clone_of.contains(in));
+        for (const ValueId& in : n.inputs)
+          reads = reads || (in.valid() && chosen.contains(in) && !clone_of.contains(in));
         if (!reads) return false;
         for (const ValueId& in : n.inputs)
           if (in.valid() && chosen.contains(in)) recompute(in, rw);

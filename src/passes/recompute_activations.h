@@ -21,8 +21,8 @@
 namespace trainrt::detail {
 
 struct RecomputeResult {
-  std::shared_ptr<GraphImpl> graph;  // the input graph when nothing was recomputed
-  std::size_t recomputed = 0;        // nodes cloned into the backward pass
+  std::shared_ptr<GraphImpl> graph;               // the input graph when nothing was recomputed
+  std::size_t recomputed = 0;                     // nodes cloned into the backward pass
   std::size_t arena_before = 0, arena_after = 0;  // estimates, without scratch
 };
 

@@ -40,8 +40,8 @@ void Rewriter::copy(std::int32_t node) {
     map_.set({node, o}, {index, o});
 }
 
-std::shared_ptr<GraphImpl> rewrite_graph(const GraphImpl& source, const std::function<bool(std::int32_t, Rewriter&)>& fn,
-                                         ValueMap& map) {
+std::shared_ptr<GraphImpl> rewrite_graph(const GraphImpl& source,
+                                         const std::function<bool(std::int32_t, Rewriter&)>& fn, ValueMap& map) {
   auto target = std::make_shared<GraphImpl>();
   Rewriter rw(source, target, map);
   for (std::int32_t i = 0; i < source.size(); ++i) {

@@ -54,7 +54,7 @@ class Rewriter {
 
 /// Returns the rewritten graph; `map` receives every old value that still has a counterpart.
 /// Dead nodes of `source` are dropped.
-std::shared_ptr<GraphImpl> rewrite_graph(const GraphImpl& source, const std::function<bool(std::int32_t, Rewriter&)>& fn,
-                                         ValueMap& map);
+std::shared_ptr<GraphImpl> rewrite_graph(const GraphImpl& source,
+                                         const std::function<bool(std::int32_t, Rewriter&)>& fn, ValueMap& map);
 
 }  // namespace trainrt::detail

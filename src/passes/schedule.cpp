@@ -41,7 +41,8 @@ Dag build_dag(const GraphImpl& graph, const std::vector<std::int32_t>& order, bo
       if (in.valid()) p.push_back(in.node);
     if (n.kind != OpKind::Assign)
       for (const ValueId& in : n.inputs)
-        if (in.valid() && graph.node(in.node).kind == OpKind::Variable) readers[static_cast<std::size_t>(in.node)].push_back(node);
+        if (in.valid() && graph.node(in.node).kind == OpKind::Variable)
+          readers[static_cast<std::size_t>(in.node)].push_back(node);
   }
   for (std::int32_t node : order) {
     const Node& n = graph.node(node);
@@ -51,7 +52,8 @@ Dag build_dag(const GraphImpl& graph, const std::vector<std::int32_t>& order, bo
     p.insert(p.end(), dag.barriers.begin(), dag.barriers.end());
   }
   if (!parallel)
-    for (std::size_t i = 1; i < order.size(); ++i) dag.preds[static_cast<std::size_t>(order[i])].push_back(order[i - 1]);
+    for (std::size_t i = 1; i < order.size(); ++i)
+      dag.preds[static_cast<std::size_t>(order[i])].push_back(order[i - 1]);
   for (auto& p : dag.preds) {
     std::sort(p.begin(), p.end());
     p.erase(std::unique(p.begin(), p.end()), p.end());

@@ -37,9 +37,7 @@ bool is_full(const Value& v, double want) {
   return f && *f == want && std::signbit(*f) == std::signbit(want);
 }
 /// The additive identity of x + c: -0 for floating dtypes, 0 for integers.
-bool is_add_identity(const Value& c) {
-  return is_floating(c.dtype()) ? is_full(c, -0.0) : is_full(c, 0.0);
-}
+bool is_add_identity(const Value& c) { return is_floating(c.dtype()) ? is_full(c, -0.0) : is_full(c, 0.0); }
 /// The identity of x - c: +0 (floating) or 0.
 bool is_sub_identity(const Value& c) { return is_full(c, 0.0); }
 bool is_one(const Value& c) { return is_full(c, 1.0); }
@@ -127,8 +125,7 @@ Value simplify_arithmetic(const Node& n, const std::vector<Value>& in) {
       if (is_add_identity(in[1])) return keep(in[0], n);
       if (is_add_identity(in[0])) return keep(in[1], n);
       return {};
-    case OpKind::Sub:
-      return is_sub_identity(in[1]) ? keep(in[0], n) : Value{};
+    case OpKind::Sub: return is_sub_identity(in[1]) ? keep(in[0], n) : Value{};
     case OpKind::Mul:
       if (is_one(in[1])) return keep(in[0], n);
       if (is_one(in[0])) return keep(in[1], n);
@@ -150,16 +147,14 @@ Value simplify_arithmetic(const Node& n, const std::vector<Value>& in) {
       if (is_one(a) && fits_shape(b.shape(), c.shape(), out)) return add(b, c);
       return {};
     }
-    default:
-      return {};
+    default: return {};
   }
 }
 
 Value simplify_select(const Node& n, const std::vector<Value>& in) {
   switch (n.kind) {
     case OpKind::Maximum:
-    case OpKind::Minimum:
-      return same_value(in[0], in[1]) ? keep(in[0], n) : Value{};
+    case OpKind::Minimum: return same_value(in[0], in[1]) ? keep(in[0], n) : Value{};
     case OpKind::LogicalAnd:
       if (same_value(in[0], in[1]) || is_full(in[1], 1.0)) return keep(in[0], n);
       return is_full(in[0], 1.0) ? keep(in[1], n) : Value{};
@@ -169,8 +164,7 @@ Value simplify_select(const Node& n, const std::vector<Value>& in) {
     case OpKind::Where:
       if (same_value(in[1], in[2]) || is_full(in[0], 1.0)) return keep(in[1], n);
       return is_full(in[0], 0.0) ? keep(in[2], n) : Value{};
-    default:
-      return {};
+    default: return {};
   }
 }
 
@@ -178,13 +172,11 @@ Value simplify_unary(const Node& n, const std::vector<Value>& in) {
   const Node& p = producer(in[0]);
   switch (n.kind) {
     case OpKind::Neg:
-    case OpKind::LogicalNot:
-      return p.kind == n.kind ? keep(make_value(in[0].impl_ptr(), p.inputs[0]), n) : Value{};
+    case OpKind::LogicalNot: return p.kind == n.kind ? keep(make_value(in[0].impl_ptr(), p.inputs[0]), n) : Value{};
     case OpKind::Abs:
     case OpKind::Relu:
     case OpKind::Floor:
-    case OpKind::Sign:
-      return p.kind == n.kind ? keep(in[0], n) : Value{};
+    case OpKind::Sign: return p.kind == n.kind ? keep(in[0], n) : Value{};
     case OpKind::Cast: {
       const DType to = n.outputs[0].dtype;
       if (in[0].dtype() == to) return keep(in[0], n);
@@ -193,8 +185,7 @@ Value simplify_unary(const Node& n, const std::vector<Value>& in) {
       if (!holds_every_value(x.dtype(), in[0].dtype())) return {};
       return x.dtype() == to ? keep(x, n) : cast(x, to);
     }
-    default:
-      return {};
+    default: return {};
   }
 }
 
@@ -233,10 +224,8 @@ Value simplify_shape(const Node& n, const std::vector<Value>& in) {
       const auto& a = std::get<SliceAttrs>(n.attrs);
       return a.start == 0 && a.step == 1 && in[0].shape() == out.shape ? keep(in[0], n) : Value{};
     }
-    case OpKind::Concat:
-      return in.size() == 1 ? keep(in[0], n) : Value{};
-    default:
-      return {};
+    case OpKind::Concat: return in.size() == 1 ? keep(in[0], n) : Value{};
+    default: return {};
   }
 }
 

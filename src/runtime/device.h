@@ -7,7 +7,7 @@ namespace trainrt::detail {
 
 struct CudaProbe {
   int device_count = 0;
-  std::string reason;     // why there is no device, when device_count == 0
+  std::string reason;      // why there is no device, when device_count == 0
   void* driver = nullptr;  // the dlopen handle of libcuda.so.1 once cuInit succeeded; it stays loaded
 };
 

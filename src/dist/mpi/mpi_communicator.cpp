@@ -65,15 +65,14 @@ MpiCommunicator::MpiCommunicator(const dist::MpiOptions& options, std::size_t ma
   MPI_Request request = MPI_REQUEST_NULL;
   complete(MPI_Comm_idup(MPI_COMM_WORLD, &comm_, &request), request, "MPI_Comm_idup", call);
   try {
-    check_mpi(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler",
-              "dist::mpi_communicator");
+    check_mpi(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", "dist::mpi_communicator");
     ops_ = std::make_unique<MpiReduceOps>();
     if (launch.rank != rank_ || launch.size != size_)
       fail(ErrorKind::Runtime,
            cat("dist::mpi_communicator: MPI says this process is rank ", rank_, " of ", size_, " but the ",
-               launch.launcher == "none" ? std::string("environment names no launcher (one process)")
-                                         : cat(launch.launcher, " launcher's environment says rank ", launch.rank,
-                                               " of ", launch.size),
+               launch.launcher == "none"
+                   ? std::string("environment names no launcher (one process)")
+                   : cat(launch.launcher, " launcher's environment says rank ", launch.rank, " of ", launch.size),
                ". Start the program with the launcher of the MPI it was built with (its mpirun/mpiexec, or srun "
                "with that MPI's plugin, e.g. --mpi=pmix)."));
   } catch (...) {
@@ -81,8 +80,8 @@ MpiCommunicator::MpiCommunicator(const dist::MpiOptions& options, std::size_t ma
     MPI_Comm_free(&comm_);
     throw;
   }
-  log().debug("dist::mpi: communicator ready, rank {} of {} ({} launcher, local rank {} of {}), timeout {} ms",
-              rank_, size_, launch.launcher, launch.local_rank, launch.local_size, timeout_.count());
+  log().debug("dist::mpi: communicator ready, rank {} of {} ({} launcher, local rank {} of {}), timeout {} ms", rank_,
+              size_, launch.launcher, launch.local_rank, launch.local_size, timeout_.count());
 }
 
 MpiCommunicator::~MpiCommunicator() {
@@ -105,9 +104,9 @@ std::string MpiCommunicator::where() const { return cat("on rank ", rank_, " of 
 
 MpiCommunicator::Call MpiCommunicator::begin_call(std::string what, milliseconds timeout) const {
   if (!broken_.empty())
-    fail(ErrorKind::Runtime, cat("dist::mpi ", what, " ", where(),
-                                 ": the communicator is broken by an earlier failure, so nothing more can be sent: ",
-                                 broken_));
+    fail(ErrorKind::Runtime,
+         cat("dist::mpi ", what, " ", where(),
+             ": the communicator is broken by an earlier failure, so nothing more can be sent: ", broken_));
   if (timeout.count() <= 0)
     fail(ErrorKind::InvalidArgument,
          cat("dist::mpi ", what, " ", where(), ": timeout is ", timeout.count(), " ms; it must be > 0"));
@@ -245,8 +244,8 @@ void MpiCommunicator::reduce_scatter(const void* send, void* recv, std::size_t r
                                      dist::ReduceOp op, milliseconds timeout) {
   std::lock_guard lock(mutex_);
   MPI_Datatype type = mpi_datatype(dtype);
-  const Call call =
-      begin_call(cat("reduce_scatter(", reduce_op_name(op), ") of ", elements(recv_count, dtype), " per rank"), timeout);
+  const Call call = begin_call(
+      cat("reduce_scatter(", reduce_op_name(op), ") of ", elements(recv_count, dtype), " per rank"), timeout);
   MPI_Op mpi_op = ops_->get(dtype, op);
   const std::size_t e = size_of(dtype), ranks = static_cast<std::size_t>(size_);
   if (recv_count > SIZE_MAX / e / ranks)
@@ -299,9 +298,8 @@ std::chrono::milliseconds mpi_default_timeout() {
   errno = 0;
   const long long value = std::strtoll(text, &end, 10);
   if (errno != 0 || *end != '\0' || value <= 0)
-    detail::fail(ErrorKind::InvalidArgument,
-                 detail::cat("dist: environment variable TRAINRT_DIST_TIMEOUT_MS='", text,
-                             "' is not a positive number of milliseconds"));
+    detail::fail(ErrorKind::InvalidArgument, detail::cat("dist: environment variable TRAINRT_DIST_TIMEOUT_MS='", text,
+                                                         "' is not a positive number of milliseconds"));
   return std::chrono::milliseconds(value);
 }
 

@@ -64,8 +64,7 @@ int ensure_mpi_initialized() {
   std::lock_guard lock(init_mutex);
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (finalized)
-    fail(ErrorKind::Unsupported, "dist::mpi_communicator: MPI has already been finalized in this process");
+  if (finalized) fail(ErrorKind::Unsupported, "dist::mpi_communicator: MPI has already been finalized in this process");
   int initialized = 0;
   MPI_Initialized(&initialized);
   int provided = MPI_THREAD_SINGLE;

@@ -15,8 +15,8 @@ namespace trainrt::detail {
 
 using CuDevicePtr = std::uint64_t;  // CUdeviceptr
 inline constexpr int kCudaSuccess = 0;
-inline constexpr int kCudaErrorNotReady = 600;         // CUDA_ERROR_NOT_READY
-inline constexpr unsigned kCudaStreamNonBlocking = 1;  // CU_STREAM_NON_BLOCKING
+inline constexpr int kCudaErrorNotReady = 600;          // CUDA_ERROR_NOT_READY
+inline constexpr unsigned kCudaStreamNonBlocking = 1;   // CU_STREAM_NON_BLOCKING
 inline constexpr unsigned kCudaEventDisableTiming = 2;  // CU_EVENT_DISABLE_TIMING
 
 /// The driver's entry points (each one the versioned symbol cuda.h maps its name to).

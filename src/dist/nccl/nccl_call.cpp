@@ -27,9 +27,8 @@ std::size_t bytes_of(std::size_t elements, std::size_t factor, std::size_t bytes
                      const CollectiveCall& call, int size) {
   std::size_t n = 0, bytes = 0;
   if (__builtin_mul_overflow(elements, factor, &n) || __builtin_mul_overflow(n, bytes_per_element, &bytes))
-    fail(ErrorKind::InvalidArgument,
-         cat("nccl ", describe(call, size), ": the buffer size overflows (count ", call.count, " x ", factor, " x ",
-             bytes_per_element, " bytes)"));
+    fail(ErrorKind::InvalidArgument, cat("nccl ", describe(call, size), ": the buffer size overflows (count ",
+                                         call.count, " x ", factor, " x ", bytes_per_element, " bytes)"));
   return bytes;
 }
 
@@ -92,12 +91,12 @@ int check_call(const CollectiveCall& call, int rank, int size, std::chrono::mill
       // but a sum of bytes is neither a bool nor a count (it wraps at 256).
       if (reduces(call.kind) && call.op == dist::ReduceOp::sum)
         fail(ErrorKind::InvalidArgument,
-             cat(what, ": a sum of bool is not a bool; use max for a logical or, min for a logical and, or reduce "
-                       "an i32 copy to count"));
+             cat(what,
+                 ": a sum of bool is not a bool; use max for a logical or, min for a logical and, or reduce "
+                 "an i32 copy to count"));
       dtype = ncclUint8;
       break;
-    default:
-      fail(ErrorKind::InvalidArgument, cat(what, ": unknown dtype ", static_cast<int>(call.dtype)));
+    default: fail(ErrorKind::InvalidArgument, cat(what, ": unknown dtype ", static_cast<int>(call.dtype)));
   }
 
   if (call.kind == CollectiveKind::Broadcast && (call.root < 0 || call.root >= size))

@@ -70,8 +70,9 @@ std::shared_ptr<NcclCommunicator> NcclCommunicator::create(dist::Communicator& b
     bootstrap.all_reduce(&failed, 1, DType::i32, dist::ReduceOp::max, timeout);
     if (local_failure) std::rethrow_exception(local_failure);
     if (failed != 0)
-      fail(ErrorKind::Runtime, cat(where, ": another rank could not set up NCCL (its own error says why); this rank "
-                                          "was ready"));
+      fail(ErrorKind::Runtime, cat(where,
+                                   ": another rank could not set up NCCL (its own error says why); this rank "
+                                   "was ready"));
     bootstrap.broadcast(id, kUniqueIdWords, DType::i32, 0, timeout);
   } else if (local_failure) {
     std::rethrow_exception(local_failure);
@@ -163,8 +164,8 @@ NcclCommunicator::~NcclCommunicator() {
 
 void NcclCommunicator::check_usable() const {
   if (!broken_.empty())
-    fail(ErrorKind::Runtime, cat("the NCCL communicator (rank ", rank_, " of ", size_,
-                                 ") is broken by an earlier failure: ", broken_));
+    fail(ErrorKind::Runtime,
+         cat("the NCCL communicator (rank ", rank_, " of ", size_, ") is broken by an earlier failure: ", broken_));
 }
 
 std::string NcclCommunicator::last_error() const {
@@ -199,11 +200,9 @@ int NcclCommunicator::launch(const CollectiveCall& call, int dtype, void* stream
   auto* const s = static_cast<cudaStream_t>(stream);
   switch (call.kind) {
     case CollectiveKind::AllReduce: return api.all_reduce(call.send, call.recv, call.count, type, op, comm_, s);
-    case CollectiveKind::ReduceScatter:
-      return api.reduce_scatter(call.send, call.recv, call.count, type, op, comm_, s);
+    case CollectiveKind::ReduceScatter: return api.reduce_scatter(call.send, call.recv, call.count, type, op, comm_, s);
     case CollectiveKind::AllGather: return api.all_gather(call.send, call.recv, call.count, type, comm_, s);
-    case CollectiveKind::Broadcast:
-      return api.broadcast(call.send, call.recv, call.count, type, call.root, comm_, s);
+    case CollectiveKind::Broadcast: return api.broadcast(call.send, call.recv, call.count, type, call.root, comm_, s);
   }
   return ncclInvalidArgument;
 }
@@ -231,8 +230,12 @@ void NcclCommunicator::enqueue_all_reduce_group(std::span<const AllReduceItem> i
   std::vector<int> dtypes;
   std::vector<CollectiveCall> calls;
   for (std::size_t i = 0; i < items.size(); ++i) {
-    const CollectiveCall call{.kind = CollectiveKind::AllReduce, .send = items[i].data, .recv = items[i].data,
-                              .count = items[i].count, .dtype = items[i].dtype, .op = op};
+    const CollectiveCall call{.kind = CollectiveKind::AllReduce,
+                              .send = items[i].data,
+                              .recv = items[i].data,
+                              .count = items[i].count,
+                              .dtype = items[i].dtype,
+                              .op = op};
     try {
       dtypes.push_back(check_call(call, rank_, size_, timeout));
     } catch (const Error& e) {
@@ -315,8 +318,8 @@ void NcclCommunicator::wait(void* stream, milliseconds timeout) {
   const auto start = Clock::now();
   check_usable();
   if (timeout.count() <= 0)
-    fail(ErrorKind::InvalidArgument, cat("nccl wait on rank ", rank_, ": the timeout must be positive, got ",
-                                         timeout.count(), " ms"));
+    fail(ErrorKind::InvalidArgument,
+         cat("nccl wait on rank ", rank_, ": the timeout must be positive, got ", timeout.count(), " ms"));
   const CudaDriver& d = *driver_;
   const ScopedContext scope(d, ctx_);
   if (stream == nullptr || stream == stream_) {
@@ -336,15 +339,18 @@ void NcclCommunicator::run(const CollectiveCall& call, milliseconds timeout) {
   poll(describe(call, size_), start, timeout, [&] { return d.stream_query(stream_); });
 }
 
-void NcclCommunicator::all_reduce(void* data, std::size_t count, DType dtype, dist::ReduceOp op,
-                                  milliseconds timeout) {
+void NcclCommunicator::all_reduce(void* data, std::size_t count, DType dtype, dist::ReduceOp op, milliseconds timeout) {
   run({.kind = CollectiveKind::AllReduce, .send = data, .recv = data, .count = count, .dtype = dtype, .op = op},
       timeout);
 }
 
 void NcclCommunicator::reduce_scatter(const void* send, void* recv, std::size_t recv_count, DType dtype,
                                       dist::ReduceOp op, milliseconds timeout) {
-  run({.kind = CollectiveKind::ReduceScatter, .send = send, .recv = recv, .count = recv_count, .dtype = dtype,
+  run({.kind = CollectiveKind::ReduceScatter,
+       .send = send,
+       .recv = recv,
+       .count = recv_count,
+       .dtype = dtype,
        .op = op},
       timeout);
 }

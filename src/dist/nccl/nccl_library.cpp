@@ -80,9 +80,9 @@ std::unique_ptr<NcclLibrary> NcclLibrary::open(const std::string& library) {
   if (const ncclResult_t st = api.get_version(&lib->version_); st != ncclSuccess)
     fail(ErrorKind::Unsupported, cat("ncclGetVersion failed in ", lib->path_, ": ", lib->describe(st)));
   if (lib->version_ < kMinVersion)
-    fail(ErrorKind::Unsupported, cat("NCCL ", lib->version_string(), " at ", lib->path_, " is too old: NCCL ",
-                                     nccl_version_string(kMinVersion),
-                                     " or newer is needed (non-blocking communicators, so that joining can time out)"));
+    fail(ErrorKind::Unsupported,
+         cat("NCCL ", lib->version_string(), " at ", lib->path_, " is too old: NCCL ", nccl_version_string(kMinVersion),
+             " or newer is needed (non-blocking communicators, so that joining can time out)"));
   return lib;
 }
 
@@ -103,9 +103,10 @@ const NcclLibrary& NcclLibrary::get() {
     }
   }
   const bool pinned = !env("TRAINRT_NCCL").empty();
-  fail(ErrorKind::Unsupported,
-       cat("NCCL could not be loaded (", pinned ? "TRAINRT_NCCL names the library to use" : "set TRAINRT_NCCL to the path of libnccl.so.2, or CUDA_HOME",
-           "); tried:\n  ", join(tried, "\n  ")));
+  fail(ErrorKind::Unsupported, cat("NCCL could not be loaded (",
+                                   pinned ? "TRAINRT_NCCL names the library to use"
+                                          : "set TRAINRT_NCCL to the path of libnccl.so.2, or CUDA_HOME",
+                                   "); tried:\n  ", join(tried, "\n  ")));
 }
 
 }  // namespace trainrt::detail

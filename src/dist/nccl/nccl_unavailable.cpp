@@ -20,8 +20,7 @@ std::shared_ptr<Communicator> nccl_communicator(Communicator& bootstrap, int dev
   unavailable(bootstrap, device);
 }
 
-std::shared_ptr<Communicator> nccl_communicator(Communicator& bootstrap, int device, void*,
-                                                std::chrono::milliseconds) {
+std::shared_ptr<Communicator> nccl_communicator(Communicator& bootstrap, int device, void*, std::chrono::milliseconds) {
   unavailable(bootstrap, device);
 }
 

@@ -100,7 +100,8 @@ inline void lane_shifted_moments(const T* x, std::int64_t n, double c, double& s
 /// sum of x[i] * y[i].
 template <class T>
 inline double lane_dot(const T* x, const T* y, std::int64_t n) {
-  return blocked_sum<Lane<T>>(n, [&](std::int64_t i) { return static_cast<Lane<T>>(x[i]) * static_cast<Lane<T>>(y[i]); });
+  return blocked_sum<Lane<T>>(n,
+                              [&](std::int64_t i) { return static_cast<Lane<T>>(x[i]) * static_cast<Lane<T>>(y[i]); });
 }
 
 /// NaN-propagating maximum of a contiguous run (n >= 1).

@@ -69,8 +69,8 @@ constexpr std::int64_t kBlockK = 64;
 /// loaded operands. Every element is one sum over p = 0..k-1 in order.
 template <class T, int kBytes>
 [[gnu::always_inline]] inline void gemm_body(std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
-                                             std::int64_t a_rs, std::int64_t a_cs, const T* b, std::int64_t ldb,
-                                             T* c, std::int64_t ldc) {
+                                             std::int64_t a_rs, std::int64_t a_cs, const T* b, std::int64_t ldb, T* c,
+                                             std::int64_t ldc) {
   typedef T Vec __attribute__((vector_size(kBytes)));  // NOLINT(modernize-use-using): GNU vector type
   constexpr int kLanes = kBytes / static_cast<int>(sizeof(T)), kRows = 4, kVecs = 2, kCols = kVecs * kLanes;
   std::int64_t i = 0;
@@ -340,8 +340,13 @@ class AttentionKernel final : public Kernel {
   // ---- forward -------------------------------------------------------------------------------
 
   void run_forward(const KernelArgs& a) const {
-    const Io io{static_cast<const T*>(a.in[0]), static_cast<const T*>(a.in[1]), static_cast<const T*>(a.in[2]),
-                static_cast<const Bool*>(a.in[3]), nullptr, nullptr, nullptr};
+    const Io io{static_cast<const T*>(a.in[0]),
+                static_cast<const T*>(a.in[1]),
+                static_cast<const T*>(a.in[2]),
+                static_cast<const Bool*>(a.in[3]),
+                nullptr,
+                nullptr,
+                nullptr};
     T* out = static_cast<T*>(a.out[0]);
     T* lse = static_cast<T*>(a.out[1]);
     const std::int64_t tiles = query_tiles();
@@ -420,7 +425,7 @@ class AttentionKernel final : public Kernel {
   // ---- backward ------------------------------------------------------------------------------
 
   void run_backward(const KernelArgs& a) const {
-    const Io io{static_cast<const T*>(a.in[1]), static_cast<const T*>(a.in[2]), static_cast<const T*>(a.in[3]),
+    const Io io{static_cast<const T*>(a.in[1]),    static_cast<const T*>(a.in[2]), static_cast<const T*>(a.in[3]),
                 static_cast<const Bool*>(a.in[4]), static_cast<const T*>(a.in[0]), static_cast<const T*>(a.in[5]),
                 static_cast<const T*>(a.in[6])};
     T* dq = static_cast<T*>(a.out[0]);

@@ -33,8 +33,9 @@ void scale_in_place(void* data, DType dtype, std::int64_t count, double scale) {
     }
     default:
       for (std::int64_t i = 0; i < count; ++i)
-        store_from_double(data, dtype, i, static_cast<double>(static_cast<float>(load_as_double(data, dtype, i)) *
-                                                              static_cast<float>(scale)));
+        store_from_double(
+            data, dtype, i,
+            static_cast<double>(static_cast<float>(load_as_double(data, dtype, i)) * static_cast<float>(scale)));
   }
 }
 
@@ -53,10 +54,11 @@ class CollectiveKernel final : public Kernel {
       fail(ErrorKind::InvalidArgument, cat(op_name(kind_), " at ", where(n.loc.file, n.loc.line), ": built for ",
                                            attrs_.world, " ranks but the communicator has ", comm_.size()));
     if (attrs_.scale != 1.0 && !is_floating(dtype_))
-      fail(ErrorKind::Unsupported, cat(op_name(kind_), ": a scaled collective needs a floating dtype, got ", name(dtype_)));
+      fail(ErrorKind::Unsupported,
+           cat(op_name(kind_), ": a scaled collective needs a floating dtype, got ", name(dtype_)));
     block_ = collective_block(total_, attrs_.world);
-    what_ = cat(op_name(kind_), " of bucket ", attrs_.bucket, " (", n.inputs.size(), " tensors, ", total_, " ", name(dtype_),
-                " elements)");
+    what_ = cat(op_name(kind_), " of bucket ", attrs_.bucket, " (", n.inputs.size(), " tensors, ", total_, " ",
+                name(dtype_), " elements)");
   }
 
   std::size_t scratch_bytes() const override {
@@ -95,7 +97,8 @@ class CollectiveKernel final : public Kernel {
   void all_reduce(const KernelArgs& a) {
     if (sizes_.size() == 1) {  // one tensor: in place in its output
       if (a.out[0] != a.in[0]) std::memcpy(a.out[0], a.in[0], static_cast<std::size_t>(total_) * elem_);
-      comm_.all_reduce(a.out[0], static_cast<std::size_t>(total_), dtype_, dist::ReduceOp::sum, comm_.default_timeout());
+      comm_.all_reduce(a.out[0], static_cast<std::size_t>(total_), dtype_, dist::ReduceOp::sum,
+                       comm_.default_timeout());
       scale_in_place(a.out[0], dtype_, total_, attrs_.scale);
       return;
     }
@@ -135,8 +138,9 @@ class CollectiveKernel final : public Kernel {
 
 std::unique_ptr<Kernel> make_collective_kernel(const KernelEnv& env) {
   if (env.comm == nullptr)
-    fail(ErrorKind::InvalidArgument, cat(op_name(env.n().kind), ": the graph holds collectives but the Program has no "
-                                                                "communicator (CompileOptions::data_parallel)"));
+    fail(ErrorKind::InvalidArgument, cat(op_name(env.n().kind),
+                                         ": the graph holds collectives but the Program has no "
+                                         "communicator (CompileOptions::data_parallel)"));
   return std::make_unique<CollectiveKernel>(env);
 }
 

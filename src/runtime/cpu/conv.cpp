@@ -144,8 +144,8 @@ class OneDnnConv final : public Kernel {
  private:
   /// An activation operand (sliced along the batch) of a piece.
   struct Act {
-    int arg = 0;           // DNNL_ARG_*
-    int slot = 0;          // index into KernelArgs::in, or ::out for the output
+    int arg = 0;   // DNNL_ARG_*
+    int slot = 0;  // index into KernelArgs::in, or ::out for the output
     bool output = false;
     bool reordered = false;
     std::int64_t sample_bytes = 0;  // bytes of one sample in the plain tensor
@@ -184,13 +184,13 @@ class OneDnnConv final : public Kernel {
   int slots_;
   std::int64_t pieces_ = 1, piece_batch_ = 1;
   std::vector<Act> acts_;
-  std::vector<Shape> shapes_;               // [main] or [main, tail]
+  std::vector<Shape> shapes_;                 // [main] or [main, tail]
   std::vector<std::vector<Runner>> runners_;  // [shape][slot]
   Weights weights_;
-  memory::desc grad_md_;                    // backward weights: the primitive's diff_weights layout
+  memory::desc grad_md_;  // backward weights: the primitive's diff_weights layout
   bool grad_reordered_ = false;
   dnnl::reorder grad_reorder_;
-  Runner grad_runner_;                      // binds the summed gradient and the caller's buffer
+  Runner grad_runner_;  // binds the summed gradient and the caller's buffer
   std::size_t weights_bytes_ = 0, slot_offset_ = 0, slot_bytes_ = 0, partial_offset_ = 0, grad_bytes_ = 0;
   std::size_t scratch_bytes_ = 0;
 };
@@ -201,8 +201,8 @@ void OneDnnConv::build(const KernelEnv& env) {
   const memory::data_type dt = memory::data_type::f32;
   using tag = memory::format_tag;
   // Grouped weights are 5-D [G, O/G, C/G, KH, KW]; our [O, C/G, KH, KW] is that in goihw.
-  const memory::dims w_dims = s.groups == 1 ? memory::dims{s.o, s.c, s.kh, s.kw}
-                                            : memory::dims{s.groups, s.og(), s.cg(), s.kh, s.kw};
+  const memory::dims w_dims =
+      s.groups == 1 ? memory::dims{s.o, s.c, s.kh, s.kw} : memory::dims{s.groups, s.og(), s.cg(), s.kh, s.kw};
   const memory::desc w_plain(w_dims, dt, s.groups == 1 ? tag::oihw : tag::goihw);
   const memory::desc b_plain({s.o}, dt, tag::x);
   const bool blocked = prefer_blocked(kind_, s);
@@ -230,10 +230,10 @@ void OneDnnConv::build(const KernelEnv& env) {
     const memory::desc y_md = blocked ? memory::desc(y_dims, dt, tag::any) : y_plain;
     const memory::desc w_md = blocked ? memory::desc(w_dims, dt, tag::any) : w_plain;
     using Fwd = dnnl::convolution_forward;
-    const auto fwd_desc = has_bias_ ? Fwd::desc(dnnl::prop_kind::forward_training, algo, x_md, w_md, b_plain, y_md,
-                                                strides, dil, pad, pad)
-                                    : Fwd::desc(dnnl::prop_kind::forward_training, algo, x_md, w_md, y_md, strides,
-                                                dil, pad, pad);
+    const auto fwd_desc =
+        has_bias_
+            ? Fwd::desc(dnnl::prop_kind::forward_training, algo, x_md, w_md, b_plain, y_md, strides, dil, pad, pad)
+            : Fwd::desc(dnnl::prop_kind::forward_training, algo, x_md, w_md, y_md, strides, dil, pad, pad);
     const Fwd::primitive_desc fwd(fwd_desc, attr, engine);
     Shape shape;
     shape.batch = nb;
@@ -324,9 +324,9 @@ void OneDnnConv::build(const KernelEnv& env) {
       grad_runner_.stream = dnnl::stream(engine);
       grad_runner_.weight_grad = memory(grad_md_, engine, DNNL_MEMORY_NONE);
       grad_runner_.weights = memory(w_plain, engine, DNNL_MEMORY_NONE);
-      grad_runner_.scratchpad = memory(memory::desc({static_cast<memory::dim>(std::max<std::size_t>(scratchpad, 1))},
-                                                    memory::data_type::u8, tag::x),
-                                       engine, DNNL_MEMORY_NONE);
+      grad_runner_.scratchpad = memory(
+          memory::desc({static_cast<memory::dim>(std::max<std::size_t>(scratchpad, 1))}, memory::data_type::u8, tag::x),
+          engine, DNNL_MEMORY_NONE);
       grad_runner_.args.add(DNNL_ARG_FROM, grad_runner_.weight_grad);
       grad_runner_.args.add(DNNL_ARG_TO, grad_runner_.weights);
       grad_runner_.args.add(DNNL_ARG_SCRATCHPAD, grad_runner_.scratchpad);
@@ -344,7 +344,8 @@ void OneDnnConv::build(const KernelEnv& env) {
   slot_bytes_ = align64(scratchpad) + inner_bytes;
   for (Act& a : acts_) a.inner_offset += align64(scratchpad);
   partial_offset_ = slot_offset_ + static_cast<std::size_t>(slots_) * slot_bytes_;
-  scratch_bytes_ = partial_offset_ + (kind_ == OpKind::Conv2dBackwardWeight ? static_cast<std::size_t>(pieces_) * grad_bytes_ : 0);
+  scratch_bytes_ =
+      partial_offset_ + (kind_ == OpKind::Conv2dBackwardWeight ? static_cast<std::size_t>(pieces_) * grad_bytes_ : 0);
 
   // Runners: every shape for every worker slot, each with its own memory objects.
   runners_.resize(shapes_.size());
@@ -425,7 +426,8 @@ void OneDnnConv::sum_partials(const KernelArgs& a, std::byte* scratch) {
   parallel_for(n, kSerialElements / std::max<std::int64_t>(pieces_, 1), [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t i = lo; i < hi; ++i) {
       float v = total[i];
-      for (std::int64_t p = 1; p < pieces_; ++p) v += total[static_cast<std::size_t>(p) * stride + static_cast<std::size_t>(i)];
+      for (std::int64_t p = 1; p < pieces_; ++p)
+        v += total[static_cast<std::size_t>(p) * stride + static_cast<std::size_t>(i)];
       out[i] = v;
     }
   });

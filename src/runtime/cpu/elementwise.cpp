@@ -12,7 +12,8 @@ BroadcastPlan make_broadcast_plan(const Shape& out, const std::vector<Shape>& in
   std::vector<std::int64_t> dims;
   std::vector<std::vector<std::int64_t>> strides(inputs.size());
   std::vector<std::int64_t> running(inputs.size(), 1);
-  std::vector<std::vector<std::int64_t>> full(inputs.size(), std::vector<std::int64_t>(static_cast<std::size_t>(rank), 0));
+  std::vector<std::vector<std::int64_t>> full(inputs.size(),
+                                              std::vector<std::int64_t>(static_cast<std::size_t>(rank), 0));
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     const Shape& s = inputs[k];
     for (std::int64_t d = rank - 1; d >= 0; --d) {
@@ -43,14 +44,16 @@ BroadcastPlan make_broadcast_plan(const Shape& out, const std::vector<Shape>& in
     for (auto& s : strides) s.push_back(0);
   }
   if (dims.size() > static_cast<std::size_t>(kMaxDims))
-    fail(ErrorKind::Unsupported, cat("elementwise op over ", dims.size(), " non-mergeable axes (at most ", kMaxDims, ")"));
+    fail(ErrorKind::Unsupported,
+         cat("elementwise op over ", dims.size(), " non-mergeable axes (at most ", kMaxDims, ")"));
   BroadcastPlan p;
   p.operands = static_cast<int>(inputs.size());
   p.rank = static_cast<int>(dims.size());
   p.numel = out.numel();
   for (int d = 0; d < p.rank; ++d) {
     p.dims[d] = dims[static_cast<std::size_t>(d)];
-    for (int k = 0; k < p.operands; ++k) p.stride[k][d] = strides[static_cast<std::size_t>(k)][static_cast<std::size_t>(d)];
+    for (int k = 0; k < p.operands; ++k)
+      p.stride[k][d] = strides[static_cast<std::size_t>(k)][static_cast<std::size_t>(d)];
   }
   return p;
 }

@@ -12,14 +12,17 @@ class BinaryKernel final : public Kernel {
  public:
   explicit BinaryKernel(BroadcastPlan plan) : plan_(plan) {}
   void run(const KernelArgs& a) override {
-    binary_loop<Op, T, R>(plan_, static_cast<const T*>(a.in[0]), static_cast<const T*>(a.in[1]), static_cast<R*>(a.out[0]));
+    binary_loop<Op, T, R>(plan_, static_cast<const T*>(a.in[0]), static_cast<const T*>(a.in[1]),
+                          static_cast<R*>(a.out[0]));
   }
 
  private:
   BroadcastPlan plan_;
 };
 
-BroadcastPlan plan_of(const KernelEnv& env) { return make_broadcast_plan(env.out(0).shape, {env.in(0).shape, env.in(1).shape}); }
+BroadcastPlan plan_of(const KernelEnv& env) {
+  return make_broadcast_plan(env.out(0).shape, {env.in(0).shape, env.in(1).shape});
+}
 
 template <class Op>
 std::unique_ptr<Kernel> floating_kernel(const KernelEnv& env) {
@@ -72,7 +75,7 @@ std::unique_ptr<Kernel> make_binary_kernel(const KernelEnv& env) {
     case OpKind::TanhBackward: return floating_kernel<ew::TanhBackward>(env);
     case OpKind::GeluBackward:
       return std::get<GeluAttrs>(env.n().attrs).tanh_approximation ? floating_kernel<ew::GeluTanhBackward>(env)
-                                                                     : floating_kernel<ew::GeluBackward>(env);
+                                                                   : floating_kernel<ew::GeluBackward>(env);
     default: break;
   }
   unsupported_dtype(env, env.in(0).dtype);

@@ -25,10 +25,16 @@ void ternary_inner(const X* x, std::int64_t sx, const T* y, std::int64_t sy, con
 }
 
 struct Fma {
-  template <class T> static T f(T a, T b, T c) { return a * b + c; }
+  template <class T>
+  static T f(T a, T b, T c) {
+    return a * b + c;
+  }
 };
 struct Where {
-  template <class T> static T f(Bool c, T a, T b) { return c ? a : b; }
+  template <class T>
+  static T f(Bool c, T a, T b) {
+    return c ? a : b;
+  }
 };
 
 template <class Op, class X, class T>

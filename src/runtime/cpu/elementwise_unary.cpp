@@ -43,13 +43,31 @@ std::unique_ptr<Kernel> numeric_kernel(const KernelEnv& env) {
 struct F16 {};
 struct BF16 {};
 
-template <class T> struct Storage { using type = T; };
-template <> struct Storage<F16> { using type = std::uint16_t; };
-template <> struct Storage<BF16> { using type = std::uint16_t; };
+template <class T>
+struct Storage {
+  using type = T;
+};
+template <>
+struct Storage<F16> {
+  using type = std::uint16_t;
+};
+template <>
+struct Storage<BF16> {
+  using type = std::uint16_t;
+};
 
-template <class T> inline double load(typename Storage<T>::type v) { return static_cast<double>(v); }
-template <> inline double load<F16>(std::uint16_t v) { return half_to_float(v); }
-template <> inline double load<BF16>(std::uint16_t v) { return bf16_to_float(v); }
+template <class T>
+inline double load(typename Storage<T>::type v) {
+  return static_cast<double>(v);
+}
+template <>
+inline double load<F16>(std::uint16_t v) {
+  return half_to_float(v);
+}
+template <>
+inline double load<BF16>(std::uint16_t v) {
+  return bf16_to_float(v);
+}
 
 /// Float to integer truncates toward zero; NaN becomes 0 and out-of-range values saturate
 /// (C++ leaves those undefined; PyTorch's result is platform-dependent).
@@ -61,12 +79,30 @@ inline I to_integer(double v) {
   return static_cast<I>(v);
 }
 
-template <class T> inline typename Storage<T>::type store(double v) { return static_cast<T>(v); }
-template <> inline std::uint16_t store<F16>(double v) { return float_to_half(static_cast<float>(v)); }
-template <> inline std::uint16_t store<BF16>(double v) { return float_to_bf16(static_cast<float>(v)); }
-template <> inline std::int32_t store<std::int32_t>(double v) { return to_integer<std::int32_t>(v); }
-template <> inline std::int64_t store<std::int64_t>(double v) { return to_integer<std::int64_t>(v); }
-template <> inline Bool store<Bool>(double v) { return v != 0.0; }
+template <class T>
+inline typename Storage<T>::type store(double v) {
+  return static_cast<T>(v);
+}
+template <>
+inline std::uint16_t store<F16>(double v) {
+  return float_to_half(static_cast<float>(v));
+}
+template <>
+inline std::uint16_t store<BF16>(double v) {
+  return float_to_bf16(static_cast<float>(v));
+}
+template <>
+inline std::int32_t store<std::int32_t>(double v) {
+  return to_integer<std::int32_t>(v);
+}
+template <>
+inline std::int64_t store<std::int64_t>(double v) {
+  return to_integer<std::int64_t>(v);
+}
+template <>
+inline Bool store<Bool>(double v) {
+  return v != 0.0;
+}
 
 template <class From, class To>
 class CastKernel final : public Kernel {
@@ -84,8 +120,8 @@ class CastKernel final : public Kernel {
   static typename Storage<To>::type convert(typename Storage<From>::type v) {
     if constexpr (std::is_same_v<From, std::int64_t> && std::is_same_v<To, std::int32_t>) {
       return static_cast<std::int32_t>(v);  // wraps, as integer narrowing does
-    } else if constexpr ((std::is_same_v<From, std::int64_t> || std::is_same_v<From, std::int32_t>) &&
-                         std::is_same_v<To, std::int64_t>) {
+    } else if constexpr ((std::is_same_v<From, std::int64_t> ||
+                          std::is_same_v<From, std::int32_t>)&&std::is_same_v<To, std::int64_t>) {
       return static_cast<std::int64_t>(v);  // exact (no detour through double)
     } else if constexpr (std::is_same_v<From, float> && std::is_same_v<To, BF16>) {
       return float_to_bf16(v);
@@ -144,9 +180,8 @@ std::unique_ptr<Kernel> make_unary_kernel(const KernelEnv& env) {
     case OpKind::Sigmoid: return floating_kernel<ew::Sigmoid>(env);
     case OpKind::Gelu:
       return std::get<GeluAttrs>(env.n().attrs).tanh_approximation ? floating_kernel<ew::GeluTanh>(env)
-                                                                     : floating_kernel<ew::Gelu>(env);
-    case OpKind::LogicalNot:
-      return std::make_unique<UnaryKernel<ew::LogicalNot, Bool>>(env.out(0).shape.numel());
+                                                                   : floating_kernel<ew::Gelu>(env);
+    case OpKind::LogicalNot: return std::make_unique<UnaryKernel<ew::LogicalNot, Bool>>(env.out(0).shape.numel());
     case OpKind::Cast: return cast_kernel(env);
     default: break;
   }

@@ -48,7 +48,8 @@ class EmbeddingKernel final : public Kernel {
     parallel_for(count_, grain_for(dim_), [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t i = b; i < e; ++i) {
         check(idx[i], i);
-        std::memcpy(out + i * dim_, table + static_cast<std::int64_t>(idx[i]) * dim_, static_cast<std::size_t>(dim_) * sizeof(T));
+        std::memcpy(out + i * dim_, table + static_cast<std::int64_t>(idx[i]) * dim_,
+                    static_cast<std::size_t>(dim_) * sizeof(T));
       }
     });
   }
@@ -56,8 +57,9 @@ class EmbeddingKernel final : public Kernel {
  private:
   void check(I index, std::int64_t position) const {
     if (index < 0 || static_cast<std::int64_t>(index) >= rows_)
-      fail(ErrorKind::InvalidArgument, cat("embedding at ", where(loc_.file, loc_.line), ": index ", static_cast<std::int64_t>(index),
-                                           " at position ", position, " is out of range [0, ", rows_, ")"));
+      fail(ErrorKind::InvalidArgument,
+           cat("embedding at ", where(loc_.file, loc_.line), ": index ", static_cast<std::int64_t>(index),
+               " at position ", position, " is out of range [0, ", rows_, ")"));
   }
 
   bool backward_;

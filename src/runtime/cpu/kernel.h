@@ -51,7 +51,7 @@ struct KernelEnv {
   int threads{};  // size of the Program's task arena
   OneDnn& dnn;
   const std::vector<CpuKernel>* fused = nullptr;  // compiled kernels of fused nodes, by node
-  dist::Communicator* comm = nullptr;              // data-parallel programs: their ranks
+  dist::Communicator* comm = nullptr;             // data-parallel programs: their ranks
   const Node& n() const { return graph.node(node); }
   const TensorType& in(std::size_t i) const { return graph.type(n().inputs[i]); }
   bool has(std::size_t i) const { return i < n().inputs.size() && n().inputs[i].valid(); }

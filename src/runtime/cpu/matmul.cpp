@@ -23,8 +23,8 @@ using dnnl::memory;
 /// The logical operand shapes padded to the output's rank, with element strides of the
 /// stored (possibly transposed) operands.
 struct MatmulShape {
-  std::vector<std::int64_t> a_dims, b_dims, c_dims;      // logical [..., M, K], [..., K, N], [..., M, N]
-  std::vector<std::int64_t> a_strides, b_strides;        // strides of the logical dims
+  std::vector<std::int64_t> a_dims, b_dims, c_dims;  // logical [..., M, K], [..., K, N], [..., M, N]
+  std::vector<std::int64_t> a_strides, b_strides;    // strides of the logical dims
   std::int64_t m = 0, n = 0, k = 0, batch = 1;
 };
 
@@ -177,8 +177,8 @@ class OneDnnMatmul final : public Kernel {
   std::size_t elem_;
   std::int64_t pieces_ = 1, rows_ = 1, a_row_ = 0, c_row_ = 0;
   int shapes_ = 0;
-  std::vector<dnnl::matmul> prim_;                      // [main] or [main, tail]
-  std::vector<std::vector<Piece>> pieces_by_shape_;     // [shape][slot]
+  std::vector<dnnl::matmul> prim_;                   // [main] or [main, tail]
+  std::vector<std::vector<Piece>> pieces_by_shape_;  // [shape][slot]
   std::size_t slot_bytes_ = 0;
 };
 

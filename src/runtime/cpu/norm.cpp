@@ -85,7 +85,8 @@ class BatchNormKernel final : public Kernel {
     T* y = static_cast<T*>(a.out[0]);
     parallel_for(c_, grain_for(n_ * s_), [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t c = b; c < e; ++c) {
-        const double scale = (gamma ? static_cast<double>(gamma[c]) : 1.0) / std::sqrt(static_cast<double>(var[c]) + eps_);
+        const double scale =
+            (gamma ? static_cast<double>(gamma[c]) : 1.0) / std::sqrt(static_cast<double>(var[c]) + eps_);
         normalize(x, y, c, scale, (beta ? static_cast<double>(beta[c]) : 0.0) - static_cast<double>(mean[c]) * scale);
       }
     });
@@ -212,7 +213,8 @@ class LayerNormKernel final : public Kernel {
             sb[j] += static_cast<double>(gr[j]);
           }
         }
-        for (std::int64_t j = 0; j < len; ++j) dgamma[j0 + j] = static_cast<T>(sg[j]), dbeta[j0 + j] = static_cast<T>(sb[j]);
+        for (std::int64_t j = 0; j < len; ++j)
+          dgamma[j0 + j] = static_cast<T>(sg[j]), dbeta[j0 + j] = static_cast<T>(sb[j]);
       }
     });
   }

@@ -42,7 +42,8 @@ void onednn_execute(OneDnn& dnn, const dnnl::primitive& prim, const OneDnnArgs& 
 }
 
 void onednn_fail(const char* what, const dnnl::error& e) {
-  fail(ErrorKind::Runtime, cat("oneDNN failed while ", what, ": ", e.what(), " (status ", static_cast<int>(e.status), ")"));
+  fail(ErrorKind::Runtime,
+       cat("oneDNN failed while ", what, ": ", e.what(), " (status ", static_cast<int>(e.status), ")"));
 }
 
 }  // namespace trainrt::detail::cpu

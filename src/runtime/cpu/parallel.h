@@ -28,9 +28,9 @@ void parallel_for(std::int64_t n, std::int64_t grain, const Fn& fn) {
     fn(std::int64_t{0}, n);
     return;
   }
-  tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, n, grain),
-                    [&](const tbb::blocked_range<std::int64_t>& r) { fn(r.begin(), r.end()); },
-                    tbb::simple_partitioner());
+  tbb::parallel_for(
+      tbb::blocked_range<std::int64_t>(0, n, grain),
+      [&](const tbb::blocked_range<std::int64_t>& r) { fn(r.begin(), r.end()); }, tbb::simple_partitioner());
 }
 
 /// The grain for a loop over n items that each cost about `work` element operations.

@@ -213,11 +213,11 @@ class PoolKernel final : public Kernel {
 
   OpKind kind_;
   std::int64_t planes_, h_, w_, oh_, ow_;
-  std::int64_t stride_, pad_;         // along W
+  std::int64_t stride_, pad_;  // along W
   bool count_include_pad_;
-  std::vector<Window> rows_, cols_;   // per output row / column
-  std::vector<TapRange> taps_;        // per kernel column: the output columns it reaches
-  std::int64_t window_rows_;          // kernel height, for the grain
+  std::vector<Window> rows_, cols_;  // per output row / column
+  std::vector<TapRange> taps_;       // per kernel column: the output columns it reaches
+  std::int64_t window_rows_;         // kernel height, for the grain
 };
 
 }  // namespace
@@ -235,7 +235,13 @@ class TiledMaxPool final : public Kernel {
  public:
   TiledMaxPool(OpKind kind, const Shape& x, const Shape& y, const Pool2dAttrs& a)
       : backward_(kind == OpKind::MaxPool2dBackward),
-        planes_(x[0] * x[1]), h_(x[2]), w_(x[3]), oh_(y[2]), ow_(y[3]), kh_(a.kernel[0]), kw_(a.kernel[1]) {}
+        planes_(x[0] * x[1]),
+        h_(x[2]),
+        w_(x[3]),
+        oh_(y[2]),
+        ow_(y[3]),
+        kh_(a.kernel[0]),
+        kw_(a.kernel[1]) {}
 
   static bool applies(const Shape& x, const Shape& y, const Pool2dAttrs& a) {
     return a.kernel == a.stride && a.padding[0] == 0 && a.padding[1] == 0 && y[2] * a.kernel[0] <= x[2] &&
@@ -249,8 +255,7 @@ class TiledMaxPool final : public Kernel {
         if (backward_)
           backward(static_cast<const T*>(a.in[0]) + p * out_plane, static_cast<const T*>(a.in[1]) + p * in_plane,
                    static_cast<const T*>(a.in[2]) + p * out_plane, static_cast<T*>(a.out[0]) + p * in_plane);
-        else
-          forward(static_cast<const T*>(a.in[0]) + p * in_plane, static_cast<T*>(a.out[0]) + p * out_plane);
+        else forward(static_cast<const T*>(a.in[0]) + p * in_plane, static_cast<T*>(a.out[0]) + p * out_plane);
       }
     });
   }
@@ -269,7 +274,8 @@ class TiledMaxPool final : public Kernel {
       T* yr = y + i * ow_;
       if (kh_ == 2 && kw_ == 2) {
         const T* r1 = r0 + w_;
-        for (std::int64_t j = 0; j < ow_; ++j) yr[j] = pick(pick(pick(r0[2 * j], r0[2 * j + 1]), r1[2 * j]), r1[2 * j + 1]);
+        for (std::int64_t j = 0; j < ow_; ++j)
+          yr[j] = pick(pick(pick(r0[2 * j], r0[2 * j + 1]), r1[2 * j]), r1[2 * j + 1]);
         continue;
       }
       for (std::int64_t j = 0; j < ow_; ++j) {

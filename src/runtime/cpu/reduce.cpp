@@ -120,7 +120,8 @@ class ReduceKernel final : public Kernel {
           y[o] = m;
         } else {
           Acc<T> s = 0;
-          for (std::int64_t r = 0; r < runs; ++r) s += lane_sum(base + offset_of(r, p_.reduced, outer_reduced), p_.inner);
+          for (std::int64_t r = 0; r < runs; ++r)
+            s += lane_sum(base + offset_of(r, p_.reduced, outer_reduced), p_.inner);
           y[o] = finish(s);
         }
       }
@@ -167,7 +168,9 @@ class ReduceKernel final : public Kernel {
 
 std::unique_ptr<Kernel> make_reduce_kernel(const KernelEnv& env) {
   const auto& attrs = std::get<ReduceAttrs>(env.n().attrs);
-  const Mode mode = env.n().kind == OpKind::ReduceSum ? Mode::sum : env.n().kind == OpKind::ReduceMean ? Mode::mean : Mode::max;
+  const Mode mode = env.n().kind == OpKind::ReduceSum    ? Mode::sum
+                    : env.n().kind == OpKind::ReduceMean ? Mode::mean
+                                                         : Mode::max;
   ReducePlan plan = make_plan(env.in(0).shape, attrs.axes);
   if (plan.count == 0 || env.in(0).shape.numel() == 0) plan.count = 0;
   return dispatch_numeric(env.in(0).dtype, [&](auto t) -> std::unique_ptr<Kernel> {

@@ -131,7 +131,9 @@ std::unique_ptr<Kernel> make_shape_kernel(const KernelEnv& env) {
       fst[static_cast<std::size_t>(s.axis)] *= s.step;
       StridedCopy c{part.dims(), {}, {}};
       if (forward) c.src = fst, c.dst = dense_strides(part), c.src_offset = base;
-      else c.src = dense_strides(part), c.dst = fst, c.dst_offset = base, zero = static_cast<std::size_t>(ys.numel()) * element;
+      else
+        c.src = dense_strides(part), c.dst = fst, c.dst_offset = base,
+        zero = static_cast<std::size_t>(ys.numel()) * element;
       copies.push_back(c);
       break;
     }

@@ -51,8 +51,8 @@ class SoftmaxKernel final : public Kernel {
 
   void run(const KernelArgs& a) override {
     const bool backward = kind_ == SoftmaxKind::softmax_backward || kind_ == SoftmaxKind::log_softmax_backward;
-    const T* x = static_cast<const T*>(a.in[0]);                              // forward: x; backward: g
-    const T* y = backward ? static_cast<const T*>(a.in[1]) : nullptr;        // backward: saved output
+    const T* x = static_cast<const T*>(a.in[0]);                       // forward: x; backward: g
+    const T* y = backward ? static_cast<const T*>(a.in[1]) : nullptr;  // backward: saved output
     T* out = static_cast<T*>(a.out[0]);
     const std::int64_t L = v_.len, inner = v_.inner;
     constexpr std::int64_t kTile = 64;
@@ -170,7 +170,9 @@ class CrossEntropyKernel final : public Kernel {
   CrossEntropyKernel(std::int64_t rows, std::int64_t classes, CrossEntropyAttrs attrs, bool backward, SourceLoc loc)
       : rows_(rows), classes_(classes), a_(attrs), backward_(backward), loc_(loc) {}
 
-  std::size_t scratch_bytes() const override { return backward_ ? 0 : static_cast<std::size_t>(rows_) * sizeof(double); }
+  std::size_t scratch_bytes() const override {
+    return backward_ ? 0 : static_cast<std::size_t>(rows_) * sizeof(double);
+  }
 
   void run(const KernelArgs& args) override {
     if (backward_) return run_backward(args);
@@ -211,9 +213,9 @@ class CrossEntropyKernel final : public Kernel {
 
   void check_label(std::int64_t label, std::int64_t row) const {
     if (label < 0 || label >= classes_)
-      fail(ErrorKind::InvalidArgument, cat("cross_entropy at ", where(loc_.file, loc_.line), ": label ", label, " at position ",
-                                           row, " is out of range [0, ", classes_, ") (ignore_index is ", a_.ignore_index,
-                                           ")"));
+      fail(ErrorKind::InvalidArgument,
+           cat("cross_entropy at ", where(loc_.file, loc_.line), ": label ", label, " at position ", row,
+               " is out of range [0, ", classes_, ") (ignore_index is ", a_.ignore_index, ")"));
   }
 
   void run_backward(const KernelArgs& args) const {
@@ -256,8 +258,8 @@ std::unique_ptr<Kernel> make_softmax_loss_kernel(const KernelEnv& env) {
     case OpKind::LogSoftmax:
     case OpKind::SoftmaxBackward:
     case OpKind::LogSoftmaxBackward: {
-      const SoftmaxKind kind = n.kind == OpKind::Softmax      ? SoftmaxKind::softmax
-                               : n.kind == OpKind::LogSoftmax ? SoftmaxKind::log_softmax
+      const SoftmaxKind kind = n.kind == OpKind::Softmax           ? SoftmaxKind::softmax
+                               : n.kind == OpKind::LogSoftmax      ? SoftmaxKind::log_softmax
                                : n.kind == OpKind::SoftmaxBackward ? SoftmaxKind::softmax_backward
                                                                    : SoftmaxKind::log_softmax_backward;
       const AxisView v = view_of(env.out(0).shape, std::get<AxisAttrs>(n.attrs).axis);

@@ -30,8 +30,12 @@ void exp_diff_f32(float* s, const float* sub, std::int64_t sub_stride, std::int6
 
 // Ops of elementwise_ops.h that have an f32 array loop here.
 template <class Op>
-concept UnaryF32Array = requires(const float* x, float* y, std::int64_t n) { Op::f32_array(x, y, n); };
+concept UnaryF32Array = requires(const float* x, float* y, std::int64_t n) {
+  Op::f32_array(x, y, n);
+};
 template <class Op>
-concept BinaryF32Array = requires(const float* a, float* y, std::int64_t n) { Op::f32_array(a, a, y, n); };
+concept BinaryF32Array = requires(const float* a, float* y, std::int64_t n) {
+  Op::f32_array(a, a, y, n);
+};
 
 }  // namespace trainrt::detail::cpu
