@@ -52,6 +52,10 @@ echo "check-sanitizers: compiler $("$CXX" --version | head -1), build directory 
 # detect_leaks: LeakSanitizer runs at exit (on by default with ASan on Linux; stated here).
 export ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:print_stacktrace=1:strict_string_checks=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# Reports name functions and lines only with a symbolizer (llvm-16 ships none with clang-16).
+for s in llvm-symbolizer-16 llvm-symbolizer llvm-symbolizer-14; do
+  if command -v "$s" >/dev/null; then export ASAN_SYMBOLIZER_PATH; ASAN_SYMBOLIZER_PATH=$(command -v "$s"); break; fi
+done
 export LSAN_OPTIONS=suppressions=$root/scripts/lsan-suppressions.txt:print_suppressions=0
 export TRAINRT_LOG_LEVEL=${TRAINRT_LOG_LEVEL:-error}
 

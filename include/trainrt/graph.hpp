@@ -124,8 +124,8 @@ struct Located {
   Value value;         ///< the operand
   SourceLocation loc;  ///< where the caller's expression is
   /// Wraps `v`; the default `l` is the caller's location (implicit on purpose).
-  Located(const Value& v, SourceLocation l = SourceLocation::current())
-      : value(v), loc(l) {}  // NOLINT: implicit by design
+  // NOLINTNEXTLINE(google-explicit-constructor,modernize-pass-by-value): implicit by design
+  Located(const Value& v, SourceLocation l = SourceLocation::current()) : value(v), loc(l) {}
 };
 
 }  // namespace trainrt

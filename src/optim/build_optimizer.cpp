@@ -215,7 +215,8 @@ Context begin_update(const std::shared_ptr<GraphImpl>& graph, const optim::Optim
   return c;
 }
 
-const std::string& name_of(const Context& c, const Value& param) { return c.graph->node(param.node()).name; }
+/// A copy: the update appends nodes, which may move the graph's node storage.
+std::string name_of(const Context& c, const Value& param) { return c.graph->node(param.node()).name; }
 
 }  // namespace
 

@@ -99,7 +99,7 @@ const NcclLibrary& NcclLibrary::get() {
       log().info("nccl: loaded NCCL {} from {}", lib->version_string(), lib->path());
       return *libraries.emplace(candidate, std::move(lib)).first->second;
     } catch (const Error& e) {
-      tried.push_back(e.what());
+      tried.emplace_back(e.what());
     }
   }
   const bool pinned = !env("TRAINRT_NCCL").empty();
