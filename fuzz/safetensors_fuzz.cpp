@@ -16,7 +16,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
       (void)parse_safetensors(std::span<const std::byte>(reinterpret_cast<const std::byte*>(data), size), "fuzz input");
     } catch (const trainrt::Error& e) {
-      if (e.kind() != trainrt::ErrorKind::Io)
+      // Io for damage; Unsupported for a valid dtype of the format that trainrt does not read
+      // (I8, U16, F8...), as io/safetensors.h documents.
+      if (e.kind() != trainrt::ErrorKind::Io && e.kind() != trainrt::ErrorKind::Unsupported)
         fuzz::property_failed("safetensors", cat("an error of kind ", trainrt::to_string(e.kind()), ": ", e.what()));
     }
   });

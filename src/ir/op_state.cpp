@@ -131,6 +131,8 @@ std::vector<TensorType> infer_state(const InferContext& ctx) {
       return ctx.requested();
     }
     case OpKind::Assign: {
+      if (!ctx.has(0) || !ctx.has(1) || ctx.node().inputs.size() != 2)
+        ctx.fail(ErrorKind::InvalidArgument, "an assignment takes a target variable and a value");
       const Node& target = ctx.graph().node(ctx.node().inputs[0].node);
       if (target.kind != OpKind::Variable) ctx.fail(ErrorKind::InvalidArgument, "the target is not a variable");
       if (!(ctx.in(0) == ctx.in(1)))
