@@ -6,6 +6,9 @@
 #
 #   scripts/check-sanitizers.sh [build-dir]     (default: build-asan)
 #   FUZZ_SECONDS=30   seconds per fuzz target (0 skips fuzzing)
+#   FUZZ_SEED=1       libFuzzer's seed: fixed by default so that a CI run explores the same way
+#                     each time and a failure reproduces; 0 picks a random seed (for longer
+#                     hunts by hand)
 #   JOBS=2            parallel compile jobs and ctest jobs
 #   CXX=clang++-16    the compiler; by default the newest clang++ that can compile
 #                     std::source_location with Debian 12's libstdc++ (clang 15 or later:
@@ -36,6 +39,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build-asan}
 [[ $build = /* ]] || build="$root/$build"
 fuzz_seconds=${FUZZ_SECONDS:-30}
+fuzz_seed=${FUZZ_SEED:-1}
 jobs=${JOBS:-2}
 start=$SECONDS
 
@@ -98,7 +102,7 @@ if ((fuzz_seconds > 0)); then
     work="$build/fuzz-work/$target" artifacts="$build/fuzz-artifacts/$target/"
     rm -rf "$work" && mkdir -p "$work" "$artifacts"
     echo "check-sanitizers: fuzzing $target for $fuzz_seconds s"
-    if ! "$fuzzer" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
+    if ! "$fuzzer" -seed="$fuzz_seed" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
         -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts" \
         "$work" "$root/fuzz/corpus/$target" "$root/fuzz/regressions/$target" >"$build/fuzz-$target.log" 2>&1; then
       tail -n 60 "$build/fuzz-$target.log"
