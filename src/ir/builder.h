@@ -32,6 +32,13 @@ class InferContext {
   /// Output types given by the builder for ops whose result type is requested rather than
   /// derived (reshape target, cast dtype, inputs, ...).
   const std::vector<TensorType>& requested() const noexcept { return node_.outputs; }
+  /// The first requested output type (ops whose type the builder gives: casts, backward ops
+  /// that restore a shape); throws InvalidArgument when the node carries none (a damaged
+  /// serialized graph).
+  const TensorType& requested_type() const {
+    if (node_.outputs.empty()) fail(ErrorKind::InvalidArgument, "the node carries no output type");
+    return node_.outputs.front();
+  }
   template <class A>
   const A& attrs() const {
     return std::get<A>(node_.attrs);

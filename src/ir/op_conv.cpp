@@ -115,13 +115,13 @@ std::vector<TensorType> infer_conv_pool(const InferContext& ctx) {
       return {TensorType{dt, out}};
     }
     case OpKind::Conv2dBackwardData: {
-      const Shape& x = ctx.requested().at(0).shape;
+      const Shape& x = ctx.requested_type().shape;
       if (!(conv_output_shape(ctx, x, ctx.in(1).shape) == ctx.in(0).shape))
         ctx.fail(ErrorKind::ShapeMismatch, "gradient shape does not match the convolution");
       return {TensorType{dt, x}};
     }
     case OpKind::Conv2dBackwardWeight: {
-      const Shape& w = ctx.requested().at(0).shape;
+      const Shape& w = ctx.requested_type().shape;
       if (!(conv_output_shape(ctx, ctx.in(1).shape, w) == ctx.in(0).shape))
         ctx.fail(ErrorKind::ShapeMismatch, "gradient shape does not match the convolution");
       return {TensorType{dt, w}};
@@ -133,7 +133,7 @@ std::vector<TensorType> infer_conv_pool(const InferContext& ctx) {
         ctx.fail(ErrorKind::ShapeMismatch, "gradient shape does not match the pooling");
       return {ctx.in(1)};
     case OpKind::AvgPool2dBackward: {
-      const Shape& x = ctx.requested().at(0).shape;
+      const Shape& x = ctx.requested_type().shape;
       if (!(pool_output_shape(ctx, x) == ctx.in(0).shape))
         ctx.fail(ErrorKind::ShapeMismatch, "gradient shape does not match the pooling");
       return {TensorType{dt, x}};

@@ -180,7 +180,7 @@ std::vector<TensorType> infer_elementwise(const InferContext& ctx) {
   if (ctx.num_inputs() != arity) ctx.fail(ErrorKind::Internal, cat("expects ", arity, " operands"));
   for (std::size_t i = 0; i < arity; ++i) (void)ctx.in(i);  // every operand is required
 
-  if (k == OpKind::Cast) return {TensorType{ctx.requested().at(0).dtype, ctx.in(0).shape}};
+  if (k == OpKind::Cast) return {TensorType{ctx.requested_type().dtype, ctx.in(0).shape}};
 
   // where(cond, a, b): cond is bool, a and b share a dtype.
   const std::size_t first_value = k == OpKind::Where ? 1 : 0;

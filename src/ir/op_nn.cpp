@@ -133,7 +133,7 @@ std::vector<TensorType> infer_random_embedding(const InferContext& ctx) {
       return {TensorType{table.dtype, Shape(dims)}};
     }
     case OpKind::EmbeddingBackward: {
-      const TensorType& t = ctx.requested().at(0);
+      const TensorType& t = ctx.requested_type();
       std::vector<std::int64_t> dims = ctx.in(1).shape.dims();
       dims.push_back(t.shape[1]);
       if (!(ctx.in(0).shape == Shape(dims)))

@@ -193,7 +193,7 @@ std::vector<TensorType> infer_shape_op(const InferContext& ctx) {
   const TensorType& x = ctx.in(0);
   switch (ctx.kind()) {
     case OpKind::Reshape: {
-      const TensorType& t = ctx.requested().at(0);
+      const TensorType& t = ctx.requested_type();
       if (t.shape.numel() != x.shape.numel())
         ctx.fail(ErrorKind::ShapeMismatch,
                  cat("cannot reshape ", x.shape.numel(), " elements to ", t.shape.to_string()));
@@ -210,7 +210,7 @@ std::vector<TensorType> infer_shape_op(const InferContext& ctx) {
     }
     case OpKind::Slice: {
       const auto& a = ctx.attrs<SliceAttrs>();
-      const TensorType& t = ctx.requested().at(0);
+      const TensorType& t = ctx.requested_type();
       if (a.axis >= x.shape.rank() || t.shape.rank() != x.shape.rank())
         ctx.fail(ErrorKind::InvalidArgument, "bad slice");
       const std::int64_t count = t.shape[a.axis];
@@ -220,7 +220,7 @@ std::vector<TensorType> infer_shape_op(const InferContext& ctx) {
     }
     case OpKind::SliceBackward: {
       const auto& a = ctx.attrs<SliceAttrs>();
-      const TensorType& t = ctx.requested().at(0);
+      const TensorType& t = ctx.requested_type();
       if (t.shape.rank() != x.shape.rank()) ctx.fail(ErrorKind::InvalidArgument, "bad slice_backward");
       const std::int64_t count = x.shape[a.axis];
       if (count > 0 && a.start + (count - 1) * a.step >= t.shape[a.axis])
@@ -242,7 +242,7 @@ std::vector<TensorType> infer_shape_op(const InferContext& ctx) {
       return {TensorType{x.dtype, Shape(dims)}};
     }
     case OpKind::BroadcastTo: {
-      const TensorType& t = ctx.requested().at(0);
+      const TensorType& t = ctx.requested_type();
       bool ok = t.shape.rank() >= x.shape.rank();
       for (std::int64_t i = 0; ok && i < x.shape.rank(); ++i) {
         const std::int64_t d = x.shape[i], o = t.shape[t.shape.rank() - x.shape.rank() + i];

@@ -124,7 +124,7 @@ std::vector<TensorType> infer_state(const InferContext& ctx) {
     case OpKind::Variable:
     case OpKind::Constant:
     case OpKind::Full: {
-      check_internal(ctx.requested().size() == 1, "leaf op without a requested type");
+      if (ctx.requested().size() != 1) ctx.fail(ErrorKind::InvalidArgument, "a leaf op needs exactly one output type");
       if (ctx.kind() == OpKind::Full && !std::isfinite(ctx.attrs<ScalarAttrs>().value) &&
           !is_floating(ctx.requested()[0].dtype))
         ctx.fail(ErrorKind::InvalidArgument, "a non-finite value cannot fill an integer or bool tensor");
