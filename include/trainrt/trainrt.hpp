@@ -14,6 +14,7 @@
 #include "trainrt/program.hpp"
 #include "trainrt/shape.hpp"
 #include "trainrt/tensor.hpp"
+#include "trainrt/text.hpp"
 
 /// \namespace trainrt
 /// The public API of libtrainrt: build a Graph of Values with the ops, compile() it with an
