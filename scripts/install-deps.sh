@@ -11,6 +11,7 @@ packages=(
   clang-16 libclang-rt-16-dev libomp-16-dev  # scripts/check-sanitizers.sh: sanitizers, libFuzzer (clang 15+ for std::source_location)
   clang-tidy-16 clang-format-14  # scripts/check-{tidy,format}.sh (pinned: output differs between versions)
   dataset-fashion-mnist  # the example trainer's default data
+  fortunes fortunes-min  # the default text corpus (trainrt::text::kDefaultCorpus) of masked-LM pre-training
 )
 run=()
 [ "$(id -u)" -eq 0 ] || run=(sudo)
