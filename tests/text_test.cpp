@@ -77,6 +77,12 @@ TEST(TextTokenizer, BasicTokenizationLowercase) {
             (Strings{"don", "'", "t", "\u00AB", "quote", "\u00BB", "\u2014", "$", "5"}));
   EXPECT_EQ(tok.basic_tokenize("\u0130stanbul \u0141\u00F3d\u017A \u00C6sir \u0394\u0416"),
             (Strings{"istanbul", "\u0142odz", "\u00E6sir", "\u03B4\u0436"}));
+  // Greek and Cyrillic accents, titlecase digraphs, Hangul jamo (NFD), line/paragraph separators:
+  // the pieces Hugging Face's BertWordPieceTokenizer (lowercase, strip_accents) gives.
+  EXPECT_EQ(tok.basic_tokenize("\u0386\u03BB\u03C6\u03B1 \u0401\u043B\u043A\u0430 \u0419 \u01C5\u01C8"),
+            (Strings{"\u03B1\u03BB\u03C6\u03B1", "\u0435\u043B\u043A\u0430", "\u0438", "\u01C6\u01C9"}));
+  EXPECT_EQ(tok.basic_tokenize("\uD55C\uAD6D"), (Strings{"\u1112\u1161\u11AB\u1100\u116E\u11A8"}));
+  EXPECT_EQ(tok.basic_tokenize("a\u2028b\u2029c"), (Strings{"a", "b", "c"}));
   EXPECT_TRUE(tok.basic_tokenize(" \n\t ").empty());
 }
 

@@ -116,7 +116,9 @@ std::size_t count_code_points(std::string_view text) noexcept {
 
 bool is_whitespace(char32_t cp) noexcept {
   if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r') return true;
-  return cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+  // U+2028/U+2029 (Zl, Zp) are not Zs, but BERT's str.split() splits on them too.
+  return cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+         cp == 0x205F || cp == 0x3000;
 }
 
 bool is_control(char32_t cp) noexcept {
@@ -181,6 +183,12 @@ char32_t to_lower(char32_t cp) noexcept {
     if (odd_upper && cp % 2 == 1) return cp + 1;
     return cp;
   }
+  if (cp >= 0x1C4 && cp <= 0x1CC) return cp - (cp - 0x1C4) % 3 + 2;  // DŽ Dž dž, LJ Lj lj, NJ Nj nj
+  if (cp == 0x1F1 || cp == 0x1F2) return 0x1F3;                      // DZ Dz -> dz
+  if (cp == 0x386) return 0x3AC;                                     // Greek capitals with tonos
+  if (cp >= 0x388 && cp <= 0x38A) return cp + 0x25;
+  if (cp == 0x38C) return 0x3CC;
+  if (cp == 0x38E || cp == 0x38F) return cp + 0x3F;
   if (cp >= 0x391 && cp <= 0x3AB && cp != 0x3A2) return cp + 0x20;  // Greek capitals
   if (cp >= 0x410 && cp <= 0x42F) return cp + 0x20;                 // Cyrillic А..Я
   if (cp >= 0x400 && cp <= 0x40F) return cp + 0x50;                 // Ѐ..Џ
@@ -191,7 +199,39 @@ char32_t strip_accent(char32_t cp) noexcept {
   char base = '-';
   if (cp >= 0xC0 && cp <= 0xFF) base = kLatin1Base[cp - 0xC0];
   else if (cp >= 0x100 && cp <= 0x17F) base = kLatinABase[cp - 0x100];
-  return base == '-' ? cp : static_cast<char32_t>(base);
+  if (base != '-') return static_cast<char32_t>(base);
+  switch (cp) {                // Greek with tonos or dialytika, Cyrillic with breve or diaeresis (lower case)
+    case 0x3AC: return 0x3B1;  // ά
+    case 0x3AD: return 0x3B5;  // έ
+    case 0x3AE: return 0x3B7;  // ή
+    case 0x3AF:
+    case 0x390:
+    case 0x3CA: return 0x3B9;  // ί ΐ ϊ
+    case 0x3CC: return 0x3BF;  // ό
+    case 0x3CD:
+    case 0x3B0:
+    case 0x3CB: return 0x3C5;  // ύ ΰ ϋ
+    case 0x3CE: return 0x3C9;  // ώ
+    case 0x419: return 0x418;  // Й
+    case 0x439:
+    case 0x45D: return 0x438;  // й ѝ
+    case 0x450:
+    case 0x451: return 0x435;  // ѐ ё
+    case 0x453: return 0x433;  // ѓ
+    case 0x457: return 0x456;  // ї
+    case 0x45C: return 0x43A;  // ќ
+    case 0x45E: return 0x443;  // ў
+    default: return cp;
+  }
+}
+
+void append_decomposed_hangul(std::string& out, char32_t cp) {
+  // Unicode's algorithmic decomposition of a precomposed syllable into its jamo (what NFD
+  // gives): leading consonant, vowel, and trailing consonant when there is one.
+  const char32_t s = cp - kHangulFirst;
+  append_utf8(out, 0x1100 + s / 588);
+  append_utf8(out, 0x1161 + (s % 588) / 28);
+  if (s % 28 != 0) append_utf8(out, 0x11A7 + s % 28);
 }
 
 void basic_tokenize(std::string_view text, bool lowercase, std::vector<std::string>& words) {
@@ -212,6 +252,10 @@ void basic_tokenize(std::string_view text, bool lowercase, std::vector<std::stri
     if (lowercase) {
       cp = strip_accent(to_lower(cp));
       if (is_combining_mark(cp)) continue;
+      if (cp >= kHangulFirst && cp <= kHangulLast) {
+        append_decomposed_hangul(current, cp);
+        continue;
+      }
     }
     if (is_punctuation(cp) || is_cjk(cp)) {
       flush();

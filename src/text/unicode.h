@@ -3,8 +3,9 @@
 // BERT's BasicTokenizer (Devlin et al., google-research/bert tokenization.py) asks Python's
 // unicodedata for categories, lower-casing and NFD. libtrainrt links no ICU, so the tables
 // here cover what English corpora hold: ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic
-// letters, combining marks and the usual punctuation blocks; other characters are kept as
-// they are (treated as letters).
+// letters, Hangul syllables, combining marks and the usual punctuation blocks; other
+// characters are kept as they are (treated as letters). Checked against Hugging Face's
+// BertWordPieceTokenizer: identical ids on every entry of the fortunes corpus.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,8 @@
 namespace trainrt::detail {
 
 inline constexpr char32_t kReplacementChar = 0xFFFD;
+/// The precomposed Hangul syllables, which NFD (and so accent stripping) splits into jamo.
+inline constexpr char32_t kHangulFirst = 0xAC00, kHangulLast = 0xD7A3;
 
 /// Decodes the code point at `text[pos]` and advances `pos` past it. A byte sequence that is
 /// not valid UTF-8 (a stray continuation byte, a truncated, overlong or surrogate sequence,
@@ -44,6 +47,8 @@ bool is_combining_mark(char32_t cp) noexcept;
 char32_t to_lower(char32_t cp) noexcept;
 /// The base letter of a precomposed letter (NFD minus its marks: "é" -> "e"), else `cp`.
 char32_t strip_accent(char32_t cp) noexcept;
+/// Appends the jamo of the Hangul syllable `cp` (kHangulFirst <= cp <= kHangulLast) to `out`.
+void append_decomposed_hangul(std::string& out, char32_t cp);
 
 /// BERT's basic tokenization of `text`: drops U+0000, U+FFFD and control characters, puts
 /// spaces around CJK ideographs, splits on whitespace, lower-cases and strips accents when
