@@ -56,7 +56,7 @@ class BertLayer {
 /// The BERT encoder (Hugging Face's BertModel). Names under `prefix` ("bert"):
 /// "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
 /// "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm.*",
-/// "encoder.layer.<i>.*" (BertLayer) and "pooler.dense.*". Differences from Hugging Face: the
+/// "encoder.layer.N.*" (BertLayer) and "pooler.dense.*". Differences from Hugging Face: the
 /// word embeddings' padding row 0 is initialized and trained like the others; a query row whose
 /// keys are all masked out yields zeros (Hugging Face: a uniform average) when attention dropout
 /// is 0.
@@ -82,7 +82,7 @@ class BertModel {
   Embedding position_embeddings;    ///< [max_position, H]
   Embedding token_type_embeddings;  ///< [type_vocab, H]
   LayerNorm embeddings_norm;        ///< embeddings.LayerNorm
-  std::vector<BertLayer> layers;    ///< encoder.layer.<i>
+  std::vector<BertLayer> layers;    ///< encoder.layer.N
   std::vector<Linear> pooler;       ///< pooler.dense, or empty without the pooler
   std::string prefix;               ///< for messages
 };

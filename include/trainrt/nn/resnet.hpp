@@ -93,7 +93,7 @@ ResNetConfig resnet34(std::int64_t num_classes = 1000, ResNetConfig::Stem stem =
 ResNetConfig resnet50(std::int64_t num_classes = 1000, ResNetConfig::Stem stem = ResNetConfig::Stem::imagenet);
 
 /// A ResNet as torchvision.models.ResNet builds it, every name under `prefix`:
-/// "conv1.weight", "bn1.*", "layer<s>.<b>.*" (s = 1..4), "fc.weight", "fc.bias" for an empty
+/// "conv1.weight", "bn1.*", "layerS.B.*" (stage S = 1..4, block B), "fc.weight", "fc.bias" for an empty
 /// prefix, "<prefix>.conv1.weight" otherwise. The CIFAR stem matches torchvision's model with
 /// conv1 replaced by a 3x3 stride-1 convolution and maxpool by nn.Identity. fc keeps PyTorch's
 /// default Linear initialization, as torchvision does.

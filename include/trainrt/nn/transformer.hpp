@@ -33,7 +33,7 @@ class Dropout {
 /// Linear layers sizes[0] -> sizes[1] -> ... -> sizes.back(), with the activation (and
 /// dropout, when p > 0) after every layer but the last.
 ///
-/// Names: layer i is "<name>.<3 i>.weight" / ".bias", as in torchvision.ops.MLP(sizes[0],
+/// Names: layer i is "<name>.{3 i}.weight" / ".bias", as in torchvision.ops.MLP(sizes[0],
 /// sizes[1:], activation_layer=..., dropout=p) and in torch.nn.Sequential(Linear, act,
 /// Dropout, Linear, act, Dropout, ..., Linear), whose activation and Dropout entries take the
 /// indices in between. (torchvision's MLP also applies dropout to its output; this one does not.)
