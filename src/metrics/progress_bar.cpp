@@ -84,13 +84,11 @@ class ProgressState {
     values_ = values;
     ++updates_;
     const bool last = total_ > 0 && step == total_;
+    printed_last_ = false;
     if (terminal_) {
       if (last || !drawn_ || now - last_draw_ >= kRedrawSeconds) draw(now);
-      printed_last_ = false;
     } else if (last || updates_ % options_.plain_every == 0) {
       print_plain(now);
-    } else {
-      printed_last_ = false;
     }
   }
 
@@ -99,7 +97,7 @@ class ProgressState {
     finished_ = true;
     if (updates_ == 0) return;
     if (terminal_) {
-      draw(options_.clock());
+      if (!printed_last_) draw(options_.clock());
       emit("\n");
     } else if (!printed_last_) {
       print_plain(options_.clock());
@@ -154,6 +152,7 @@ class ProgressState {
     emit(cat("\r", s));
     drawn_length_ = length;
     drawn_ = true;
+    printed_last_ = true;
     last_draw_ = now;
   }
 
