@@ -55,8 +55,8 @@ class JsonlWriter {
   JsonlWriter(const JsonlWriter&) = delete;  ///< a writer owns its open file
   JsonlWriter& operator=(const JsonlWriter&) = delete;
 
-  /// Writes {"step":step,"split":split,"wall_time":<seconds since the Unix epoch>, values...}
-  /// and flushes it. Throws trainrt::Error (InvalidArgument) for step < 0, an empty split, an
+  /// Writes {"step":step,"split":split,"wall_time":now, values...} (now: seconds since the
+  /// Unix epoch) and flushes it. Throws trainrt::Error (InvalidArgument) for step < 0, an empty split, an
   /// empty name, or a name given twice or equal to "step", "split" or "wall_time" (JSON
   /// readers disagree on repeated keys); (Io) naming the file and the system's reason when
   /// writing fails. Nothing is written when it throws InvalidArgument.
@@ -123,7 +123,7 @@ struct ProgressOptions {
 };
 
 /// Training progress with throughput and time left. On a terminal it is one line redrawn in
-/// place with '\r' (at most 10 times a second, and always for the last step):
+/// place with a carriage return (at most 10 times a second, and always for the last step):
 ///   epoch 1/5 [#####.........................] 120/469 25.6%  loss 0.512  1843 img/s  ETA 0:42
 /// Otherwise (a log file, a pipe) it prints the same fields without the bar as a plain line
 /// every Options::plain_every updates and for the last step. Throughput is measured over a

@@ -125,7 +125,8 @@ class ProgressState {
         const auto width = static_cast<std::size_t>(options_.width);
         s += cat("[", std::string(filled, '#'), std::string(width - filled, '.'), "] ");
       }
-      s += cat(last_step_, "/", total_, " ", printf_string("%.1f%%", 100.0 * static_cast<double>(last_step_) / total_));
+      s += cat(last_step_, "/", total_, " ",
+               printf_string("%.1f%%", 100.0 * static_cast<double>(last_step_) / static_cast<double>(total_)));
     } else {
       s += cat(last_step_);
     }

@@ -23,7 +23,10 @@ constexpr std::chrono::seconds kFlushInterval{5};
 
 // Tells apart the files of writers opened in the same second by one process (the name has
 // one-second resolution). Process-wide by necessity: file names are.
-std::atomic<std::uint64_t> file_counter{0};
+std::uint64_t next_file_number() {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter.fetch_add(1);
+}
 
 std::string host_name() {
   std::array<char, 256> buffer{};
@@ -46,7 +49,7 @@ class EventFile {
         cat("events.out.tfevents.", static_cast<std::int64_t>(std::floor(now)), ".", host_name(), ".", ::getpid(), ".");
     // "x": never reuse a file, even one a resumed run of the same process left this second.
     for (int attempt = 0; attempt < 1000 && !file_; ++attempt) {
-      path_ = logdir / cat(prefix, file_counter.fetch_add(1));
+      path_ = logdir / cat(prefix, next_file_number());
       file_ = open_output(path_, "wbx", kWho);
     }
     if (!file_)
