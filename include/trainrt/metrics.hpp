@@ -4,10 +4,10 @@
 //   JsonlWriter        one JSON object per line ({"step":N,"split":"train","wall_time":...,"loss":...})
 //   TensorBoardWriter  TensorBoard event files (scalars, text), written without a protobuf library
 //   ProgressBar        a bar redrawn in place on a terminal, plain lines otherwise; throughput and ETA
-//   format_duration    "0:42", "1:02:03"
+//   format_duration    "0:42", "1:02:03"; format_rate "1843 img/s"
 //
-// The writers and the bar are used from one thread at a time. Complete trainers that use them
-// are under examples/; tests/metrics_test.cpp shows every feature.
+// The writers and the bar are used from one thread at a time. tests/metrics_test.cpp shows
+// every feature; tests/metrics_tb_writer.cpp is a small program that writes event files.
 #pragma once
 
 #include <cstdint>
