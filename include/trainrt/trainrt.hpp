@@ -8,6 +8,7 @@
 #include "trainrt/errors.hpp"
 #include "trainrt/graph.hpp"
 #include "trainrt/init.hpp"
+#include "trainrt/metrics.hpp"
 #include "trainrt/nn.hpp"
 #include "trainrt/ops.hpp"
 #include "trainrt/optim.hpp"
