@@ -1,0 +1,116 @@
+// examples/common/training.h — what the example trainers share besides their flags: the device
+// and precision flags, the checkpoint directory, the run log (progress, JSONL, TensorBoard), the
+// summary line, host-side metrics over fetched logits, and stopping cleanly on Ctrl-C.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <trainrt/trainrt.hpp>
+
+namespace examples {
+
+/// "cpu", "cuda", "cuda:N" or "auto" (the CUDA device when the library has a CUDA backend and
+/// a device exists, else the CPU). Throws UsageError for anything else.
+trainrt::Device parse_device(const std::string& text);
+/// "f32", "bf16" or "f16". Throws UsageError for anything else.
+trainrt::Precision parse_precision(const std::string& text);
+/// The device in words ("cpu", "cuda:0").
+std::string device_name(const trainrt::Device& device);
+
+/// Checkpoints of one run in a directory: step-<8 digits>.safetensors, the newest `keep` kept.
+class CheckpointDir {
+ public:
+  /// Creates `dir` when missing (Io error naming it when that fails).
+  CheckpointDir(std::filesystem::path dir, int keep);
+  /// The newest checkpoint in the directory (highest step), if any.
+  std::optional<std::filesystem::path> latest() const;
+  /// Saves `program` as the checkpoint of its current step (atomically), then removes all but
+  /// the newest `keep`. Returns the path written.
+  std::filesystem::path save(const trainrt::Program& program, const trainrt::CheckpointInfo& info);
+  /// The directory.
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::vector<std::pair<std::int64_t, std::filesystem::path>> list() const;
+  std::filesystem::path dir_;
+  int keep_;
+};
+
+/// One JSON object, built key by key (keys and strings escaped; non-finite numbers as null).
+class JsonObject {
+ public:
+  JsonObject& add(const std::string& key, double value);
+  JsonObject& add(const std::string& key, std::int64_t value);
+  JsonObject& add(const std::string& key, const std::string& value);
+  JsonObject& add(const std::string& key, const char* value) { return add(key, std::string(value)); }
+  JsonObject& add(const std::string& key, bool value);
+  JsonObject& add(const std::string& key, const std::vector<double>& values);
+  /// The object as one line.
+  std::string str() const { return "{" + body_ + "}"; }
+
+ private:
+  void key(const std::string& k);
+  std::string body_;
+};
+
+/// Mean cross-entropy and accuracy of `rows` rows of logits [..., C] (flattened to [R, C])
+/// against integer labels (i64, R of them); labels equal to `ignore` are skipped.
+struct HostMetrics {
+  double loss_sum = 0;  ///< sum of per-row cross-entropy
+  std::int64_t correct = 0;
+  std::int64_t count = 0;  ///< rows counted
+  void add(const trainrt::Tensor& logits, const trainrt::Tensor& labels, std::int64_t rows, std::int64_t ignore = -100);
+  double loss() const { return count ? loss_sum / static_cast<double>(count) : 0.0; }
+  double accuracy() const { return count ? static_cast<double>(correct) / static_cast<double>(count) : 0.0; }
+};
+
+/// Ctrl-C (SIGINT) and SIGTERM set a flag instead of killing the process, so that the loop can
+/// save a checkpoint and stop between steps; a second signal kills as usual.
+void install_stop_handler();
+/// Whether a stop was asked for.
+bool stop_requested();
+
+/// Progress on the terminal (or plain lines), and the metrics to a JSONL file and TensorBoard.
+class RunLog {
+ public:
+  struct Options {
+    std::string jsonl;        ///< path of the JSONL file, "" for none
+    std::string tensorboard;  ///< TensorBoard log directory, "" for none
+    bool append = false;      ///< resuming: append to the JSONL file
+    std::string unit = "samples";
+    std::int64_t plain_every = 50;  ///< steps between plain progress lines (not a terminal)
+  };
+  RunLog(const Options& options, std::int64_t total_steps);
+  ~RunLog();
+  RunLog(const RunLog&) = delete;
+  RunLog& operator=(const RunLog&) = delete;
+  /// Starts the progress bar of one epoch (or of the run when it is counted in steps).
+  void begin(const std::string& label, std::int64_t steps_in_bar);
+  /// One training step done (`step_in_bar` is 1-based within the bar).
+  void step(std::int64_t step_in_bar, std::int64_t items,
+            const std::vector<std::pair<std::string, double>>& bar_values);
+  /// Records metrics of `split` at global step `step` to the JSONL file and TensorBoard
+  /// ("<split>/<name>").
+  void record(std::int64_t step, const std::string& split, const std::vector<std::pair<std::string, double>>& values);
+  /// A line printed above the progress bar.
+  void message(const std::string& line);
+  /// Ends the current bar.
+  void end();
+  /// Flushes the files (before a checkpoint, so the log is never behind it).
+  void flush();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Seconds on a steady clock since the first call (process start, in practice).
+double now_seconds();
+
+}  // namespace examples
