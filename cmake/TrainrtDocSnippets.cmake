@@ -39,12 +39,16 @@ function(_trainrt_snippet_source page_path page name line body out)
     return()
   endif()
   string(CONCAT source "${header}"
+    "#include <algorithm>\n"
     "#include <cmath>\n"
     "#include <cstdint>\n"
     "#include <cstdio>\n"
     "#include <cstdlib>\n"
     "#include <exception>\n"
+    "#include <filesystem>\n"
+    "#include <fstream>\n"
     "#include <limits>\n"
+    "#include <memory>\n"
     "#include <string>\n"
     "#include <vector>\n"
     "\n"

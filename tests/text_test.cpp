@@ -517,6 +517,33 @@ TEST(TextMaskedLM, MaskingIsDeterministicPerSeedAndIndex) {
   }
 }
 
+TEST(TextMaskedLM, DuplicatesMaskEachCopyDifferently) {
+  const auto f = mlm_fixture();
+  const MaskedLMOptions once{.seq_len = 48, .max_predictions = 8, .seed = 5};
+  MaskedLMOptions thrice = once;
+  thrice.duplicates = 3;
+  const MaskedLMDataset a(f.tok, f.docs, once), b(f.tok, f.docs, thrice);
+  ASSERT_EQ(b.sequences(), a.sequences());
+  ASSERT_EQ(b.size(), 3 * a.size());
+  std::int64_t differing = 0;
+  for (std::int64_t i = 0; i < b.size(); ++i) {
+    const std::int64_t s = i % a.size();
+    const auto x = read_sample(b, i, thrice);
+    // The first copy is the dataset without duplicates; every copy holds sequence s.
+    if (i < a.size()) {
+      EXPECT_EQ(x.input_ids, read_sample(a, i, once).input_ids);
+    }
+    const auto seq = b.sequence(s);
+    for (std::size_t k = 0; k < x.positions.size(); ++k)
+      if (x.labels[k] != -100) {
+        EXPECT_EQ(x.labels[k], seq[static_cast<std::size_t>(x.positions[k])]);
+      }
+    differing += i >= a.size() && x.positions != read_sample(b, s, thrice).positions;
+  }
+  EXPECT_GT(differing, a.size()) << "the copies of a sequence should mostly mask other positions";
+  test::expect_error([&] { (void)b.sequence(b.sequences()); }, ErrorKind::InvalidArgument, {"out of range"});
+}
+
 TEST(TextMaskedLM, WorksWithTheDataLoader) {
   const auto f = mlm_fixture();
   auto ds = std::make_shared<MaskedLMDataset>(f.tok, f.docs, MaskedLMOptions{.seq_len = 16, .max_predictions = 3});
@@ -537,6 +564,7 @@ TEST(TextMaskedLM, OptionsChecked) {
   bad({.max_predictions = 0}, "max_predictions");
   bad({.mask_prob = 0.0}, "mask_prob");
   bad({.mask_prob = 1.5}, "mask_prob");
+  bad({.duplicates = 0}, "duplicates");
   test::expect_error([&] { (void)MaskedLMDataset(f.tok, {"", "  "}, {}); }, ErrorKind::InvalidArgument, {"no token"});
 }
 

@@ -49,6 +49,7 @@ struct Options {
   std::int64_t seq_len = 64;
   std::int64_t max_predictions = 10;
   double mask_prob = 0.15;
+  std::int64_t dupe_factor = 10;  // masked copies of the corpus per epoch
   std::int64_t batch = 32;
   std::int64_t epochs = 1;
   std::optional<std::int64_t> steps;
@@ -62,8 +63,8 @@ struct Options {
   std::string precision = "f32";
   std::int64_t threads = 0;
   std::int64_t seed = 0;
-  std::int64_t eval_every = 0;
-  std::int64_t eval_batches = 50;
+  std::int64_t eval_every = 500;
+  std::int64_t eval_batches = 0;
   std::int64_t log_every = 10;
   std::string checkpoint_dir;
   std::int64_t checkpoint_every = 0;
@@ -87,6 +88,8 @@ examples::Cli make_cli(Options& o) {
   cli.add_int("--seq-len", "N", "tokens per sequence", o.seq_len, 8, 512);
   cli.add_int("--max-predictions", "N", "masked positions per sequence", o.max_predictions, 1, 512);
   cli.add_number("--mask-prob", "P", "fraction of tokens masked", o.mask_prob, 0.01, 0.9);
+  cli.add_int("--dupe-factor", "N", "the corpus masked N different ways; an epoch visits every copy", o.dupe_factor, 1,
+              1000);
   cli.add_int("--batch", "N", "sequences per step", o.batch, 1, 65536);
   cli.add_int("--epochs", "N", "passes over the training documents", o.epochs, 1, 100000);
   cli.add_int("--steps", "N", "training steps (instead of --epochs)", o.steps, 1, INT64_MAX / 2, "from --epochs");
@@ -180,6 +183,7 @@ std::map<std::string, std::string> run_identity(const Options& o, std::int64_t v
           {"vocab_size", std::to_string(vocab)},
           {"seq_len", std::to_string(o.seq_len)},
           {"max_predictions", std::to_string(o.max_predictions)},
+          {"dupe_factor", std::to_string(o.dupe_factor)},
           {"batch", std::to_string(o.batch)},
           {"total_steps", std::to_string(total_steps)}};
 }
@@ -199,10 +203,12 @@ int run(const Options& o) {
   const tr::text::MaskedLMOptions mlm{.seq_len = o.seq_len,
                                       .max_predictions = o.max_predictions,
                                       .mask_prob = o.mask_prob,
-                                      .seed = static_cast<std::uint64_t>(o.seed)};
+                                      .seed = static_cast<std::uint64_t>(o.seed),
+                                      .duplicates = o.dupe_factor};
   auto train_set = std::make_shared<tr::text::MaskedLMDataset>(tok, text.train, mlm);
   tr::text::MaskedLMOptions heldout_mlm = mlm;
   heldout_mlm.seed = mlm.seed + 1;
+  heldout_mlm.duplicates = 1;
   auto heldout_set = std::make_shared<tr::text::MaskedLMDataset>(tok, text.eval, heldout_mlm);
   tr::data::DataLoader train(train_set, o.batch, {.shuffle = true, .seed = static_cast<std::uint64_t>(o.seed)});
   tr::data::DataLoader heldout(heldout_set, o.batch, {.shuffle = false, .last_batch = tr::data::LastBatch::Pad});
@@ -269,9 +275,10 @@ int run(const Options& o) {
                         .plain_every = o.log_every * 5},
                        total_steps);
   std::cout << "corpus: " << o.corpus << ": " << text.train.size() << " training and " << text.eval.size()
-            << " held-out documents -> " << train_set->size() << " + " << heldout_set->size() << " sequences of "
-            << o.seq_len << " tokens; vocabulary " << tok.vocab_size() << " (" << vocab_source << "); " << per_epoch
-            << " steps per epoch (" << load_seconds << " s)" << std::endl;
+            << " held-out documents -> " << train_set->sequences() << " + " << heldout_set->size() << " sequences of "
+            << o.seq_len << " tokens (training ones masked " << o.dupe_factor << " ways); vocabulary "
+            << tok.vocab_size() << " (" << vocab_source << "); " << per_epoch << " steps per epoch (" << load_seconds
+            << " s)" << std::endl;
   std::cout << "model: bert-" << o.model << " (" << config.layers << " layers, hidden " << config.hidden << ", "
             << config.heads << " heads), " << params << " parameters; adamw lr " << o.lr << "; device "
             << examples::device_name(device) << ", compiled in " << compile_seconds << " s" << std::endl;

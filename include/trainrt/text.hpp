@@ -137,6 +137,11 @@ struct MaskedLMOptions {
   std::int64_t max_predictions = 20;  ///< masked positions per sequence at most (1 <= it <= seq_len)
   double mask_prob = 0.15;            ///< share of the non-special tokens to predict, in (0, 1]
   std::uint64_t seed = 0;             ///< with the sample index, the only input of the masking
+  /// Masked copies of the corpus (BERT's dupe_factor, >= 1): the dataset holds
+  /// duplicates * sequences() samples, sample i being sequence i % sequences() masked with the
+  /// draws of (seed, i), so that every copy of a sequence is masked differently and an epoch
+  /// over the dataset predicts other tokens of the same text in each copy.
+  std::int64_t duplicates = 1;
 };
 
 /// BERT pre-training samples. The documents are tokenized once, when the dataset is built
@@ -161,11 +166,14 @@ class MaskedLMDataset final : public data::Dataset {
   /// InvalidArgument for options out of range or documents without a single token.
   MaskedLMDataset(const WordPieceTokenizer& tokenizer, const std::vector<std::string>& documents,
                   const MaskedLMOptions& options = {});
-  std::int64_t size() const override;  ///< the number of packed sequences
+  std::int64_t size() const override;  ///< samples: sequences() * MaskedLMOptions::duplicates
+  /// The number of packed sequences.
+  std::int64_t sequences() const noexcept { return static_cast<std::int64_t>(offsets_.size()) - 1; }
   std::vector<data::Field> fields() const override;
   void read(std::int64_t index, std::span<void* const> out) const override;
 
-  /// The unmasked tokens of sequence `index` (without padding); InvalidArgument out of range.
+  /// The unmasked tokens of sequence `index` < sequences() (without padding); InvalidArgument
+  /// out of range.
   std::span<const std::int32_t> sequence(std::int64_t index) const;
   /// Tokens packed over all sequences, [CLS], [SEP] included and padding excluded.
   std::int64_t tokens() const noexcept { return static_cast<std::int64_t>(tokens_.size()); }

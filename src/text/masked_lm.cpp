@@ -57,6 +57,8 @@ MaskedLMDataset::MaskedLMDataset(const WordPieceTokenizer& tokenizer, const std:
          cat("MaskedLMDataset: max_predictions must be in [1, seq_len = ", length, "], got ", options.max_predictions));
   if (!(options.mask_prob > 0.0 && options.mask_prob <= 1.0))
     fail(ErrorKind::InvalidArgument, cat("MaskedLMDataset: mask_prob must be in (0, 1], got ", options.mask_prob));
+  if (options.duplicates < 1)
+    fail(ErrorKind::InvalidArgument, cat("MaskedLMDataset: duplicates must be >= 1, got ", options.duplicates));
   if (tokenizer.vocab_size() <= 5)
     fail(ErrorKind::InvalidArgument, "MaskedLMDataset: the tokenizer's vocabulary holds no ordinary token");
 
@@ -106,7 +108,7 @@ MaskedLMDataset::MaskedLMDataset(const WordPieceTokenizer& tokenizer, const std:
   offsets_.push_back(static_cast<std::int64_t>(tokens_.size()));
 }
 
-std::int64_t MaskedLMDataset::size() const { return static_cast<std::int64_t>(offsets_.size()) - 1; }
+std::int64_t MaskedLMDataset::size() const { return sequences() * options_.duplicates; }
 
 std::vector<data::Field> MaskedLMDataset::fields() const {
   const std::int64_t l = options_.seq_len, p = options_.max_predictions;
@@ -118,15 +120,18 @@ std::vector<data::Field> MaskedLMDataset::fields() const {
 }
 
 std::span<const std::int32_t> MaskedLMDataset::sequence(std::int64_t index) const {
-  if (index < 0 || index >= size())
-    fail(ErrorKind::InvalidArgument, cat("MaskedLMDataset: sample ", index, " is out of range [0, ", size(), ")"));
+  if (index < 0 || index >= sequences())
+    fail(ErrorKind::InvalidArgument,
+         cat("MaskedLMDataset: sequence ", index, " is out of range [0, ", sequences(), ")"));
   const auto lo = static_cast<std::size_t>(offsets_[static_cast<std::size_t>(index)]);
   const auto hi = static_cast<std::size_t>(offsets_[static_cast<std::size_t>(index) + 1]);
   return {tokens_.data() + lo, hi - lo};
 }
 
 void MaskedLMDataset::read(std::int64_t index, std::span<void* const> out) const {
-  const auto seq = sequence(index);
+  if (index < 0 || index >= size())
+    fail(ErrorKind::InvalidArgument, cat("MaskedLMDataset: sample ", index, " is out of range [0, ", size(), ")"));
+  const auto seq = sequence(index % sequences());
   if (out.size() != 5)
     fail(ErrorKind::InvalidArgument, cat("MaskedLMDataset::read: expected 5 outputs, got ", out.size()));
   const auto l = static_cast<std::size_t>(options_.seq_len);
