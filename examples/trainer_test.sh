@@ -8,6 +8,7 @@
 #   resnet.signal                 SIGINT saves a checkpoint, prints the summary, exits 130
 #   resnet.errors / bert.errors   bad flags and missing data give a clear message, no crash
 #   resnet.tensorboard            the event files read back with Python's tensorboard package
+#   resnet.cifar                  CIFAR-10 binary batches (found by their names) train
 #
 # Exit 77 (ctest: Skipped) when the data (Debian's dataset-fashion-mnist, fortunes) or, for the
 # TensorBoard case, Python's tensorboard package is missing.
@@ -116,6 +117,21 @@ resnet.errors)
     run_err cuda 1 "error (unsupported)" "$resnet" "${R[@]}" --steps 1 --device cuda
     run_err bf16 1 "error (unsupported)" "$resnet" "${R[@]}" --steps 1 --precision bf16
   fi
+  ;;
+resnet.cifar)
+  # CIFAR-10 binary batches (here random records in the real layout: a label byte, 3072 pixels).
+  python3 - <<'PY'
+import os, random
+random.seed(1)
+os.makedirs("cifar-10-batches-bin")
+for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+    with open(os.path.join("cifar-10-batches-bin", name), "wb") as f:
+        for _ in range(40):
+            f.write(bytes([random.randrange(10)]) + bytes(random.randrange(256) for _ in range(3072)))
+PY
+  run_ok cifar "$resnet" --data . --width 8 --batch 16 --steps 6 --eval-batches 2 --threads 2
+  py 'last("cifar.out")["dataset"] == "cifar10" and last("cifar.out")["steps"] == 6' || fail "did not train on CIFAR-10"
+  grep -q "200 training and 40 test images \[3,32,32\]" cifar.out || fail "CIFAR-10 sizes not reported"
   ;;
 resnet.tensorboard)
   need "$fashion" "Debian's dataset-fashion-mnist"

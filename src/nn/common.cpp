@@ -95,7 +95,7 @@ Value multi_head_attention(const Value& q, const Value& k, const Value& v, std::
     out = scaled_dot_product_attention(qh, kh, vh, {.mask = mask4, .causal = causal}, loc);
   } else {
     // Explicit weights, so that dropout can act on them as in PyTorch and Hugging Face.
-    const double scale = 1.0 / std::sqrt(static_cast<double>(embed / heads));
+    const double scale = 1.0 / std::sqrt(static_cast<double>(embed) / static_cast<double>(heads));
     Value scores = mul(matmul(qh, kh, {.transpose_a = false, .transpose_b = true}, loc),
                        q.graph().scalar(scale, q.dtype(), loc), loc);
     Value allow = mask4;

@@ -64,7 +64,7 @@ class BertModel {
  public:
   /// Creates the parameters. Throws trainrt::Error (InvalidArgument) naming the model for a
   /// size < 1, hidden not divisible by heads, or a dropout outside [0, 1).
-  BertModel(Graph& graph, const BertConfig& config, const std::string& prefix = "bert", bool with_pooler = true,
+  BertModel(Graph& graph, const BertConfig& cfg, const std::string& name_prefix = "bert", bool with_pooler = true,
             Loc loc = Loc::current());
   /// What the encoder returns.
   struct Output {

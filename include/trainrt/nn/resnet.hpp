@@ -103,7 +103,7 @@ class ResNet {
   using Block = std::variant<BasicBlock, Bottleneck>;
   /// Creates every parameter and running statistic. Throws trainrt::Error (InvalidArgument)
   /// naming the ResNet for a block count, width, channel or class count < 1.
-  ResNet(Graph& graph, const ResNetConfig& config, const std::string& prefix = "", Loc loc = Loc::current());
+  ResNet(Graph& graph, const ResNetConfig& cfg, const std::string& name_prefix = "", Loc loc = Loc::current());
   /// Logits [N, num_classes] of images x[N, in_channels, H, W] (f32). Throws trainrt::Error
   /// naming the ResNet for another rank or channel count.
   Value operator()(const Value& x, Loc loc = Loc::current()) const;

@@ -98,7 +98,7 @@ class TransformerEncoderLayer {
   /// Creates the parameters. Throws trainrt::Error (InvalidArgument) naming the layer for
   /// sizes < 1, d_model not divisible by nhead, or dropout outside [0, 1).
   TransformerEncoderLayer(Graph& graph, const std::string& name, std::int64_t d_model, std::int64_t nhead,
-                          const TransformerEncoderLayerOptions& options = {}, Loc loc = Loc::current());
+                          const TransformerEncoderLayerOptions& opts = {}, Loc loc = Loc::current());
   /// Applies the layer to x[B, L, d_model]; attend_mask and causal as in MultiHeadAttention.
   Value operator()(const Value& x, const Value& attend_mask = {}, bool causal = false, Loc loc = Loc::current()) const;
   MultiHeadAttention self_attn;            ///< "<name>.self_attn"
