@@ -248,32 +248,13 @@ int run(const Options& o) {
   const auto identity = run_identity(o, tok.vocab_size(), total_steps);
   bool resumed = false;
   if (o.resume) {
-    if (const auto latest = ckpt->latest()) {
-      const tr::CheckpointInfo info = tr::load_checkpoint(program, *latest);
-      for (const auto& [key, value] : identity) {
-        const auto it = info.user.find(key);
-        if (it == info.user.end() || it->second != value)
-          throw tr::Error(tr::ErrorKind::InvalidArgument,
-                          "cannot resume from '" + latest->string() + "': it was written with " + key + " = " +
-                              (it == info.user.end() ? "(none)" : it->second) + ", this run has " + value);
-      }
-      train.seek(info.epoch, info.batch);
-      resumed = true;
-      std::cout << "resumed from " << latest->string() << " at step " << program.step_count() << std::endl;
-    } else {
-      std::cout << "no checkpoint in " << ckpt->dir().string() << ": starting from scratch" << std::endl;
-    }
+    resumed = ckpt->resume(program, identity, train);
   }
-  examples::RunLog log({.jsonl = !o.metrics.empty() ? o.metrics
-                                 : ckpt             ? (ckpt->dir() / "metrics.jsonl").string()
-                                                    : "",
-                        .tensorboard = !o.tensorboard.empty() ? o.tensorboard
-                                       : ckpt                 ? (ckpt->dir() / "tensorboard").string()
-                                                              : "",
-                        .append = resumed,
-                        .unit = "tok",
-                        .plain_every = o.log_every * 5},
-                       total_steps);
+  examples::RunLog::Options log_options = examples::RunLog::files(o.metrics, o.tensorboard, ckpt ? &*ckpt : nullptr);
+  log_options.append = resumed;
+  log_options.unit = "tok";
+  log_options.plain_every = o.log_every * 5;
+  examples::RunLog log(log_options, total_steps);
   std::cout << "corpus: " << o.corpus << ": " << text.train.size() << " training and " << text.eval.size()
             << " held-out documents -> " << train_set->sequences() << " + " << heldout_set->size() << " sequences of "
             << o.seq_len << " tokens (training ones masked " << o.dupe_factor << " ways); vocabulary "

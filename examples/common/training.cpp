@@ -89,6 +89,27 @@ fs::path CheckpointDir::save(const tr::Program& program, const tr::CheckpointInf
   return path;
 }
 
+bool CheckpointDir::resume(tr::Program& program, const std::map<std::string, std::string>& identity,
+                           tr::data::DataLoader& loader) const {
+  const auto newest = latest();
+  if (!newest) {
+    std::printf("no checkpoint in %s: starting from scratch\n", dir_.string().c_str());
+    return false;
+  }
+  const tr::CheckpointInfo info = tr::load_checkpoint(program, *newest);
+  for (const auto& [key, value] : identity) {
+    const auto it = info.user.find(key);
+    if (it == info.user.end() || it->second != value)
+      throw tr::Error(tr::ErrorKind::InvalidArgument,
+                      "cannot resume from '" + newest->string() + "': it was written with " + key + " = " +
+                          (it == info.user.end() ? "(none)" : it->second) + ", this run has " + value);
+  }
+  loader.seek(info.epoch, info.batch);
+  std::printf("resumed from %s at step %lld\n", newest->string().c_str(), static_cast<long long>(program.step_count()));
+  std::fflush(stdout);
+  return true;
+}
+
 // ---- JSON ----------------------------------------------------------------------------------
 
 namespace {
@@ -210,6 +231,14 @@ RunLog::RunLog(const Options& options, std::int64_t /*total_steps*/) : impl_(std
 }
 
 RunLog::~RunLog() = default;
+
+RunLog::Options RunLog::files(const std::string& metrics, const std::string& tensorboard,
+                              const CheckpointDir* checkpoints) {
+  Options o;
+  o.jsonl = !metrics.empty() ? metrics : checkpoints ? (checkpoints->dir() / "metrics.jsonl").string() : "";
+  o.tensorboard = !tensorboard.empty() ? tensorboard : checkpoints ? (checkpoints->dir() / "tensorboard").string() : "";
+  return o;
+}
 
 void RunLog::begin(const std::string& label, std::int64_t steps_in_bar) {
   end();

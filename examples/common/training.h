@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +36,13 @@ class CheckpointDir {
   std::filesystem::path save(const trainrt::Program& program, const trainrt::CheckpointInfo& info);
   /// The directory.
   const std::filesystem::path& dir() const { return dir_; }
+  /// Restores the newest checkpoint into `program` and moves `loader` to the position it
+  /// recorded; returns false (and prints so) when the directory holds none. The checkpoint
+  /// must have been written with the same `identity` (the settings a resumed run must share,
+  /// stored in CheckpointInfo::user by save()): a difference throws InvalidArgument naming the
+  /// setting. load_checkpoint()'s errors (a damaged file, another model) pass through.
+  bool resume(trainrt::Program& program, const std::map<std::string, std::string>& identity,
+              trainrt::data::DataLoader& loader) const;
 
  private:
   std::vector<std::pair<std::int64_t, std::filesystem::path>> list() const;
@@ -87,6 +95,9 @@ class RunLog {
     std::int64_t plain_every = 50;  ///< steps between plain progress lines (not a terminal)
   };
   RunLog(const Options& options, std::int64_t total_steps);
+  /// Options whose files are `metrics` and `tensorboard` when given, else metrics.jsonl and
+  /// tensorboard/ in the checkpoint directory when there is one, else none.
+  static Options files(const std::string& metrics, const std::string& tensorboard, const CheckpointDir* checkpoints);
   ~RunLog();
   RunLog(const RunLog&) = delete;
   RunLog& operator=(const RunLog&) = delete;

@@ -296,32 +296,13 @@ int run(const Options& o) {
   bool resumed = false;
   if (o.resume) {
     if (!ckpt) throw examples::UsageError("--resume needs --checkpoint-dir");
-    if (const auto latest = ckpt->latest()) {
-      const tr::CheckpointInfo info = tr::load_checkpoint(program, *latest);
-      for (const auto& [key, value] : identity) {
-        const auto it = info.user.find(key);
-        if (it == info.user.end() || it->second != value)
-          throw tr::Error(tr::ErrorKind::InvalidArgument,
-                          "cannot resume from '" + latest->string() + "': it was written with " + key + " = " +
-                              (it == info.user.end() ? "(none)" : it->second) + ", this run has " + value);
-      }
-      train.seek(info.epoch, info.batch);
-      resumed = true;
-      std::cout << "resumed from " << latest->string() << " at step " << program.step_count() << std::endl;
-    } else {
-      std::cout << "no checkpoint in " << ckpt->dir().string() << ": starting from scratch" << std::endl;
-    }
+    resumed = ckpt->resume(program, identity, train);
   }
-  examples::RunLog log({.jsonl = !o.metrics.empty() ? o.metrics
-                                 : ckpt             ? (ckpt->dir() / "metrics.jsonl").string()
-                                                    : "",
-                        .tensorboard = !o.tensorboard.empty() ? o.tensorboard
-                                       : ckpt                 ? (ckpt->dir() / "tensorboard").string()
-                                                              : "",
-                        .append = resumed,
-                        .unit = "img",
-                        .plain_every = o.log_every * 5},
-                       total_steps);
+  examples::RunLog::Options log_options = examples::RunLog::files(o.metrics, o.tensorboard, ckpt ? &*ckpt : nullptr);
+  log_options.append = resumed;
+  log_options.unit = "img";
+  log_options.plain_every = o.log_every * 5;
+  examples::RunLog log(log_options, total_steps);
   std::cout << "data: " << data.name << " from " << o.data << ", " << data.train->size() << " training and "
             << data.test->size() << " test images " << data.image.to_string() << "; " << per_epoch << " steps per epoch"
             << std::endl;
