@@ -278,6 +278,27 @@ void RunLog::flush() {
   if (impl_->tensorboard) impl_->tensorboard->flush();
 }
 
+int trainer_main(const char* name, int argc, char** argv, Cli& cli, const std::function<int()>& train) {
+  try {
+    try {
+      if (!cli.parse(argc, argv)) return 0;
+    } catch (const UsageError& e) {
+      std::fprintf(stderr, "%s: %s\n\n%s", name, e.what(), cli.usage().c_str());
+      return 2;
+    }
+    install_stop_handler();
+    return train();
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 2;
+  } catch (const tr::Error& e) {
+    std::fprintf(stderr, "%s: error (%s): %s\n", name, tr::to_string(e.kind()), e.what());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: error: %s\n", name, e.what());
+  }
+  return 1;
+}
+
 double now_seconds() {
   static const auto start = std::chrono::steady_clock::now();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -120,6 +121,15 @@ class RunLog {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+class Cli;
+
+/// A trainer's main(): parses the flags into the variables bound to `cli` (--help prints the
+/// usage: exit status 0; a bad flag prints the reason and the usage: 2), makes Ctrl-C and
+/// SIGTERM stop between steps (install_stop_handler), and returns what `train` returns. An
+/// exception that escapes is printed on stderr with `name` and the error's kind: exit status
+/// 1 (2 for a UsageError found later).
+int trainer_main(const char* name, int argc, char** argv, Cli& cli, const std::function<int()>& train);
 
 /// Seconds on a steady clock since the first call (process start, in practice).
 double now_seconds();

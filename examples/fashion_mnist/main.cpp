@@ -35,6 +35,7 @@
 
 #include <trainrt/trainrt.hpp>
 
+#include "../common/cli.h"
 #include "models.h"
 
 namespace {
@@ -82,31 +83,11 @@ const char* usage() {
          "The last line of stdout is a JSON summary of the run.\n";
 }
 
-/// `text` as an integer in [lo, hi]; std::invalid_argument naming `flag` otherwise.
-std::int64_t parse_int(const std::string& flag, const std::string& text, std::int64_t lo, std::int64_t hi) {
-  std::size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size() || v < lo || v > hi)
-    throw std::invalid_argument(flag + " expects an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                "], got '" + text + "'");
-  return v;
-}
+using examples::parse_int;  // examples/common/cli.h: UsageError (a std::invalid_argument) on bad input
 
 double parse_positive(const std::string& flag, const std::string& text) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size() || !(v > 0) || !std::isfinite(v))
-    throw std::invalid_argument(flag + " expects a positive number, got '" + text + "'");
+  const double v = examples::parse_number(flag, text, 0.0, 1e30);
+  if (!(v > 0)) throw std::invalid_argument(flag + " expects a positive number, got '" + text + "'");
   return v;
 }
 

@@ -412,24 +412,7 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    Options o;
-    examples::Cli cli = make_cli(o);
-    try {
-      if (!cli.parse(argc, argv)) return 0;
-    } catch (const examples::UsageError& e) {
-      std::cerr << "resnet: " << e.what() << "\n\n" << cli.usage();
-      return 2;
-    }
-    examples::install_stop_handler();
-    return run(o);
-  } catch (const examples::UsageError& e) {
-    std::cerr << "resnet: " << e.what() << "\n";
-    return 2;
-  } catch (const tr::Error& e) {
-    std::cerr << "resnet: error (" << tr::to_string(e.kind()) << "): " << e.what() << "\n";
-  } catch (const std::exception& e) {
-    std::cerr << "resnet: error: " << e.what() << "\n";
-  }
-  return 1;
+  Options o;
+  examples::Cli cli = make_cli(o);
+  return examples::trainer_main("resnet", argc, argv, cli, [&o] { return run(o); });
 }
