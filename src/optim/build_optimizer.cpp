@@ -75,6 +75,7 @@ struct Context {
   Value step;  // i64 counter, before this step's increment
   Value t;     // the counter as f64
   Value lr;    // f64 learning rate of this step
+  Value skip;  // bool scalar: leave everything unchanged this step (invalid: never)
   // Scalars shared by every parameter of one dtype (-lr, momentum, ...), made once.
   std::map<std::pair<int, DType>, Value> shared;
   Value once(int what, DType dtype, const std::function<Value()>& make) {
@@ -84,6 +85,13 @@ struct Context {
   }
 };
 enum Shared { kNegLr, kMomentum, kDecay, kBeta1, kBeta2, kEps, kStepSize, kInvSqrtBc2, kDecoupled };
+
+/// Writes the new value of optimizer state or of a parameter. Every update writes through
+/// here, so a step that must be skipped (a gradient overflow under loss scaling) can keep
+/// every piece of state as it was.
+void commit(const Context& c, const Value& target, const Value& next) {
+  assign(target, c.skip.valid() ? where(c.skip, target, next, kLoc) : next, kLoc);
+}
 
 /// Creates the state tensor "<owner>.<suffix>" shaped like `param`, zero-initialized.
 Value state_of(const Context& c, const Value& param, const std::string& owner, const char* suffix) {
@@ -114,7 +122,7 @@ Value sgd(Context& c, const optim::SGD& o, const Value& p, const Value& grad, co
           scalar_of(where(first, gr.scalar(1.0, DType::f64), gr.scalar(1.0 - o.dampening, DType::f64), kLoc), p);
       buf_new = fma(buf, keep, g * take, kLoc);
     }
-    assign(buf, buf_new, kLoc);
+    commit(c, buf, buf_new);
     d = o.nesterov ? fma(buf_new, momentum, g, kLoc) : buf_new;
   }
   return fma(d, c.once(kNegLr, dt, [&] { return scalar_of(neg(c.lr, kLoc), p); }), p, kLoc);
@@ -131,8 +139,8 @@ Value adam(Context& c, const AdamLike& o, bool decoupled, const Value& p, const 
   const Value m_new = fma(m, c.once(kBeta1, dt, [&] { return gr.scalar(o.beta1, dt); }), g * (1.0 - o.beta1), kLoc);
   const Value v_new =
       fma(v, c.once(kBeta2, dt, [&] { return gr.scalar(o.beta2, dt); }), (g * g) * (1.0 - o.beta2), kLoc);
-  assign(m, m_new, kLoc);
-  assign(v, v_new, kLoc);
+  commit(c, m, m_new);
+  commit(c, v, v_new);
   // Bias corrections at step t + 1 (scalars): step_size = lr / (1 - b1^(t+1)),
   // denom = sqrt(v) / sqrt(1 - b2^(t+1)) + eps.
   const Value step_size = c.once(kStepSize, dt, [&] {
@@ -205,7 +213,7 @@ namespace {
 Context begin_update(const std::shared_ptr<GraphImpl>& graph, const optim::Optimizer& optimizer, const Value& step) {
   // Scalar optimizer math (schedule, bias corrections) is f64, as torch.optim's Python
   // floats are; each result is cast once to the parameters' dtype.
-  Context c{graph, step, cast(step, DType::f64, kLoc), {}, {}};
+  Context c{graph, step, cast(step, DType::f64, kLoc), {}, {}, {}};
   if (const optim::Schedule* s = schedule_of(optimizer)) {
     const Value base =
         optimizer_variable(graph, kBaseLrVariable, Shape{}, init::constant(base_lr_of(optimizer)), DType::f64);
