@@ -150,7 +150,7 @@ void graph_corpus() {
   write("program_graph", "user_graph", serialize_graph(g.impl()));
   const ScheduledGraph fused = compile_training_graph(g.impl(), {id_of(loss), {}, optim::SGD{}, 7, 0, true});
   write("program_graph", "training_fused", serialize_scheduled_graph(fused));
-  const ScheduledGraph eval = compile_evaluation_graph(g.impl(), {id_of(loss)}, false);
+  const ScheduledGraph eval = compile_evaluation_graph(g.impl(), {id_of(loss)}, false, DType::f32);
   write("program_graph", "evaluation_unfused", serialize_scheduled_graph(eval));
   Graph empty;
   write("program_graph", "empty_graph", serialize_graph(empty.impl()));

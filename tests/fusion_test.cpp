@@ -195,7 +195,7 @@ TEST(Fusion, GroupsNeverCrossLibraryCallsAndKeepValuesReadOutside) {
   Value c = exp(b) + a * 3.0;  // reads the group's result a (kept) after a library call
   Value loss = mean(c);
   detail::optimizer_variable(g.impl_ptr(), detail::kStepVariable, Shape{}, init::zeros(), i64);
-  const detail::ScheduledGraph s = detail::compile_evaluation_graph(g.impl(), {id_of(loss)}, true);
+  const detail::ScheduledGraph s = detail::compile_evaluation_graph(g.impl(), {id_of(loss)}, true, DType::f32);
   int fused = 0, matmuls = 0;
   for (std::int32_t n : s.schedule) {
     const detail::Node& node = s.graph->node(n);

@@ -276,8 +276,12 @@ TEST(Program, CompileRejectsBadRequests) {
                      {"nesterov"});
   test::expect_error([&] { compile(net.g, net.loss, optim::SGD{}, {.threads = -2}); }, ErrorKind::InvalidArgument,
                      {"threads"});
-  test::expect_error([&] { compile(net.g, net.loss, optim::SGD{}, {.precision = Precision::bf16}); },
-                     ErrorKind::Unsupported, {"mixed precision"});
+  test::expect_error(
+      [&] {
+        compile(net.g, net.loss, optim::SGD{},
+                {.loss_scaling = {.mode = LossScaling::Mode::dynamic, .backoff_factor = 2}});
+      },
+      ErrorKind::InvalidArgument, {"loss_scaling.backoff_factor", "in (0, 1)"});
   Program p = compile(net.g, net.loss, optim::SGD{});
   auto late = net.logits * 2.0;
   test::expect_error([&] { p.evaluate(feeds_for(1), {late}); }, ErrorKind::InvalidArgument, {"after compile()"});

@@ -167,7 +167,8 @@ TEST(SerializeGraph, RoundTripsEvaluationGraphsAndRecomputation) {
   std::size_t fused = 0;  // the small models' evaluation graphs have little to fuse
   for (auto* build : {&build_mlp, &build_cnn, &build_transformer}) {
     const auto model = build();
-    const ScheduledGraph s = detail::compile_evaluation_graph(model->graph.impl(), {id_of(model->loss)}, true);
+    const ScheduledGraph s =
+        detail::compile_evaluation_graph(model->graph.impl(), {id_of(model->loss)}, true, DType::f32);
     fused += count_kind(*s.graph, detail::OpKind::Fused);
     expect_round_trip(s);
   }

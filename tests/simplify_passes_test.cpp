@@ -153,7 +153,7 @@ std::vector<Tensor> evaluate(Graph& g, const std::vector<Value>& fetches, const 
 
 /// The evaluation graph compile() makes for `fetch` (every pass included).
 std::shared_ptr<GraphImpl> compiled(const Graph& g, const Value& fetch) {
-  return compile_evaluation_graph(g.impl(), {id_of(fetch)}, /*fuse=*/false).graph;
+  return compile_evaluation_graph(g.impl(), {id_of(fetch)}, /*fuse=*/false, DType::f32).graph;
 }
 
 // ---- attrs ------------------------------------------------------------------------------------

@@ -59,22 +59,54 @@ struct DataParallel {
   bool shard_optimizer_state = false;
 };
 
-/// Compute precision of the compiled step (mixed precision keeps f32 master weights).
-/// Only f32 is available today: bf16 and f16 (autocast with f32 master weights, and dynamic
-/// loss scaling for f16) come with the CUDA backend, and compile() throws Unsupported for
-/// them. A graph built in f16/bf16 dtypes trains on the CPU under Precision::f32.
+/// Compute precision of the compiled step. bf16 and f16 are automatic mixed precision: a
+/// compiler pass (autocast) runs matrix products, convolutions and attention in 16 bits,
+/// keeps reductions, softmax, normalization, the loss and a few others in f32, and leaves the
+/// parameters in f32 (master weights, updated in f32). docs/precision.md has the lists. On
+/// the CPU the 16-bit tensors are stored in 16 bits and computed in f32: the numerics of a
+/// mixed-precision step, not its speed. A graph built in f16/bf16 dtypes keeps its dtypes.
 enum class Precision {
   f32,   ///< compute as the graph's dtypes say
-  bf16,  ///< autocast to bfloat16 (not available yet)
-  f16,   ///< autocast to half with loss scaling (not available yet)
+  bf16,  ///< autocast to bfloat16 (f32's range: no loss scaling needed)
+  f16,   ///< autocast to IEEE half, with dynamic loss scaling (LossScaling)
+};
+
+/// Dynamic loss scaling: the loss is multiplied by a scale before backward, the gradients are
+/// divided by it before the optimizer, and a step whose gradients hold an infinity or a NaN is
+/// skipped: every parameter and piece of optimizer state keeps its bits, and the scale is
+/// multiplied by backoff_factor. After growth_interval steps without overflow it is multiplied
+/// by growth_factor. All of it happens inside the step, with no host wait. The scale is the
+/// variable "amp.loss_scale" (f32), its counter "amp.growth_tracker" (i64), and "amp.overflow"
+/// (f32) is 1 after a skipped step, 0 otherwise; checkpoints carry them. Not available with
+/// DataParallel::shard_optimizer_state.
+struct LossScaling {
+  /// Whether to scale.
+  enum class Mode {
+    automatic,  ///< dynamic under Precision::f16, off otherwise
+    dynamic,    ///< always (also f32 and bf16: then it only guards against overflowing steps)
+    off,        ///< never
+  };
+  Mode mode = Mode::automatic;          ///< whether to scale
+  double init_scale = 65536.0;          ///< the first scale (> 0)
+  double growth_factor = 2.0;           ///< scale multiplier after growth_interval clean steps (> 1)
+  double backoff_factor = 0.5;          ///< scale multiplier after an overflow (in (0, 1))
+  std::int64_t growth_interval = 2000;  ///< clean steps between growths (>= 1)
 };
 
 /// Options of compile(). Designated initializers must follow this member order.
 struct CompileOptions {
   /// Where the Program runs; Device::cpu() is the only one available in this version.
   Device device = Device::cpu();
-  /// Mixed precision of the step; anything but Precision::f32 throws Unsupported today.
+  /// Mixed precision of the step (see Precision).
   Precision precision = Precision::f32;
+  /// Loss scaling (see LossScaling); by default on under Precision::f16 only.
+  LossScaling loss_scaling{};
+  /// Clip the gradients to this global L2 norm before the optimizer (0: no clipping), as
+  /// torch.nn.utils.clip_grad_norm_ does: every gradient is multiplied by
+  /// min(1, max_grad_norm / (norm + 1e-6)), norm taken over all parameters in f32 (after
+  /// unscaling). The norm of each step is the variable "optim.grad_norm". Not available with
+  /// DataParallel::shard_optimizer_state.
+  double max_grad_norm = 0;
   /// Worker threads of the Program's task arena (kernels split their loops over them);
   /// 0 means every core of the machine.
   int threads = 0;

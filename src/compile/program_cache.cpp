@@ -63,7 +63,9 @@ Digest program_key(const std::string& what, const GraphImpl& source, const std::
 std::string describe(const TrainingRequest& r) {
   return cat("loss ", r.loss.node, ":", r.loss.output, " outputs ", describe(r.outputs), " ", describe(r.optimizer),
              " seed ", r.seed, " budget ", r.memory_budget, " fuse ", r.fuse, " world ", r.world, " bucket ",
-             r.bucket_bytes, " shard ", r.shard, " rank ", r.rank);
+             r.bucket_bytes, " shard ", r.shard, " rank ", r.rank, " autocast ", name(r.autocast), " scale ",
+             r.guard.scale, " ", exact(r.guard.init_scale), " ", exact(r.guard.growth_factor), " ",
+             exact(r.guard.backoff_factor), " ", r.guard.growth_interval, " clip ", exact(r.guard.max_grad_norm));
 }
 
 template <class Compile>
@@ -100,10 +102,10 @@ Digest training_graph_key(const GraphImpl& source, const TrainingRequest& reques
 }
 
 ScheduledGraph cached_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches, bool fuse,
-                                       KernelCache& cache, bool& hit) {
-  const std::string request = cat("fetches ", describe(fetches), " fuse ", fuse);
+                                       DType autocast, KernelCache& cache, bool& hit) {
+  const std::string request = cat("fetches ", describe(fetches), " fuse ", fuse, " autocast ", name(autocast));
   return lookup_or_compile("evaluation", source, request, cache, hit,
-                           [&] { return compile_evaluation_graph(source, fetches, fuse); });
+                           [&] { return compile_evaluation_graph(source, fetches, fuse, autocast); });
 }
 
 }  // namespace trainrt::detail

@@ -24,6 +24,7 @@
 #include "ir/builder.h"
 #include "ir/printer.h"
 #include "optim/build_optimizer.h"
+#include "optim/gradient_guard.h"
 #include "passes/lower_mode.h"
 #include "passes/pipeline.h"
 #include "runtime/cpu/onednn.h"
@@ -83,6 +84,7 @@ class ProgramImpl {
   bool fuse_;
   int threads_;
   std::uint64_t seed_;
+  DType autocast_;  // CompileOptions::precision: f32 (none), bf16 or f16
   VariableStore variables_;
   cpu::OneDnn dnn_;
   std::shared_ptr<dist::Communicator> comm_;  // data-parallel ranks, or null
@@ -99,11 +101,29 @@ int resolve_threads(int requested) {
   return requested == 0 ? tbb::info::default_concurrency() : requested;
 }
 
+DType autocast_dtype(Precision p) {
+  switch (p) {
+    case Precision::bf16: return DType::bf16;
+    case Precision::f16: return DType::f16;
+    case Precision::f32: break;
+  }
+  return DType::f32;
+}
+
+GuardSettings guard_settings(const CompileOptions& o) {
+  const LossScaling& l = o.loss_scaling;
+  GuardSettings s;
+  s.scale =
+      l.mode == LossScaling::Mode::dynamic || (l.mode == LossScaling::Mode::automatic && o.precision == Precision::f16);
+  s.init_scale = l.init_scale;
+  s.growth_factor = l.growth_factor;
+  s.backoff_factor = l.backoff_factor;
+  s.growth_interval = l.growth_interval;
+  s.max_grad_norm = o.max_grad_norm;
+  return s;
+}
+
 void check_device(const CompileOptions& o) {
-  if (o.precision != Precision::f32)
-    fail(ErrorKind::Unsupported,
-         "compile: mixed precision (bf16/f16 autocast) is not available on the CPU backend; build "
-         "the graph in the dtypes you want, or use Precision::f32");
   if (o.device.kind == Device::Kind::cuda) {
     const CudaProbe& probe = probe_cuda();
     if (probe.device_count == 0)
@@ -134,6 +154,7 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
       fuse_(options.fusion),
       threads_(resolve_threads(options.threads)),
       seed_(options.seed),
+      autocast_(autocast_dtype(options.precision)),
       dnn_(threads_),
       comm_(options.data_parallel.communicator),
       // A collective waits on its arena thread; one more slot keeps `threads` computing. Kernels
@@ -159,6 +180,8 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
 
   const auto start = std::chrono::steady_clock::now();
   TrainingRequest request{loss_, outputs_, optimizer, seed_, options.memory_budget, fuse_};
+  request.autocast = autocast_;
+  request.guard = guard_settings(options);
   if (comm_) {
     request.world = comm_->size();
     request.bucket_bytes = options.data_parallel.bucket_bytes;
@@ -307,8 +330,9 @@ std::vector<Tensor> ProgramImpl::evaluate_ids(const Feeds& feeds, const std::vec
     try {
       Plan& plan = it->second;
       bool hit = false;
-      plan.graph = cached_evaluation_graph(*source_, ids, fuse_, KernelCache::global(), hit);
-      if (!load_kernels(plan)) plan.graph = cached_evaluation_graph(*source_, ids, false, KernelCache::global(), hit);
+      plan.graph = cached_evaluation_graph(*source_, ids, fuse_, autocast_, KernelCache::global(), hit);
+      if (!load_kernels(plan))
+        plan.graph = cached_evaluation_graph(*source_, ids, false, autocast_, KernelCache::global(), hit);
       variables_.add_from(*plan.graph.graph, seed_);
       ExecutorOptions eo;
       eo.inter_op = inter_op_;

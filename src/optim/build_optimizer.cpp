@@ -72,10 +72,12 @@ Value schedule_factor(const optim::Schedule& s, const Value& t) {
 
 struct Context {
   std::shared_ptr<GraphImpl> graph;
-  Value step;  // i64 counter, before this step's increment
-  Value t;     // the counter as f64
-  Value lr;    // f64 learning rate of this step
-  Value skip;  // bool scalar: leave everything unchanged this step (invalid: never)
+  Value step;   // i64 count of updates applied before this step (the step counter, or
+                // kAppliedStepsVariable when steps can be skipped)
+  Value t;      // that count as f64
+  Value clock;  // f64 step counter, skipped steps included: the schedule's time
+  Value lr;     // f64 learning rate of this step
+  Value skip;   // bool scalar: leave everything unchanged this step (invalid: never)
   // Scalars shared by every parameter of one dtype (-lr, momentum, ...), made once.
   std::map<std::pair<int, DType>, Value> shared;
   Value once(int what, DType dtype, const std::function<Value()>& make) {
@@ -210,14 +212,23 @@ void validate(const optim::Optimizer& optimizer) {
 namespace {
 
 /// The shared part of every update: the learning rate from the schedule and the step counter.
-Context begin_update(const std::shared_ptr<GraphImpl>& graph, const optim::Optimizer& optimizer, const Value& step) {
+Context begin_update(const std::shared_ptr<GraphImpl>& graph, const optim::Optimizer& optimizer, const Value& step,
+                     const Value& skip) {
   // Scalar optimizer math (schedule, bias corrections) is f64, as torch.optim's Python
   // floats are; each result is cast once to the parameters' dtype.
-  Context c{graph, step, cast(step, DType::f64, kLoc), {}, {}, {}};
+  const Value clock = cast(step, DType::f64, kLoc);
+  Context c{graph, step, clock, clock, {}, skip, {}};
+  if (skip.valid()) {
+    // Bias corrections and SGD's first-step rule count the updates applied, as torch.optim's
+    // state["step"] does when GradScaler skips optimizer.step(); the schedule keeps the clock.
+    c.step = optimizer_variable(graph, kAppliedStepsVariable, Shape{}, init::zeros(), DType::i64);
+    c.t = cast(c.step, DType::f64, kLoc);
+    commit(c, c.step, c.step + Graph(graph).scalar(1, DType::i64));
+  }
   if (const optim::Schedule* s = schedule_of(optimizer)) {
     const Value base =
         optimizer_variable(graph, kBaseLrVariable, Shape{}, init::constant(base_lr_of(optimizer)), DType::f64);
-    c.lr = base * schedule_factor(*s, c.t);
+    c.lr = base * schedule_factor(*s, c.clock);
     assign(optimizer_variable(graph, kLrVariable, Shape{}, init::zeros(), DType::f64), c.lr, kLoc);
   }
   return c;
@@ -229,16 +240,17 @@ std::string name_of(const Context& c, const Value& param) { return c.graph->node
 }  // namespace
 
 void build_optimizer(const std::shared_ptr<GraphImpl>& graph, const optim::Optimizer& optimizer,
-                     const std::vector<Value>& params, const std::vector<Value>& grads, const Value& step) {
+                     const std::vector<Value>& params, const std::vector<Value>& grads, const Value& step,
+                     const Value& skip) {
   check_internal(params.size() == grads.size(), "build_optimizer: one gradient per parameter");
   const Phase saved = graph->phase();
   graph->set_phase(Phase::update);
-  Context c = begin_update(graph, optimizer, step);
+  Context c = begin_update(graph, optimizer, step, skip);
   for (std::size_t i = 0; i < params.size(); ++i) {
     // Update nodes point at the parameter's creation, for messages and IR dumps.
     graph->set_location_override(graph->node(params[i].node()).loc);
     const Value next = update(c, optimizer, params[i], grads[i], name_of(c, params[i]));
-    if (!std::holds_alternative<optim::None>(optimizer)) assign(params[i], next, kLoc);
+    if (!std::holds_alternative<optim::None>(optimizer)) commit(c, params[i], next);
   }
   graph->set_location_override({});
   assign(step, step + Graph(graph).scalar(1, DType::i64), kLoc);
@@ -280,7 +292,7 @@ void build_sharded_optimizer(const std::shared_ptr<GraphImpl>& graph, const opti
         reduce_scatter(members, {static_cast<std::int64_t>(b), world, 1.0 / static_cast<double>(world)}, kLoc));
   }
   graph->set_phase(Phase::update);
-  Context c = begin_update(graph, optimizer, step);
+  Context c = begin_update(graph, optimizer, step, {});
   Graph gr(graph);
   for (std::size_t b = 0; b < layout.size(); ++b) {
     const ShardBucket& bucket = layout[b];

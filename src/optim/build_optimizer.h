@@ -18,6 +18,8 @@ namespace trainrt::detail {
 
 inline constexpr const char* kBaseLrVariable = "optim.base_lr";
 inline constexpr const char* kLrVariable = "optim.lr";
+/// Updates applied (steps not skipped), with loss scaling: the optimizers' own step count.
+inline constexpr const char* kAppliedStepsVariable = "optim.applied_steps";
 
 /// Creates a variable of kind `optimizer` (state the optimizer owns).
 Value optimizer_variable(const std::shared_ptr<GraphImpl>& graph, const std::string& name, const Shape& shape,
@@ -28,8 +30,11 @@ void validate(const optim::Optimizer& optimizer);
 
 /// Appends the updates of `params` given their `grads`, the learning-rate computation and
 /// the increment of `step` (the i64 step counter). With optim::None only the counter moves.
+/// `skip` (a bool scalar, optional: optim/gradient_guard.h) keeps every parameter and piece
+/// of optimizer state as it was when true; the step counter and the schedule still advance.
 void build_optimizer(const std::shared_ptr<GraphImpl>& graph, const optim::Optimizer& optimizer,
-                     const std::vector<Value>& params, const std::vector<Value>& grads, const Value& step);
+                     const std::vector<Value>& params, const std::vector<Value>& grads, const Value& step,
+                     const Value& skip = {});
 
 /// One bucket of optimizer-state sharding: parameters `members` (indices into the parameter
 /// list) flattened one after another (`offsets`, `total` elements), zero-padded to

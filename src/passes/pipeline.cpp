@@ -2,10 +2,13 @@
 //
 // Training step:
 //   1. lower_for_training      batch_norm/dropout take their training form
-//   2. build_gradients         reverse-mode autodiff of the loss w.r.t. every parameter
+//      autocast               mixed precision: 16-bit matmuls/convolutions, f32 elsewhere
+//   2. build_gradients         reverse-mode autodiff of the loss (times the loss scale, with
+//                             loss scaling) w.r.t. every parameter
 //      bucket_gradients       data-parallel: average the gradients over the ranks, in buckets
 //                             (with sharded optimizer state, build_optimizer reduce-scatters
 //                             them and all-gathers the updated parameters instead)
+//      guard_gradients        loss scaling: unscale, overflow flag, scale update; clipping
 //   3. build_optimizer         the update, the learning-rate schedule, the step counter
 //   4. eliminate_dead_code     keep what the loss, the outputs and the assignments need
 //   5. simplify_algebra        exact local rewrites (x * 1, neg(neg(x)), permute of permute, ...)
@@ -18,7 +21,7 @@
 //   9. fuse_elementwise        groups of elementwise ops become one generated kernel each
 //  10. fuse_update_groups      the optimizer updates of all parameters become one kernel
 //  11. schedule_nodes          the order of one step
-// Evaluation: lower_for_evaluation, then 4, 5, 6, 7, 9 and 11.
+// Evaluation: lower_for_evaluation, autocast, then 4, 5, 6, 7, 9 and 11.
 // Memory is planned by the executor (plan_memory), which knows each kernel's scratch needs.
 //
 // TRAINRT_DUMP_IR=1 prints the graph after each pass; TRAINRT_TIME_PASSES=1 prints their
@@ -37,6 +40,8 @@
 #include "ir/printer.h"
 #include "ir/verifier.h"
 #include "optim/build_optimizer.h"
+#include "optim/gradient_guard.h"
+#include "passes/autocast.h"
 #include "passes/bucket_gradients.h"
 #include "passes/eliminate_common_subexpressions.h"
 #include "passes/eliminate_dead_code.h"
@@ -179,10 +184,34 @@ void finish(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& out, co
   out.graph = g;
 }
 
+/// Runs autocast (when `low` is f16 or bf16) on `g`; `roots` (source values) keep their dtypes.
+void run_autocast(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& out, const std::vector<ValueId>& roots,
+                  DType low) {
+  if (low == DType::f32) return;
+  std::vector<ValueId> keep;
+  keep.reserve(roots.size());
+  for (const ValueId& v : roots) keep.push_back(out.from_source(v));
+  ValueMap map;
+  log.run(
+      "autocast",
+      [&] {
+        g = autocast(*g, low, keep, map);
+        return true;
+      },
+      &g);
+  out.from_source = out.from_source.then(map);
+}
+
 }  // namespace
 
 ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingRequest& request) {
   validate(request.optimizer);
+  validate(request.guard);
+  const bool trains = !std::holds_alternative<optim::None>(request.optimizer);
+  if (request.shard && request.world > 0 && trains && request.guard.active())
+    fail(ErrorKind::Unsupported,
+         "compile: loss scaling and gradient clipping (CompileOptions::loss_scaling, max_grad_norm) are not "
+         "available with DataParallel::shard_optimizer_state; turn one of them off");
   PassLog log("training step");
   ScheduledGraph out;
   std::shared_ptr<GraphImpl> g;
@@ -194,6 +223,9 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
         return true;
       },
       &g);
+  std::vector<ValueId> roots{request.loss};
+  roots.insert(roots.end(), request.outputs.begin(), request.outputs.end());
+  run_autocast(log, g, out, roots, request.autocast);
 
   const ValueId loss = out.from_source(request.loss);
   std::vector<Value> params;
@@ -202,7 +234,6 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
     if (n.kind == OpKind::Variable && std::get<VariableAttrs>(n.attrs).kind == VariableKind::parameter)
       params.push_back(make_value(g, {i, 0}));
   }
-  const bool trains = !std::holds_alternative<optim::None>(request.optimizer);
   std::vector<Value> grads;
   log.run(
       "build_gradients",
@@ -211,7 +242,7 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
         std::vector<ValueId> wrt;
         wrt.reserve(params.size());
         for (const Value& p : params) wrt.push_back(id_of(p));
-        grads = build_gradients(g, loss, wrt);
+        grads = build_gradients(g, id_of(scaled_loss(g, make_value(g, loss), request.guard)), wrt);
         return true;
       },
       &g);
@@ -228,6 +259,17 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
       },
       &g);
   if (!trains) params.clear();
+  Value skip;
+  log.run(
+      "guard_gradients",
+      [&] {
+        if (grads.empty() || !request.guard.active()) return false;
+        GuardedGradients guarded = guard_gradients(g, grads, request.guard);
+        grads = std::move(guarded.grads);
+        skip = guarded.skip;
+        return true;
+      },
+      &g);
 
   log.run(
       "build_optimizer",
@@ -236,18 +278,17 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
         if (sharded)
           build_sharded_optimizer(g, request.optimizer, params, grads, step, request.world, request.rank,
                                   request.bucket_bytes);
-        else build_optimizer(g, request.optimizer, params, grads, step);
+        else build_optimizer(g, request.optimizer, params, grads, step, skip);
         return true;
       },
       &g);
 
-  std::vector<ValueId> roots{request.loss};
-  roots.insert(roots.end(), request.outputs.begin(), request.outputs.end());
   finish(log, g, out, roots, request.memory_budget, request.fuse);
   return out;
 }
 
-ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches, bool fuse) {
+ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches, bool fuse,
+                                        DType autocast) {
   PassLog log("evaluation");
   ScheduledGraph out;
   std::shared_ptr<GraphImpl> g;
@@ -258,6 +299,7 @@ ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vect
         return true;
       },
       &g);
+  run_autocast(log, g, out, fetches, autocast);
   finish(log, g, out, fetches, 0, fuse);
   return out;
 }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "optim/gradient_guard.h"
 #include "passes/rewrite.h"
 #include "trainrt/optim.hpp"
 
@@ -34,12 +35,16 @@ struct TrainingRequest {
   // Optimizer-state sharding (DataParallel::shard_optimizer_state): this rank's blocks only.
   bool shard = false;
   std::int64_t rank = 0;
+  // Mixed precision (CompileOptions::precision): f16 or bf16 runs passes/autocast.h; f32 not.
+  DType autocast = DType::f32;
+  GuardSettings guard{};  // loss scaling and clipping (optim/gradient_guard.h)
 };
 
 /// `source` must hold the step counter variable (passes/lower_mode.h). Throws on invalid
 /// graphs (the verifier) and optimizer settings.
 ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingRequest& request);
 /// The forward pass in evaluation mode, reduced to what `fetches` need.
-ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches, bool fuse);
+ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches, bool fuse,
+                                        DType autocast);
 
 }  // namespace trainrt::detail
