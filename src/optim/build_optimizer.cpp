@@ -304,7 +304,7 @@ void build_optimizer(const std::shared_ptr<GraphImpl>& graph, const optim::Optim
     // Update nodes point at the parameter's creation, for messages and IR dumps.
     graph->set_location_override(graph->node(params[i].node()).loc);
     const Value next = update(c, optimizer, params[i], grads[i], name_of(c, params[i]));
-    if (!std::holds_alternative<optim::None>(optimizer)) assign(params[i], next, kLoc);
+    if (!std::holds_alternative<optim::None>(optimizer)) commit(c, params[i], next);
   }
   graph->set_location_override({});
   assign(step, step + Graph(graph).scalar(1, DType::i64), kLoc);
