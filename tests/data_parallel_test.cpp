@@ -149,8 +149,9 @@ INSTANTIATE_TEST_SUITE_P(
     DataParallel, MatchesOneProcess,
     ::testing::Values(Case{2, optim::SGD{.lr = 0.3, .momentum = 0.9}, 256},  // several buckets
                       Case{3, optim::SGD{.lr = 0.3, .momentum = 0.9}, 256},
-                      Case{2, optim::Adam{.lr = 0.02}, std::size_t{25} << 20},     // one bucket
-                      Case{3, optim::AdamW{.lr = 0.02, .weight_decay = 0.1}, 1}),  // a bucket per tensor
+                      Case{2, optim::Adam{.lr = 0.02}, std::size_t{25} << 20},    // one bucket
+                      Case{3, optim::AdamW{.lr = 0.02, .weight_decay = 0.1}, 1},  // a bucket per tensor
+                      Case{2, optim::LAMB{.lr = 0.05}, 256}),  // per-parameter norms of averaged gradients
     [](const ::testing::TestParamInfo<Case>& param) { return "case" + std::to_string(param.index); });
 
 /// Trains `world` ranks for `steps` steps, sharded or not; returns each rank's Program.
@@ -225,6 +226,31 @@ TEST_P(Sharded, EqualsUnshardedAndDividesOptimizerMemory) {
 }
 
 INSTANTIATE_TEST_SUITE_P(DataParallel, Sharded, ::testing::Values(2, 3));
+
+// LAMB's trust ratio needs each whole parameter's norm, and a sharded rank holds a block of a
+// bucket: compile() refuses, on every rank, rather than train with wrong ratios.
+TEST(DataParallel, LambRefusesShardedOptimizerState) {
+  const auto comms = dist::local_communicators(2, std::chrono::seconds(60));
+  const auto errors = on_ranks(2, [&](int r) {
+    Mlp local(6);
+    CompileOptions o{.threads = 1, .seed = 11};
+    o.data_parallel = {
+        .communicator = comms[static_cast<std::size_t>(r)], .bucket_bytes = 200, .shard_optimizer_state = true};
+    compile(local.g, local.loss, optim::LAMB{}, o);
+  });
+  for (const auto& e : errors) {
+    ASSERT_TRUE(e) << "compile() accepted LAMB with sharded optimizer state";
+    try {
+      std::rethrow_exception(e);
+    } catch (const Error& err) {
+      EXPECT_EQ(err.kind(), ErrorKind::Unsupported) << err.what();
+      EXPECT_NE(std::string(err.what()).find("LAMB"), std::string::npos) << err.what();
+      EXPECT_NE(std::string(err.what()).find("shard_optimizer_state"), std::string::npos) << err.what();
+    } catch (...) {
+      ADD_FAILURE() << message_of(e);
+    }
+  }
+}
 
 TEST(DataParallel, AShardedCheckpointLoadsIntoAnUnshardedProgram) {
   test::TempDir dir;

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <numbers>
 
+#include "compile/program_cache.h"
+#include "ir/builder.h"
 #include "test_util.h"
 
 namespace trainrt {
@@ -120,6 +122,168 @@ TEST(Optimizers, AdamAndAdamWMatchTorchRules) {
       expect_vec(prog2.get("w"), ref2.w, "adamw w", s);
     }
   }
+}
+
+// LAMB on three parameters of different norms, so that a ratio computed over all of them at
+// once, or not per parameter, shows: "w" starts at kInit; "z" starts at zeros (||p|| = 0 on
+// the first step: ratio 1, not 0); "still" is zero at its target, so its gradient and its
+// update stay 0 (both norms 0: ratio 1, and no 0/0 reaches the parameter).
+const std::vector<double> kZTarget{2.0, -1.0, 0.5};
+
+template <class T>
+struct LambProblem {
+  Graph g;
+  Value loss;
+  explicit LambProblem(DType dtype) {
+    const Value w = g.parameter("w", {5}, init::zeros(), dtype);
+    const Value z = g.parameter("z", {3}, init::zeros(), dtype);
+    const Value still = g.parameter("still", {2}, init::zeros(), dtype);
+    const Value tw = g.constant(Tensor::from_vector<T>({5}, std::vector<T>(kTarget.begin(), kTarget.end())));
+    const Value tz = g.constant(Tensor::from_vector<T>({3}, std::vector<T>(kZTarget.begin(), kZTarget.end())));
+    const Value dw = w - tw, dz = z - tz;
+    loss = sum(dw * dw) * 0.5 + sum(dz * dz) * 0.5 + sum(still * still) * 0.5;
+  }
+};
+
+/// The LAMB rule written out in double, one parameter at a time.
+struct LambRef {
+  struct Param {
+    const char* name;
+    std::vector<double> w, target, m, v;
+    double last_raw_ratio = 0;  // before the clamp
+  };
+  std::vector<Param> params{{"w", kInit, kTarget, {}, {}},
+                            {"z", std::vector<double>(3, 0.0), kZTarget, {}, {}},
+                            {"still", std::vector<double>(2, 0.0), std::vector<double>(2, 0.0), {}, {}}};
+  int t = 0;
+  void step(const optim::LAMB& o) {
+    ++t;
+    for (Param& p : params) {
+      const std::size_t n = p.w.size();
+      p.m.resize(n, 0.0);
+      p.v.resize(n, 0.0);
+      std::vector<double> u(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const double g = p.w[i] - p.target[i];
+        p.m[i] = o.beta1 * p.m[i] + (1 - o.beta1) * g;
+        p.v[i] = o.beta2 * p.v[i] + (1 - o.beta2) * g * g;
+        const double mh = o.bias_correction ? p.m[i] / (1 - std::pow(o.beta1, t)) : p.m[i];
+        const double vh = o.bias_correction ? p.v[i] / (1 - std::pow(o.beta2, t)) : p.v[i];
+        u[i] = mh / (std::sqrt(vh) + o.eps) + o.weight_decay * p.w[i];
+      }
+      double pn = 0, un = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        pn += p.w[i] * p.w[i];
+        un += u[i] * u[i];
+      }
+      pn = std::sqrt(pn);
+      un = std::sqrt(un);
+      double r = pn > 0 && un > 0 ? pn / un : 1.0;
+      p.last_raw_ratio = r;
+      if (o.max_trust_ratio > 0) r = std::min(r, o.max_trust_ratio);
+      for (std::size_t i = 0; i < n; ++i) p.w[i] -= o.lr * r * u[i];
+    }
+  }
+};
+
+Program start_lamb(LambProblem<double>& p, const optim::LAMB& o) {
+  Program prog = compile(p.g, p.loss, o);
+  prog.set("w", Tensor::from_vector<double>({5}, kInit));
+  return prog;
+}
+
+TEST(Optimizers, LambMatchesTheReferenceRule) {
+  struct Case {
+    const char* what;
+    optim::LAMB o;
+    bool clamps;  // the reference must see a raw ratio above max_trust_ratio
+  };
+  const Case cases[] = {
+      {"bias correction", {.lr = 0.05, .beta1 = 0.8, .beta2 = 0.95, .weight_decay = 0, .max_trust_ratio = 0}, false},
+      {"no bias correction",
+       {.lr = 0.05, .beta1 = 0.8, .beta2 = 0.95, .weight_decay = 0, .bias_correction = false, .max_trust_ratio = 0},
+       false},
+      {"weight decay", {.lr = 0.05, .beta1 = 0.8, .beta2 = 0.95, .weight_decay = 0.1, .max_trust_ratio = 0}, false},
+      {"clamped", {.lr = 0.05, .beta1 = 0.8, .beta2 = 0.95, .eps = 1e-8, .max_trust_ratio = 0.5}, true},
+      {"defaults", {.lr = 0.05}, false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    LambProblem<double> p(f64);
+    Program prog = start_lamb(p, c.o);
+    LambRef ref;
+    bool clamped = false;
+    for (int s = 1; s <= 6; ++s) {
+      prog.step({});
+      ref.step(c.o);
+      for (const LambRef::Param& q : ref.params) {
+        expect_vec(prog.get(q.name), q.w, q.name, s);
+        expect_vec(prog.get(std::string(q.name) + ".exp_avg"), q.m, "exp_avg", s);
+        expect_vec(prog.get(std::string(q.name) + ".exp_avg_sq"), q.v, "exp_avg_sq", s);
+        clamped = clamped || (c.o.max_trust_ratio > 0 && q.last_raw_ratio > c.o.max_trust_ratio);
+      }
+    }
+    EXPECT_EQ(clamped, c.clamps) << "the case does not exercise what it says";
+    // "z" moved off zero (its first ratio was 1, not 0); "still" stayed exactly zero.
+    EXPECT_NE(test::values(prog.get("z"))[0], 0.0);
+    EXPECT_EQ(test::values(prog.get("still")), std::vector<double>(2, 0.0));
+  }
+}
+
+TEST(Optimizers, LambWithFloatParametersMatchesTheReference) {
+  const optim::LAMB o{.lr = 0.05, .beta1 = 0.8, .beta2 = 0.95, .weight_decay = 0.1, .max_trust_ratio = 1.0};
+  LambProblem<float> p(f32);
+  Program prog = compile(p.g, p.loss, o);
+  prog.set("w", Tensor::from_vector<float>({5}, std::vector<float>(kInit.begin(), kInit.end())));
+  LambRef ref;
+  for (int s = 1; s <= 6; ++s) {
+    prog.step({});
+    ref.step(o);
+    for (const LambRef::Param& q : ref.params) {
+      const auto got = test::values(prog.get(q.name));
+      ASSERT_EQ(got.size(), q.w.size());
+      for (std::size_t i = 0; i < got.size(); ++i)
+        EXPECT_NEAR(got[i], q.w[i], 1e-5 * std::max(1.0, std::abs(q.w[i]))) << q.name << "[" << i << "] step " << s;
+    }
+  }
+}
+
+TEST(Optimizers, LambRejectsEachBadSetting) {
+  LambProblem<double> p(f64);
+  const std::pair<const char*, optim::LAMB> bad[] = {
+      {"lr", {.lr = -1e-3}},
+      {"beta1", {.beta1 = 1.0}},
+      {"beta1", {.beta1 = -0.1}},
+      {"beta2", {.beta2 = 1.0}},
+      {"beta2", {.beta2 = -0.5}},
+      {"eps", {.eps = 0}},
+      {"eps", {.eps = -1e-6}},
+      {"weight_decay", {.weight_decay = -0.01}},
+      {"max_trust_ratio", {.max_trust_ratio = -1}},
+      {"schedule.total_steps", {.schedule = optim::cosine(0)}},
+  };
+  for (const auto& [field, o] : bad)
+    test::expect_error([&] { compile(p.g, p.loss, o); }, ErrorKind::InvalidArgument, {"optim::LAMB", field});
+  // The edges that are allowed.
+  EXPECT_NO_THROW(compile(p.g, p.loss, optim::LAMB{.lr = 0, .beta1 = 0, .beta2 = 0, .weight_decay = 0}));
+  EXPECT_NO_THROW(compile(p.g, p.loss, optim::LAMB{.max_trust_ratio = 0}));
+}
+
+TEST(Optimizers, EveryLambSettingIsPartOfTheProgramCacheKey) {
+  LambProblem<double> p(f64);
+  auto key = [&](const optim::Optimizer& o) {
+    return detail::training_graph_key(p.g.impl(), {detail::id_of(p.loss), {}, o, 0}).hex();
+  };
+  const optim::LAMB base{};
+  EXPECT_EQ(key(base), key(optim::LAMB{}));
+  EXPECT_NE(key(base), key(optim::AdamW{.lr = base.lr, .eps = base.eps, .weight_decay = base.weight_decay}));
+  const optim::LAMB changed[] = {
+      {.lr = 2e-3},           {.beta1 = 0.8},
+      {.beta2 = 0.99},        {.eps = 1e-8},
+      {.weight_decay = 0.02}, {.bias_correction = false},
+      {.max_trust_ratio = 0}, {.schedule = optim::cosine(10)},
+  };
+  for (std::size_t i = 0; i < std::size(changed); ++i) EXPECT_NE(key(changed[i]), key(base)) << "case " << i;
 }
 
 double factor(const optim::Schedule& s, std::int64_t t) {

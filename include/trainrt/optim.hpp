@@ -4,13 +4,14 @@
 // the whole update runs inside Program::step. The learning rate is computed inside the step
 // from a step counter the Program holds ("optim.step"), so a moving rate never recompiles.
 // State tensors are named after their parameter, as in PyTorch:
-//   "<param>.momentum_buffer" (SGD), "<param>.exp_avg" and "<param>.exp_avg_sq" (Adam, AdamW).
+//   "<param>.momentum_buffer" (SGD), "<param>.exp_avg" and "<param>.exp_avg_sq" (Adam, AdamW,
+//   LAMB).
 #pragma once
 
 #include <cstdint>
 #include <variant>
 
-/// Optimizers (SGD, Adam, AdamW, None) and learning-rate schedules, passed to compile().
+/// Optimizers (SGD, Adam, AdamW, LAMB, None) and learning-rate schedules, passed to compile().
 namespace trainrt::optim {
 
 /// A learning-rate schedule, as a factor applied to the base rate at step t (t counts from 0).
@@ -74,11 +75,28 @@ struct AdamW {
   Schedule schedule{};         ///< learning-rate schedule (constant by default)
 };
 
+/// LAMB (You et al., 2019, "Large Batch Optimization for Deep Learning"), per parameter:
+/// m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g; with bias correction mh = m/(1-b1^t),
+/// vh = v/(1-b2^t) (else mh = m, vh = v); u = mh/(sqrt(vh)+eps) + wd*p; the trust ratio
+/// r = ||p|| / ||u|| (L2 norms of the whole parameter, accumulated in f32, or in f64 for f64
+/// parameters; r = 1 when either norm is 0; at most max_trust_ratio); p -= lr*r*u.
+/// Not available with DataParallel::shard_optimizer_state: the norms need the whole parameter.
+struct LAMB {
+  double lr = 1e-3;             ///< base learning rate (scaled by the schedule)
+  double beta1 = 0.9;           ///< decay of the first moment (exp_avg)
+  double beta2 = 0.999;         ///< decay of the second moment (exp_avg_sq)
+  double eps = 1e-6;            ///< added to the denominator
+  double weight_decay = 0.01;   ///< decoupled decay, added to the update before the trust ratio
+  bool bias_correction = true;  ///< divide the moments by (1 - beta^t), as Adam does
+  double max_trust_ratio = 10;  ///< upper bound of the trust ratio (0: no bound)
+  Schedule schedule{};          ///< learning-rate schedule (constant by default)
+};
+
 /// No update: Program::step runs the forward pass in training mode (and any state updates,
 /// such as batch-norm running statistics) and returns the loss and requested outputs.
 struct None {};
 
 /// The optimizer argument of compile(): any of the structs above.
-using Optimizer = std::variant<None, SGD, Adam, AdamW>;
+using Optimizer = std::variant<None, SGD, Adam, AdamW, LAMB>;
 
 }  // namespace trainrt::optim

@@ -56,6 +56,7 @@ struct DataParallel {
   /// Program::variables/get/set still show the state per parameter ("fc1.weight.exp_avg"):
   /// get() of such a state gathers it from every rank, so every rank must call it, in the
   /// same order (save_checkpoint on every rank does). Checkpoints load either way.
+  /// compile() throws Unsupported for optim::LAMB, whose trust ratio needs whole parameters.
   bool shard_optimizer_state = false;
 };
 

@@ -43,6 +43,11 @@ std::string describe(const optim::Optimizer& o) {
       return cat("adamw ", exact(a.lr), " ", exact(a.beta1), " ", exact(a.beta2), " ", exact(a.eps), " ",
                  exact(a.weight_decay), " ", describe(a.schedule));
     }
+    std::string operator()(const optim::LAMB& l) const {
+      return cat("lamb ", exact(l.lr), " ", exact(l.beta1), " ", exact(l.beta2), " ", exact(l.eps), " ",
+                 exact(l.weight_decay), " ", l.bias_correction, " ", exact(l.max_trust_ratio), " ",
+                 describe(l.schedule));
+    }
   };
   return std::visit(Visit{}, o);
 }

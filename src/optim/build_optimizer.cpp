@@ -86,7 +86,20 @@ struct Context {
     return it->second;
   }
 };
-enum Shared { kNegLr, kMomentum, kDecay, kBeta1, kBeta2, kEps, kStepSize, kInvSqrtBc2, kDecoupled };
+enum Shared {
+  kNegLr,
+  kMomentum,
+  kDecay,
+  kBeta1,
+  kBeta2,
+  kEps,
+  kStepSize,
+  kInvSqrtBc2,
+  kDecoupled,
+  kInvBc1,
+  kZero,
+  kOne
+};
 
 /// Writes the new value of optimizer state or of a parameter. Every update writes through
 /// here, so a step that must be skipped (a gradient overflow under loss scaling) can keep
@@ -161,12 +174,60 @@ Value adam(Context& c, const AdamLike& o, bool decoupled, const Value& p, const 
   return fma(m_new / denom, step_size, base, kLoc);
 }
 
+/// LAMB (optim::LAMB): the Adam direction plus decoupled decay, scaled per parameter by the
+/// trust ratio ||p|| / ||u||. The norms are reductions over the whole of `p`, accumulated in
+/// f32 (f64 for f64 parameters) whatever the parameter's dtype.
+Value lamb(Context& c, const optim::LAMB& o, const Value& p, const Value& grad, const std::string& owner) {
+  Graph gr = p.graph();
+  const DType dt = p.dtype();
+  const Value m = state_of(c, p, owner, "exp_avg"), v = state_of(c, p, owner, "exp_avg_sq");
+  const Value m_new = fma(m, c.once(kBeta1, dt, [&] { return gr.scalar(o.beta1, dt); }), grad * (1.0 - o.beta1), kLoc);
+  const Value v_new =
+      fma(v, c.once(kBeta2, dt, [&] { return gr.scalar(o.beta2, dt); }), (grad * grad) * (1.0 - o.beta2), kLoc);
+  commit(c, m, m_new);
+  commit(c, v, v_new);
+  const Value eps = c.once(kEps, dt, [&] { return gr.scalar(o.eps, dt); });
+  Value u;
+  if (o.bias_correction) {
+    // At step t + 1: mhat = m / (1 - b1^(t+1)), sqrt(vhat) = sqrt(v) / sqrt(1 - b2^(t+1)).
+    const Value inv_bc1 = c.once(kInvBc1, dt, [&] {
+      const Value bc1 = 1.0 - pow(gr.scalar(o.beta1, DType::f64), c.t + 1.0, kLoc);
+      return scalar_of(1.0 / bc1, p);
+    });
+    const Value inv_sqrt_bc2 = c.once(kInvSqrtBc2, dt, [&] {
+      const Value bc2 = 1.0 - pow(gr.scalar(o.beta2, DType::f64), c.t + 1.0, kLoc);
+      return scalar_of(rsqrt(bc2, kLoc), p);
+    });
+    u = (m_new * inv_bc1) / fma(sqrt(v_new, kLoc), inv_sqrt_bc2, eps, kLoc);
+  } else {
+    u = m_new / (sqrt(v_new, kLoc) + eps);
+  }
+  if (o.weight_decay != 0) u = fma(p, c.once(kDecay, dt, [&] { return gr.scalar(o.weight_decay, dt); }), u, kLoc);
+
+  // The trust ratio, a scalar of the norms' dtype: 1 where either norm is 0, then clamped.
+  const DType nt = dt == DType::f64 ? DType::f64 : DType::f32;
+  auto norm = [&](const Value& x) {
+    const Value xn = x.dtype() == nt ? x : cast(x, nt, kLoc);
+    return sqrt(sum(xn * xn, {}, false, kLoc), kLoc);
+  };
+  const Value p_norm = norm(p), u_norm = norm(u);
+  const Value zero = c.once(kZero, nt, [&] { return gr.scalar(0.0, nt); }),
+              one = c.once(kOne, nt, [&] { return gr.scalar(1.0, nt); });
+  const Value both = logical_and(gt(p_norm, zero, kLoc), gt(u_norm, zero, kLoc), kLoc);
+  // The divisor is never 0, so the branch not taken holds no inf or NaN either.
+  Value ratio = where(both, p_norm / where(both, u_norm, one, kLoc), one, kLoc);
+  if (o.max_trust_ratio > 0) ratio = minimum(ratio, gr.scalar(o.max_trust_ratio, nt), kLoc);
+  const Value neg_lr = c.once(kNegLr, dt, [&] { return scalar_of(neg(c.lr, kLoc), p); });
+  return fma(u, neg_lr * (nt == dt ? ratio : cast(ratio, dt, kLoc)), p, kLoc);
+}
+
 /// The updated `p` under `optimizer` (None: p itself).
 Value update(Context& c, const optim::Optimizer& optimizer, const Value& p, const Value& grad,
              const std::string& owner) {
   if (const auto* s = std::get_if<optim::SGD>(&optimizer)) return sgd(c, *s, p, grad, owner);
   if (const auto* a = std::get_if<optim::Adam>(&optimizer)) return adam(c, *a, false, p, grad, owner);
   if (const auto* w = std::get_if<optim::AdamW>(&optimizer)) return adam(c, *w, true, p, grad, owner);
+  if (const auto* l = std::get_if<optim::LAMB>(&optimizer)) return lamb(c, *l, p, grad, owner);
   return p;
 }
 
@@ -174,6 +235,7 @@ const optim::Schedule* schedule_of(const optim::Optimizer& o) {
   if (const auto* s = std::get_if<optim::SGD>(&o)) return &s->schedule;
   if (const auto* a = std::get_if<optim::Adam>(&o)) return &a->schedule;
   if (const auto* w = std::get_if<optim::AdamW>(&o)) return &w->schedule;
+  if (const auto* l = std::get_if<optim::LAMB>(&o)) return &l->schedule;
   return nullptr;
 }
 
@@ -181,6 +243,7 @@ double base_lr_of(const optim::Optimizer& o) {
   if (const auto* s = std::get_if<optim::SGD>(&o)) return s->lr;
   if (const auto* a = std::get_if<optim::Adam>(&o)) return a->lr;
   if (const auto* w = std::get_if<optim::AdamW>(&o)) return w->lr;
+  if (const auto* l = std::get_if<optim::LAMB>(&o)) return l->lr;
   return 0.0;
 }
 
@@ -206,6 +269,9 @@ void validate(const optim::Optimizer& optimizer) {
     validate_adam("Adam", *a);
   } else if (const auto* w = std::get_if<optim::AdamW>(&optimizer)) {
     validate_adam("AdamW", *w);
+  } else if (const auto* l = std::get_if<optim::LAMB>(&optimizer)) {
+    validate_adam("LAMB", *l);
+    require(l->max_trust_ratio >= 0, "LAMB", "max_trust_ratio", l->max_trust_ratio, ">= 0 (0: no bound)");
   }
 }
 
@@ -279,6 +345,11 @@ void build_sharded_optimizer(const std::shared_ptr<GraphImpl>& graph, const opti
                              std::int64_t world, std::int64_t rank, std::size_t bucket_bytes) {
   check_internal(params.size() == grads.size(), "build_sharded_optimizer: one gradient per parameter");
   check_internal(rank >= 0 && rank < world, "build_sharded_optimizer: rank outside the world");
+  if (std::holds_alternative<optim::LAMB>(optimizer))
+    fail(ErrorKind::Unsupported,
+         "compile: optim::LAMB cannot shard its state (DataParallel::shard_optimizer_state): its trust ratio needs "
+         "the norm of each whole parameter, and a rank holds only a block of a bucket; use "
+         "shard_optimizer_state = false");
   const std::vector<ShardBucket> layout = shard_layout(params, world, bucket_bytes);
   const Phase saved = graph->phase();
   // Every bucket's gradients are reduce-scattered as soon as backward has made them: these

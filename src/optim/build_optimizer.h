@@ -53,7 +53,8 @@ std::string shard_state_owner(std::size_t bucket);
 /// The update with sharded optimizer state over `world` ranks, for rank `rank`: each
 /// bucket's gradients are reduce-scattered (averaged), this rank updates its block of the
 /// bucket's parameters with state tensors of the block's size, and the blocks are
-/// all-gathered back into every parameter. Optimizer memory per rank is 1/world.
+/// all-gathered back into every parameter. Optimizer memory per rank is 1/world. Throws
+/// Unsupported for optim::LAMB, whose trust ratio needs each whole parameter's norm.
 void build_sharded_optimizer(const std::shared_ptr<GraphImpl>& graph, const optim::Optimizer& optimizer,
                              const std::vector<Value>& params, const std::vector<Value>& grads, const Value& step,
                              std::int64_t world, std::int64_t rank, std::size_t bucket_bytes);
