@@ -229,25 +229,39 @@ INSTANTIATE_TEST_SUITE_P(DataParallel, Sharded, ::testing::Values(2, 3));
 
 // LAMB's trust ratio needs each whole parameter's norm, and a sharded rank holds a block of a
 // bucket: compile() refuses, on every rank, rather than train with wrong ratios.
-TEST(DataParallel, LambRefusesShardedOptimizerState) {
-  const auto comms = dist::local_communicators(2, std::chrono::seconds(60));
-  const auto errors = on_ranks(2, [&](int r) {
-    Mlp local(6);
-    CompileOptions o{.threads = 1, .seed = 11};
-    o.data_parallel = {
-        .communicator = comms[static_cast<std::size_t>(r)], .bucket_bytes = 200, .shard_optimizer_state = true};
-    compile(local.g, local.loss, optim::LAMB{}, o);
-  });
-  for (const auto& e : errors) {
-    ASSERT_TRUE(e) << "compile() accepted LAMB with sharded optimizer state";
-    try {
-      std::rethrow_exception(e);
-    } catch (const Error& err) {
-      EXPECT_EQ(err.kind(), ErrorKind::Unsupported) << err.what();
-      EXPECT_NE(std::string(err.what()).find("LAMB"), std::string::npos) << err.what();
-      EXPECT_NE(std::string(err.what()).find("shard_optimizer_state"), std::string::npos) << err.what();
-    } catch (...) {
-      ADD_FAILURE() << message_of(e);
+TEST(DataParallel, ShardedOptimizerStateRefusesWhatNeedsWholeGradients) {
+  // LAMB's trust ratio, the loss scaler's overflow flag and the clipping norm all need every
+  // gradient of the step, which a rank with sharded state does not see.
+  struct Case {
+    optim::Optimizer optimizer;
+    Precision precision;
+    double max_grad_norm;
+    const char* names;
+  };
+  const std::vector<Case> cases{{optim::LAMB{}, Precision::f32, 0.0, "LAMB"},
+                                {optim::SGD{}, Precision::f16, 0.0, "loss_scaling"},
+                                {optim::Adam{}, Precision::f32, 1.0, "max_grad_norm"}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.names);
+    const auto comms = dist::local_communicators(2, std::chrono::seconds(60));
+    const auto errors = on_ranks(2, [&](int r) {
+      Mlp local(6);
+      CompileOptions o{.precision = c.precision, .max_grad_norm = c.max_grad_norm, .threads = 1, .seed = 11};
+      o.data_parallel = {
+          .communicator = comms[static_cast<std::size_t>(r)], .bucket_bytes = 200, .shard_optimizer_state = true};
+      compile(local.g, local.loss, c.optimizer, o);
+    });
+    for (const auto& e : errors) {
+      ASSERT_TRUE(e) << "compile() accepted it with sharded optimizer state";
+      try {
+        std::rethrow_exception(e);
+      } catch (const Error& err) {
+        EXPECT_EQ(err.kind(), ErrorKind::Unsupported) << err.what();
+        EXPECT_NE(std::string(err.what()).find(c.names), std::string::npos) << err.what();
+        EXPECT_NE(std::string(err.what()).find("shard_optimizer_state"), std::string::npos) << err.what();
+      } catch (...) {
+        ADD_FAILURE() << message_of(e);
+      }
     }
   }
 }
