@@ -193,6 +193,46 @@ TEST(Kernels, CastsSaturateAndRound) {
   EXPECT_TRUE(std::isinf(r[4].at(3)));
 }
 
+TEST(Kernels, HalfCastsMatchTheSoftwareConversionBitForBit) {
+  // The cast kernel converts f32 <-> f16 eight lanes at a time with F16C where the CPU has
+  // it, and element by element otherwise: both must give Tensor::to()'s bits (round to nearest
+  // even, denormals, overflow to infinity), for every f16 and for f32 values around every
+  // rounding boundary, at lengths that leave a remainder of the eight lanes.
+  std::vector<float> fs;
+  for (std::uint32_t h = 0; h < 0x10000; ++h) {
+    if ((h & 0x7C00u) == 0x7C00u && (h & 0x3FFu) != 0) continue;  // NaN payloads may differ
+    const float f = to_float(Half{static_cast<std::uint16_t>(h)});
+    fs.push_back(f);
+    fs.push_back(std::nextafter(f, 0.0f));
+    fs.push_back(std::nextafter(f, f < 0 ? -INFINITY : INFINITY));
+    const float up = to_float(Half{static_cast<std::uint16_t>(h + 1)});
+    if (std::isfinite(f) && std::isfinite(up) && (h & 0x7FFFu) != 0x7BFFu) fs.push_back(f + (up - f) / 2);  // a tie
+  }
+  fs.insert(fs.end(), {65519.0f, 65520.0f, 1e-8f, 3e-8f, -3e-8f, 1e30f, std::numeric_limits<float>::denorm_min()});
+  fs.push_back(1.0f);  // an odd count: a remainder after the 8-lane blocks
+  const auto n = static_cast<std::int64_t>(fs.size());
+  Graph g;
+  auto x = g.input("x", {n});
+  auto h = g.input("h", {0x10000 - 2046 + 1}, f16);
+  std::vector<Half> hs;
+  for (std::uint32_t b = 0; b < 0x10000; ++b)
+    if (!((b & 0x7C00u) == 0x7C00u && (b & 0x3FFu) != 0)) hs.push_back(Half{static_cast<std::uint16_t>(b)});
+  hs.push_back(Half{0x3C00});
+  ASSERT_EQ(static_cast<std::int64_t>(hs.size()), h.shape()[0]);
+  Tensor xv = Tensor::from_vector<float>({n}, fs), hv = Tensor::empty({h.shape()[0]}, f16);
+  std::memcpy(hv.raw_data(), hs.data(), hv.nbytes());
+  const Value to_half = cast(x, f16), to_single = cast(h, f32);
+  Program p = compile(g, g.scalar(0.0), optim::None{}, {.fusion = false});
+  const auto r = p.evaluate({{"x", xv}, {"h", hv}}, {to_half, to_single});
+  const Tensor want_h = xv.to(f16), want_f = hv.to(f32);
+  for (std::int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(r[0].data<Half>()[i].bits, want_h.data<Half>()[i].bits) << "f32 " << fs[static_cast<std::size_t>(i)];
+  for (std::int64_t i = 0; i < h.shape()[0]; ++i) {
+    const float got = r[1].data<float>()[i], want = want_f.data<float>()[i];
+    ASSERT_EQ(std::memcmp(&got, &want, 4), 0) << "f16 bits " << hs[static_cast<std::size_t>(i)].bits;
+  }
+}
+
 TEST(Kernels, SixteenBitGraphsComputeInF32) {
   std::mt19937 rng(15);
   const Tensor xv = test::random_tensor({16, 8}, f32, rng), wv = test::random_tensor({8, 4}, f32, rng);

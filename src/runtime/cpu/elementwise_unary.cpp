@@ -2,6 +2,10 @@
 #include <cmath>
 #include <limits>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "core/half.h"
 #include "runtime/cpu/elementwise.h"
 #include "runtime/cpu/elementwise_ops.h"
@@ -104,6 +108,33 @@ inline Bool store<Bool>(double v) {
   return v != 0.0;
 }
 
+// f32 <-> f16 with the F16C instructions where the CPU has them (every x86-64 since 2012):
+// eight lanes at a time, rounding to nearest even as float_to_half does. The library is
+// built for baseline x86-64, so these carry their own target and are chosen at run time.
+#if defined(__x86_64__)
+bool has_f16c() {
+  static const bool yes = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  return yes;
+}
+__attribute__((target("avx,f16c"))) std::int64_t f32_to_f16_f16c(const float* x, std::uint16_t* y, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  return i;
+}
+__attribute__((target("avx,f16c"))) std::int64_t f16_to_f32_f16c(const std::uint16_t* x, float* y, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
+  return i;
+}
+#else
+bool has_f16c() { return false; }
+std::int64_t f32_to_f16_f16c(const float*, std::uint16_t*, std::int64_t) { return 0; }
+std::int64_t f16_to_f32_f16c(const std::uint16_t*, float*, std::int64_t) { return 0; }
+#endif
+
 template <class From, class To>
 class CastKernel final : public Kernel {
  public:
@@ -112,6 +143,11 @@ class CastKernel final : public Kernel {
     const auto* x = static_cast<const typename Storage<From>::type*>(a.in[0]);
     auto* y = static_cast<typename Storage<To>::type*>(a.out[0]);
     parallel_for(n_, kSerialElements, [&](std::int64_t b, std::int64_t e) {
+      if constexpr (std::is_same_v<From, float> && std::is_same_v<To, F16>) {
+        if (has_f16c()) b += f32_to_f16_f16c(x + b, y + b, e - b);
+      } else if constexpr (std::is_same_v<From, F16> && std::is_same_v<To, float>) {
+        if (has_f16c()) b += f16_to_f32_f16c(x + b, y + b, e - b);
+      }
       for (std::int64_t i = b; i < e; ++i) y[i] = convert(x[i]);
     });
   }
