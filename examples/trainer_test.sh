@@ -116,8 +116,9 @@ resnet.errors)
   if [ -e "$fashion" ]; then
     run_err cuda 1 "error (unsupported)" "$resnet" "${R[@]}" --steps 1 --device cuda
     # Mixed precision runs on the CPU too (16-bit storage, f32 arithmetic, loss scaling for f16).
-    run_ok f16 "$resnet" "${R[@]}" --steps 2 --precision f16
-    py 'last("f16.out")["steps"] == 2' || fail "--precision f16 did not train"
+    run_ok f16 "$resnet" "${R[@]}" --steps 2 --precision f16 --max-grad-norm 1
+    py 'last("f16.out")["steps"] == 2 and last("f16.out")["precision"] == "f16"' || fail "--precision f16 did not train"
+    run_err clip 2 "\-\-max-grad-norm" "$resnet" --max-grad-norm -1
   fi
   ;;
 resnet.cifar)

@@ -245,6 +245,41 @@ TEST(Clipping, WorksAfterUnscaling) {
   EXPECT_NEAR(prog.get("a").data<float>()[1], 1.0 - 0.8, 1e-6);
 }
 
+TEST(MixedPrecision, ACheckpointCarriesTheLossScaleAndResumesTheSameSteps) {
+  // 8 f16 steps straight, against 4 steps, a checkpoint, a fresh Program loading it and 4
+  // more. A growth interval of 3 and an injected overflow make the scale move on both sides
+  // of the checkpoint: the loss scale, its counter and the applied-step count must travel.
+  test::TempDir dir;
+  const CompileOptions options{.precision = Precision::f16,
+                               .loss_scaling = {.init_scale = 256.0, .growth_interval = 3},
+                               .max_grad_norm = 5.0,
+                               .seed = 9};
+  auto run = [&](Program& p, int from, int to, std::vector<float>& losses) {
+    for (int s = from; s < to; ++s) {
+      if (s == 2) p.set("amp.loss_scale", Tensor::from_vector<float>({}, {std::ldexp(1.0f, 30)}));
+      losses.push_back(p.step(Classifier::feeds()).get());
+    }
+  };
+  std::vector<float> straight, resumed;
+  Classifier a;
+  Program one = compile(a.g, a.loss, optim::Adam{.lr = 0.02}, options);
+  run(one, 0, 8, straight);
+
+  Classifier b;
+  Program first = compile(b.g, b.loss, optim::Adam{.lr = 0.02}, options);
+  run(first, 0, 4, resumed);
+  save_checkpoint(first, dir.file("ck.safetensors"));
+  Program second = compile(b.g, b.loss, optim::Adam{.lr = 0.02}, options);
+  load_checkpoint(second, dir.file("ck.safetensors"));
+  EXPECT_EQ(second.get("amp.loss_scale").data<float>()[0], first.get("amp.loss_scale").data<float>()[0]);
+  run(second, 4, 8, resumed);
+
+  EXPECT_EQ(straight, resumed);
+  const std::map<std::string, Tensor> x = snapshot(one), y = snapshot(second);
+  for (const auto& [name, value] : x) EXPECT_TRUE(same_bits(value, y.at(name))) << name;
+  EXPECT_LT(one.get("optim.applied_steps").data<std::int64_t>()[0], 8) << "the injected overflow skipped steps";
+}
+
 TEST(MixedPrecision, PrecisionScalingAndClippingArePartOfTheProgramCacheKey) {
   Classifier c;
   const detail::GraphImpl& source = c.g.impl();

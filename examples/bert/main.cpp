@@ -57,6 +57,7 @@ struct Options {
   double lr = 1e-3;
   double weight_decay = 0.01;
   double warmup = 0.05;
+  double max_grad_norm = 0;  // 0: no clipping
   double dropout = 0.1;
   std::int64_t holdout = 20;  // every Nth document is held out for evaluation
   std::string device = "auto";
@@ -98,6 +99,8 @@ examples::Cli make_cli(Options& o) {
   cli.add_number("--lr", "X", "peak learning rate of AdamW", o.lr, 0, 10);
   cli.add_number("--weight-decay", "X", "AdamW's decoupled weight decay", o.weight_decay, 0, 10);
   cli.add_number("--warmup", "F", "linear warm-up, as a fraction of the run, then cosine decay to 0", o.warmup, 0, 1);
+  cli.add_number("--max-grad-norm", "X", "clip the gradients to this global L2 norm (0: off)", o.max_grad_norm, 0,
+                 1e9);
   cli.add_number("--dropout", "P", "dropout of the hidden states and attention", o.dropout, 0, 0.9);
   cli.add_int("--holdout", "N", "every Nth document is held out for evaluation", o.holdout, 2, 1000000);
   cli.add_string("--device", "cpu|cuda[:N]|auto", "where to train", o.device);
@@ -237,10 +240,12 @@ int run(const Options& o) {
   tr::Program program = tr::compile(g, loss, optimizer,
                                     {.device = device,
                                      .precision = precision,
+                                     .max_grad_norm = o.max_grad_norm,
                                      .threads = static_cast<int>(o.threads),
                                      .seed = static_cast<std::uint64_t>(o.seed),
                                      .outputs = {logits},
-                                     .check_finite_loss = true});
+                                     // Under f16 an overflowing step is the loss scaler's to skip.
+                                     .check_finite_loss = precision != tr::Precision::f16});
   const double compile_seconds = examples::now_seconds() - compile_start;
   std::int64_t params = 0;
   for (const std::string& name : program.variables(tr::VariableKind::parameter)) params += program.get(name).numel();
@@ -346,6 +351,7 @@ int run(const Options& o) {
       .add("resumed", resumed)
       .add("stopped", stopped)
       .add("device", examples::device_name(device))
+      .add("precision", o.precision)
       .add("seed", o.seed);
   std::cout << summary.str() << std::endl;
   return signalled ? 130 : 0;

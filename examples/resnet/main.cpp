@@ -55,6 +55,7 @@ struct Options {
   double lr = 0.1;
   double weight_decay = 5e-4;
   double warmup = 0.05;  // fraction of the run
+  double max_grad_norm = 0;  // 0: no clipping
   double label_smoothing = 0.0;
   bool augment = true;
   std::string device = "auto";
@@ -91,6 +92,8 @@ examples::Cli make_cli(Options& o) {
   cli.add_number("--lr", "X", "peak learning rate", o.lr, 0, 100);
   cli.add_number("--weight-decay", "X", "weight decay (L2 for sgd, decoupled for adamw)", o.weight_decay, 0, 10);
   cli.add_number("--warmup", "F", "linear warm-up, as a fraction of the run, then cosine decay to 0", o.warmup, 0, 1);
+  cli.add_number("--max-grad-norm", "X", "clip the gradients to this global L2 norm (0: off)", o.max_grad_norm, 0,
+                 1e9);
   cli.add_number("--label-smoothing", "X", "label smoothing of the cross-entropy", o.label_smoothing, 0, 0.99);
   cli.add_switch("--augment", "random crop and horizontal flip of the training images", o.augment);
   cli.add_string("--device", "cpu|cuda[:N]|auto", "where to train", o.device);
@@ -282,10 +285,12 @@ int run(const Options& o) {
   tr::Program program = tr::compile(g, loss, make_optimizer(o, total_steps),
                                     {.device = device,
                                      .precision = precision,
+                                     .max_grad_norm = o.max_grad_norm,
                                      .threads = static_cast<int>(o.threads),
                                      .seed = static_cast<std::uint64_t>(o.seed),
                                      .outputs = {logits},
-                                     .check_finite_loss = true});
+                                     // Under f16 an overflowing step is the loss scaler's to skip.
+                                     .check_finite_loss = precision != tr::Precision::f16});
   const double compile_seconds = examples::now_seconds() - compile_start;
   std::int64_t params = 0;
   for (const std::string& name : program.variables(tr::VariableKind::parameter)) params += program.get(name).numel();
@@ -404,6 +409,7 @@ int run(const Options& o) {
       .add("resumed", resumed)
       .add("stopped", stopped)
       .add("device", examples::device_name(device))
+      .add("precision", o.precision)
       .add("seed", o.seed);
   std::cout << summary.str() << std::endl;
   return signalled ? 130 : 0;
