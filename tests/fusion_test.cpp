@@ -268,6 +268,21 @@ TEST(Fusion, EveryCudaWrapperCompilesWithNvrtcForSm80AndSm90) {
       kernels += compile_cuda_wrappers(detail::compile_training_graph(g.impl(), {id_of(m.loss), {}, opt, 0}), name);
     }
   EXPECT_GE(kernels, 20u);
+  // Mixed precision: autocast to f16, loss scaling (unscale, overflow flag, skipped-step
+  // selects in every update) and clipping, under Adam-like and LAMB updates.
+  std::size_t mixed = 0;
+  for (const auto& [name, build] : models)
+    for (const optim::Optimizer& opt : {optim::Optimizer{optim::AdamW{}}, optim::Optimizer{optim::LAMB{}}}) {
+      Graph g;
+      const Model m = build(g);
+      detail::optimizer_variable(g.impl_ptr(), detail::kStepVariable, Shape{}, init::zeros(), i64);
+      detail::TrainingRequest r{id_of(m.loss), {}, opt, 0};
+      r.autocast = name == "double" ? f32 : f16;
+      r.guard.scale = true;
+      r.guard.max_grad_norm = 1.0;
+      mixed += compile_cuda_wrappers(detail::compile_training_graph(g.impl(), r), name + " mixed");
+    }
+  EXPECT_GE(mixed, 8u);
 }
 
 TEST(Fusion, SixteenBitFloatsLoadAndStoreThroughF32OnBothTargets) {

@@ -119,7 +119,9 @@ struct CompileOptions {
   /// Extra values that step() returns after the loss (e.g. logits for training accuracy).
   std::vector<Value> outputs{};
   /// Check the loss after the forward pass; a NaN or infinite loss throws trainrt::Error
-  /// (Runtime) before any parameter, optimizer state or running statistic changes.
+  /// (Runtime) before any parameter, optimizer state or running statistic changes. Under
+  /// loss scaling leave it off: a step whose loss overflows is then skipped like any other
+  /// overflowing step, where this check would throw first.
   bool check_finite_loss = false;
   /// Activation memory budget in bytes (0: none). When the planned arena of the step exceeds
   /// it, cheap forward ops (elementwise, normalization applies) are recomputed in the
