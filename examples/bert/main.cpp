@@ -99,8 +99,7 @@ examples::Cli make_cli(Options& o) {
   cli.add_number("--lr", "X", "peak learning rate of AdamW", o.lr, 0, 10);
   cli.add_number("--weight-decay", "X", "AdamW's decoupled weight decay", o.weight_decay, 0, 10);
   cli.add_number("--warmup", "F", "linear warm-up, as a fraction of the run, then cosine decay to 0", o.warmup, 0, 1);
-  cli.add_number("--max-grad-norm", "X", "clip the gradients to this global L2 norm (0: off)", o.max_grad_norm, 0,
-                 1e9);
+  cli.add_number("--max-grad-norm", "X", "clip the gradients to this global L2 norm (0: off)", o.max_grad_norm, 0, 1e9);
   cli.add_number("--dropout", "P", "dropout of the hidden states and attention", o.dropout, 0, 0.9);
   cli.add_int("--holdout", "N", "every Nth document is held out for evaluation", o.holdout, 2, 1000000);
   cli.add_string("--device", "cpu|cuda[:N]|auto", "where to train", o.device);

@@ -54,7 +54,7 @@ struct Options {
   std::string optimizer = "sgd";
   double lr = 0.1;
   double weight_decay = 5e-4;
-  double warmup = 0.05;  // fraction of the run
+  double warmup = 0.05;      // fraction of the run
   double max_grad_norm = 0;  // 0: no clipping
   double label_smoothing = 0.0;
   bool augment = true;
@@ -92,8 +92,7 @@ examples::Cli make_cli(Options& o) {
   cli.add_number("--lr", "X", "peak learning rate", o.lr, 0, 100);
   cli.add_number("--weight-decay", "X", "weight decay (L2 for sgd, decoupled for adamw)", o.weight_decay, 0, 10);
   cli.add_number("--warmup", "F", "linear warm-up, as a fraction of the run, then cosine decay to 0", o.warmup, 0, 1);
-  cli.add_number("--max-grad-norm", "X", "clip the gradients to this global L2 norm (0: off)", o.max_grad_norm, 0,
-                 1e9);
+  cli.add_number("--max-grad-norm", "X", "clip the gradients to this global L2 norm (0: off)", o.max_grad_norm, 0, 1e9);
   cli.add_number("--label-smoothing", "X", "label smoothing of the cross-entropy", o.label_smoothing, 0, 0.99);
   cli.add_switch("--augment", "random crop and horizontal flip of the training images", o.augment);
   cli.add_string("--device", "cpu|cuda[:N]|auto", "where to train", o.device);
