@@ -458,14 +458,16 @@ data::LoaderStats steady_waiting(int prefetch, int steps) {
 TEST(DataLoader, DatasetFasterThanTheStepDoesNotWaitWithPrefetch) {
   constexpr int kSteps = 30;
   // Nothing is prepared ahead: every batch is read when asked for, 16 sleeps of >= 50 us.
+  // (On a loaded machine the caller can be preempted between queuing a batch and looking at
+  // it, and find a worker has read it meanwhile: a wait or two may go uncounted.)
   const data::LoaderStats serial = steady_waiting(1, kSteps);
-  EXPECT_EQ(serial.waits, kSteps);
-  EXPECT_GE(serial.wait_seconds, kSteps * 16 * 50e-6);
+  EXPECT_GE(serial.waits, kSteps - 2);
+  EXPECT_GE(serial.wait_seconds, static_cast<double>(serial.waits) * 16 * 50e-6);
   // Each batch is ready ~6 ms before it is asked for, so a wait only comes from the OS not
   // running the background task in time. The test runs alone (RUN_SERIAL), but a machine busy
   // with other processes can still starve that thread for a few steps: the best of several runs
   // must be nearly free of waits (up to six runs: the MPI jobs before it can leave the machine
-  // briefly busy). A loader that does not prefetch waits on all 30 every time.
+  // briefly busy). A loader that does not prefetch waits on (nearly) all 30 every time.
   std::int64_t best_waits = kSteps;
   double best_seconds = serial.wait_seconds;
   for (int attempt = 0; attempt < 6 && (best_waits > 3 || best_seconds >= 0.01); ++attempt) {
