@@ -5,6 +5,7 @@
 #include <variant>
 
 #include "compile/kernel_cache.h"
+#include "compiler_identity.h"
 #include "compile/serialize_graph.h"
 #include "core/error.h"
 #include "core/logging.h"
@@ -14,7 +15,10 @@ namespace trainrt::detail {
 
 namespace {
 
-constexpr const char* kProgramKeyVersion = "libtrainrt " TRAINRT_VERSION_STRING " program cache 1";
+// The library's version and the digest of the sources of its compiler (generated at build time), so
+// that a build whose passes differ never reuses a Program compiled by another.
+constexpr const char* kProgramKeyVersion =
+    "libtrainrt " TRAINRT_VERSION_STRING " program cache 1 compiler " TRAINRT_COMPILER_IDENTITY;
 
 std::string exact(double v) {
   char buf[64];
@@ -96,6 +100,8 @@ ScheduledGraph lookup_or_compile(const std::string& what, const GraphImpl& sourc
 }
 
 }  // namespace
+
+const char* compiler_identity() { return TRAINRT_COMPILER_IDENTITY; }
 
 ScheduledGraph cached_training_graph(const GraphImpl& source, const TrainingRequest& r, KernelCache& cache, bool& hit) {
   return lookup_or_compile("training", source, describe(r), cache, hit,
