@@ -5,8 +5,8 @@
 #include <variant>
 
 #include "compile/kernel_cache.h"
-#include "compiler_identity.h"
 #include "compile/serialize_graph.h"
+#include "compiler_identity.h"
 #include "core/error.h"
 #include "core/logging.h"
 #include "core/sha256.h"
@@ -15,10 +15,10 @@ namespace trainrt::detail {
 
 namespace {
 
-// The library's version and the digest of the sources of its compiler (generated at build time), so
-// that a build whose passes differ never reuses a Program compiled by another.
-constexpr const char* kProgramKeyVersion =
-    "libtrainrt " TRAINRT_VERSION_STRING " program cache 1 compiler " TRAINRT_COMPILER_IDENTITY;
+// With the library's version, every key holds the digest of the sources of its compiler
+// (kCompilerIdentity, generated at build time), so that a build whose passes differ never
+// reuses a Program compiled by another.
+constexpr const char* kProgramKeyVersion = "libtrainrt " TRAINRT_VERSION_STRING " program cache 1";
 
 std::string exact(double v) {
   char buf[64];
@@ -64,7 +64,7 @@ std::string describe(const std::vector<ValueId>& vs) {
 
 Digest program_key(const std::string& what, const GraphImpl& source, const std::string& request) {
   Sha256 h;
-  h.update(cat(kProgramKeyVersion, "\n", what, "\n", request, "\n"));
+  h.update(cat(kProgramKeyVersion, " compiler ", kCompilerIdentity, "\n", what, "\n", request, "\n"));
   h.update(serialize_graph(source));
   return h.finish();
 }
@@ -100,8 +100,6 @@ ScheduledGraph lookup_or_compile(const std::string& what, const GraphImpl& sourc
 }
 
 }  // namespace
-
-const char* compiler_identity() { return TRAINRT_COMPILER_IDENTITY; }
 
 ScheduledGraph cached_training_graph(const GraphImpl& source, const TrainingRequest& r, KernelCache& cache, bool& hit) {
   return lookup_or_compile("training", source, describe(r), cache, hit,

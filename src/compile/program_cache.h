@@ -27,10 +27,6 @@ ScheduledGraph cached_training_graph(const GraphImpl& source, const TrainingRequ
 /// shapes the training step (data-parallel ranks compare theirs at compile()).
 Digest training_graph_key(const GraphImpl& source, const TrainingRequest& request);
 
-/// The SHA-256 (hex) of the sources of the graph compiler this library was built from; part of
-/// every program cache key.
-const char* compiler_identity();
-
 /// compile_evaluation_graph(source, fetches, fuse, autocast), or its cached result.
 ScheduledGraph cached_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches, bool fuse,
                                        DType autocast, KernelCache& cache, bool& hit);
