@@ -63,7 +63,7 @@ done
 export LSAN_OPTIONS=suppressions=$root/scripts/lsan-suppressions.txt:print_suppressions=0
 export TRAINRT_LOG_LEVEL=${TRAINRT_LOG_LEVEL:-error}
 
-tests=${TESTS:-shape_tensor_test graph_test sha256_test disk_cache_test kernel_cache_test serialize_graph_test data_test data_loader_test program_test safetensors_test checkpoint_test data_parallel_test text_test metrics_test mixed_precision_test}
+tests=${TESTS:-shape_tensor_test graph_test sha256_test disk_cache_test kernel_cache_test serialize_graph_test data_test data_loader_test program_test safetensors_test checkpoint_test data_parallel_test text_test metrics_test mixed_precision_test caching_allocator_test stream_plan_test}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRAINRT_WERROR=ON \
   -DTRAINRT_SANITIZE=address,undefined -DTRAINRT_BUILD_FUZZERS=ON \
   -DTRAINRT_BUILD_BENCH=OFF -DTRAINRT_BUILD_EXAMPLES=OFF >/dev/null

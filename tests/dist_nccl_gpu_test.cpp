@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include "dist/nccl/cuda_driver.h"
+#include "runtime/cuda/driver.h"
 #include "dist/nccl/nccl_communicator.h"
 #include "dist/nccl/nccl_library.h"
 #include "host_test_communicator.h"

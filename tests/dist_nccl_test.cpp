@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <optional>
 
-#include "dist/nccl/cuda_driver.h"
+#include "runtime/cuda/driver.h"
 #include "dist/nccl/nccl_call.h"
 #include "dist/nccl/nccl_library.h"
 #include "host_test_communicator.h"

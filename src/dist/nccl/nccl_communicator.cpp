@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "core/logging.h"
-#include "dist/nccl/cuda_driver.h"
+#include "runtime/cuda/driver.h"
 #include "dist/nccl/nccl_api.h"
 #include "trainrt/dist_nccl.hpp"
 

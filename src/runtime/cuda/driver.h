@@ -1,9 +1,9 @@
-// dist/nccl/cuda_driver.h — the CUDA driver entry points the NCCL communicator and its tests
-// call, resolved at run time from the driver that probe_cuda() loaded (DESIGN decision 11: no
-// CUDA library is linked). Declared with plain C types so that this header needs no CUDA
-// header: CUresult is an int (0 = CUDA_SUCCESS), CUdevice an int, CUdeviceptr a 64-bit
-// integer, contexts, streams and events opaque pointers; cuda_driver.cpp checks these against
-// cuda.h. When the CUDA execution backend lands this table belongs in runtime/cuda/.
+// runtime/cuda/driver.h — the CUDA driver entry points the CUDA backend and the NCCL
+// communicator call, resolved at run time from the driver that probe_cuda() loaded (DESIGN
+// decision 11: no CUDA library is linked). Declared with plain C types so that this header
+// needs no CUDA header: CUresult is an int (0 = CUDA_SUCCESS), CUdevice an int, CUdeviceptr a
+// 64-bit integer, contexts, streams, events, modules and functions opaque pointers; driver.cpp
+// checks these against cuda.h.
 #pragma once
 
 #include <cstddef>
@@ -18,6 +18,9 @@ inline constexpr int kCudaSuccess = 0;
 inline constexpr int kCudaErrorNotReady = 600;          // CUDA_ERROR_NOT_READY
 inline constexpr unsigned kCudaStreamNonBlocking = 1;   // CU_STREAM_NON_BLOCKING
 inline constexpr unsigned kCudaEventDisableTiming = 2;  // CU_EVENT_DISABLE_TIMING
+inline constexpr int kCudaErrorOutOfMemory = 2;         // CUDA_ERROR_OUT_OF_MEMORY
+inline constexpr int kCudaAttributeCcMajor = 75;        // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
+inline constexpr int kCudaAttributeCcMinor = 76;        // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR
 
 /// The driver's entry points (each one the versioned symbol cuda.h maps its name to).
 /// Immutable once loaded; every member may be called from any thread.
@@ -41,6 +44,13 @@ struct CudaDriver {
   int (*memcpy_dtoh)(void* dst, CuDevicePtr src, std::size_t bytes) = nullptr;
   int (*memset_d8)(CuDevicePtr dst, unsigned char value, std::size_t bytes) = nullptr;
   int (*pointer_get_attribute)(void* data, int attribute, CuDevicePtr ptr) = nullptr;
+  int (*device_get_attribute)(int* value, int attribute, int device) = nullptr;
+  int (*module_load_data)(void** module, const void* image) = nullptr;
+  int (*module_unload)(void* module) = nullptr;
+  int (*module_get_function)(void** function, void* module, const char* name) = nullptr;
+  int (*launch_kernel)(void* function, unsigned grid_x, unsigned grid_y, unsigned grid_z, unsigned block_x,
+                       unsigned block_y, unsigned block_z, unsigned shared_bytes, void* stream, void** params,
+                       void** extra) = nullptr;
   int (*get_error_name)(int status, const char** name) = nullptr;
   int (*get_error_string)(int status, const char** text) = nullptr;
   int device_count = 0;  // as probe_cuda() counted them

@@ -1,7 +1,7 @@
-// dist/nccl/cuda_driver.cpp — resolving the driver's entry points from the probed libcuda, and
+// runtime/cuda/driver.cpp — resolving the driver's entry points from the probed libcuda, and
 // its error messages. cuda.h is included only to check that the plain C types of
-// cuda_driver.h match the driver's ABI.
-#include "dist/nccl/cuda_driver.h"
+// driver.h match the driver's ABI.
+#include "runtime/cuda/driver.h"
 
 #include <cuda.h>
 
@@ -20,7 +20,11 @@ static_assert(CU_STREAM_NON_BLOCKING == kCudaStreamNonBlocking && CU_EVENT_DISAB
 static_assert(std::is_same_v<CUdevice, int> && std::is_same_v<CUdeviceptr, unsigned long long> &&
               sizeof(CuDevicePtr) == sizeof(CUdeviceptr));
 static_assert(std::is_pointer_v<CUcontext> && std::is_pointer_v<CUstream> && std::is_pointer_v<CUevent>);
-static_assert(sizeof(CUpointer_attribute) == sizeof(int));
+static_assert(sizeof(CUpointer_attribute) == sizeof(int) && sizeof(CUdevice_attribute) == sizeof(int));
+static_assert(CUDA_ERROR_OUT_OF_MEMORY == kCudaErrorOutOfMemory);
+static_assert(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR == kCudaAttributeCcMajor &&
+              CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR == kCudaAttributeCcMinor);
+static_assert(std::is_pointer_v<CUmodule> && std::is_pointer_v<CUfunction>);
 
 namespace {
 
@@ -61,6 +65,11 @@ Loaded load() {
   bind_symbol(h, "cuMemcpyDtoH_v2", d.memcpy_dtoh, missing);
   bind_symbol(h, "cuMemsetD8_v2", d.memset_d8, missing);
   bind_symbol(h, "cuPointerGetAttribute", d.pointer_get_attribute, missing);
+  bind_symbol(h, "cuDeviceGetAttribute", d.device_get_attribute, missing);
+  bind_symbol(h, "cuModuleLoadData", d.module_load_data, missing);
+  bind_symbol(h, "cuModuleUnload", d.module_unload, missing);
+  bind_symbol(h, "cuModuleGetFunction", d.module_get_function, missing);
+  bind_symbol(h, "cuLaunchKernel", d.launch_kernel, missing);
   bind_symbol(h, "cuGetErrorName", d.get_error_name, missing);
   bind_symbol(h, "cuGetErrorString", d.get_error_string, missing);
   if (!missing.empty()) {

@@ -1,0 +1,113 @@
+// runtime/cuda on a CUDA device: the caching allocator over cuMemAlloc, and NVRTC images loaded
+// and launched through the driver. Labelled "gpu": without a device every case reports itself
+// skipped, with the reason.
+#include <vector>
+
+#include "compile/nvrtc.h"
+#include "runtime/cuda/module.h"
+#include "runtime/device.h"
+#include "test_util.h"
+
+namespace trainrt::detail {
+namespace {
+
+/// Why these tests cannot run here; empty when a CUDA device exists.
+std::string missing_device() {
+  return probe_cuda().device_count > 0 ? std::string() : "no CUDA device: " + probe_cuda().reason;
+}
+
+constexpr const char* kAxpy = R"(
+extern "C" __global__ void axpy(float a, const float* x, float* y, int n) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = a * x[i] + y[i];
+}
+)";
+
+NvrtcOptions for_device(const CudaDevice& device) {
+  NvrtcOptions options;
+  options.arch = device.arch();
+  return options;
+}
+
+TEST(CudaRuntimeGpu, CachingAllocatorOverTheDriverRoundTripsData) {
+  if (const std::string why = missing_device(); !why.empty()) GTEST_SKIP() << why;
+  CudaDevice device(0);
+  DeviceMemory memory(device);
+  CachingAllocator allocator(memory);
+  const std::size_t n = 1 << 20;
+  const std::uint64_t at = allocator.allocate(n * sizeof(float));
+  std::vector<float> in(n), out(n, 0.f);
+  for (std::size_t i = 0; i < n; ++i) in[i] = static_cast<float>(i) * 0.5f;
+  const CudaDriver& d = device.driver();
+  {
+    const ScopedContext scope(d, device.context());
+    d.check(d.memcpy_htod(at, in.data(), n * sizeof(float)), "cuMemcpyHtoD");
+    d.check(d.memcpy_dtoh(out.data(), at, n * sizeof(float)), "cuMemcpyDtoH");
+  }
+  EXPECT_EQ(in, out);
+  allocator.free(at);
+  EXPECT_EQ(allocator.allocate(n * sizeof(float)), at) << "the freed block comes back from the cache";
+  EXPECT_EQ(allocator.stats().device_allocations, 1);
+}
+
+TEST(CudaRuntimeGpu, OutOfDeviceMemoryIsAnErrorNotACrash) {
+  if (const std::string why = missing_device(); !why.empty()) GTEST_SKIP() << why;
+  CudaDevice device(0);
+  DeviceMemory memory(device);
+  CachingAllocator allocator(memory);
+  test::expect_error([&] { allocator.allocate(std::size_t{1} << 50); }, ErrorKind::Runtime,
+                     {"out of memory on cuda:0"});
+  EXPECT_NO_THROW(allocator.free(allocator.allocate(1 << 20)));
+}
+
+TEST(CudaRuntimeGpu, AnNvrtcKernelLoadsAndRunsOnTheDevice) {
+  if (const std::string why = missing_device(); !why.empty()) GTEST_SKIP() << why;
+  Nvrtc* nvrtc = Nvrtc::get();
+  if (nvrtc == nullptr) GTEST_SKIP() << "no NVRTC: " << Nvrtc::unavailable_reason();
+  CudaDevice device(0);
+  const NvrtcResult compiled = nvrtc->compile(kAxpy, "axpy.cu", for_device(device));
+  CudaModule module(device, compiled.image, "axpy.cu");
+  void* axpy = module.function("axpy");
+  DeviceMemory memory(device);
+  CachingAllocator allocator(memory);
+  int n = 100003;
+  const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(float);
+  std::uint64_t x = allocator.allocate(bytes), y = allocator.allocate(bytes);
+  std::vector<float> hx(static_cast<std::size_t>(n)), hy(hx.size()), out(hx.size());
+  for (std::size_t i = 0; i < hx.size(); ++i) {
+    hx[i] = static_cast<float>(i % 97) - 48.f;
+    hy[i] = 0.25f * static_cast<float>(i % 13);
+  }
+  const CudaDriver& d = device.driver();
+  float a = 3.f;
+  void* params[] = {&a, &x, &y, &n};
+  {
+    const ScopedContext scope(d, device.context());
+    d.check(d.memcpy_htod(x, hx.data(), bytes), "cuMemcpyHtoD");
+    d.check(d.memcpy_htod(y, hy.data(), bytes), "cuMemcpyHtoD");
+    module.launch(axpy, {.grid_x = 128, .block_x = 256}, nullptr, params);
+    d.check(d.memcpy_dtoh(out.data(), y, bytes), "cuMemcpyDtoH");  // waits for the default stream
+  }
+  for (std::size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], 3.f * hx[i] + hy[i]) << "at " << i;
+  allocator.free(x);
+  allocator.free(y);
+}
+
+TEST(CudaRuntimeGpu, BadImagesAndNamesAreClearErrors) {
+  if (const std::string why = missing_device(); !why.empty()) GTEST_SKIP() << why;
+  CudaDevice device(0);
+  test::expect_error([&] { CudaModule m(device, "not an image", "garbage.cu"); }, ErrorKind::Runtime,
+                     {"loading garbage.cu on cuda:0"});
+  Nvrtc* nvrtc = Nvrtc::get();
+  if (nvrtc == nullptr) GTEST_SKIP() << "no NVRTC: " << Nvrtc::unavailable_reason();
+  CudaModule module(device, nvrtc->compile(kAxpy, "axpy.cu", for_device(device)).image, "axpy.cu");
+  test::expect_error([&] { module.function("saxpy"); }, ErrorKind::NotFound, {"'saxpy'", "axpy.cu"});
+}
+
+TEST(CudaRuntimeGpu, AnOrdinalPastTheLastDeviceIsRefused) {
+  if (const std::string why = missing_device(); !why.empty()) GTEST_SKIP() << why;
+  test::expect_error([] { CudaDevice device(probe_cuda().device_count); }, ErrorKind::InvalidArgument,
+                     {"does not exist"});
+}
+
+}  // namespace
+}  // namespace trainrt::detail
