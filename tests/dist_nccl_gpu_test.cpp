@@ -8,10 +8,10 @@
 #include <cstring>
 #include <vector>
 
-#include "runtime/cuda/driver.h"
 #include "dist/nccl/nccl_communicator.h"
 #include "dist/nccl/nccl_library.h"
 #include "host_test_communicator.h"
+#include "runtime/cuda/driver.h"
 #include "runtime/device.h"
 #include "test_util.h"
 #include "trainrt/dist_nccl.hpp"

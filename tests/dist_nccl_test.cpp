@@ -5,10 +5,10 @@
 #include <cstdlib>
 #include <optional>
 
-#include "runtime/cuda/driver.h"
 #include "dist/nccl/nccl_call.h"
 #include "dist/nccl/nccl_library.h"
 #include "host_test_communicator.h"
+#include "runtime/cuda/driver.h"
 #include "runtime/device.h"
 #include "test_util.h"
 #include "trainrt/dist_nccl.hpp"

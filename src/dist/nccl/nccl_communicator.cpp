@@ -11,8 +11,8 @@
 
 #include "core/error.h"
 #include "core/logging.h"
-#include "runtime/cuda/driver.h"
 #include "dist/nccl/nccl_api.h"
+#include "runtime/cuda/driver.h"
 #include "trainrt/dist_nccl.hpp"
 
 namespace trainrt::detail {
