@@ -211,6 +211,45 @@ TEST(Fusion, GroupsNeverCrossLibraryCallsAndKeepValuesReadOutside) {
   EXPECT_NE(detail::print_graph(*s.graph).find("{loop "), std::string::npos) << "the printer shows the groups";
 }
 
+TEST(Fusion, TwoGroupsThatWouldCloseACycleBetweenThemDoNot) {
+  // A = {x*2, (x*2)*b1} reads b1 from B = {s*3, sqrt(X), sqrt(X)*b1}, and B reads X = sum(x*2),
+  // which depends on A. Each group alone is contractible; together they are a cycle. One of
+  // them (the cheaper: B, on scalars) stays unfused, and the values match the unfused graph.
+  auto build = [](Graph& g) {
+    auto x = g.input("x", {4});
+    auto s = g.input("s", {});
+    Value a1 = x * 2.0;
+    Value big = sum(a1);
+    Value b1 = s * 3.0;
+    Value b3 = sqrt(big) * b1;
+    Value a2 = a1 * b1;
+    return std::vector<Value>{a2, b3};
+  };
+  Graph direct;
+  const std::vector<Value> d = build(direct);
+  detail::optimizer_variable(direct.impl_ptr(), detail::kStepVariable, Shape{}, init::zeros(), i64);
+  const detail::ScheduledGraph s =
+      detail::compile_evaluation_graph(direct.impl(), {id_of(d[0]), id_of(d[1])}, true, DType::f32);
+  int fused = 0;
+  for (std::int32_t n : s.schedule)
+    if (s.graph->node(n).kind == detail::OpKind::Fused) {
+      ++fused;
+      EXPECT_EQ(detail::fused_body(s.graph->node(n)).groups.front().loop, Shape{4}) << "the [4] group is kept";
+    }
+  EXPECT_EQ(fused, 1);
+  Graph g, plain;
+  const std::vector<Value> out = build(g), ref = build(plain);
+  const Feeds feeds{{"x", Tensor::from_vector<float>({4}, {1, 2, 3, 4})},
+                    {"s", Tensor::from_vector<float>({}, {0.5f})}};
+  Program p = compile(g, out[1], optim::None{}, {});
+  Program q = compile(plain, ref[1], optim::None{}, {.fusion = false});
+  const std::vector<Tensor> a = p.evaluate(feeds, out), b = q.evaluate(feeds, ref);
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(test::values(a[0]), test::values(b[0]));
+  EXPECT_EQ(test::values(a[1]), test::values(b[1]));
+  EXPECT_FLOAT_EQ(test::values(a[1])[0], std::sqrt(20.0f) * 1.5f);
+}
+
 TEST(Fusion, TheOptimizerUpdatesEveryParameterInOneKernel) {
   Graph g;
   auto x = g.input("x", {8, 10});

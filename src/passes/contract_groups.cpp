@@ -36,6 +36,73 @@ bool ContractionCheck::contractible(const std::vector<std::int32_t>& a, const st
   return ok;
 }
 
+std::size_t break_group_cycles(const GraphImpl& graph, std::vector<std::vector<std::int32_t>>& groups,
+                               const std::function<double(std::size_t)>& cost) {
+  const auto nodes = static_cast<std::size_t>(graph.size());
+  const std::size_t count = groups.size();
+  std::size_t cleared = 0;
+  for (;;) {
+    // Vertices: one per group, then one per node outside the groups.
+    std::vector<std::size_t> vertex(nodes);
+    for (std::size_t i = 0; i < nodes; ++i) vertex[i] = count + i;
+    for (std::size_t g = 0; g < count; ++g)
+      for (std::int32_t m : groups[g]) vertex[static_cast<std::size_t>(m)] = g;
+    const std::size_t vertices = count + nodes;
+    std::vector<std::vector<std::size_t>> succ(vertices);
+    std::vector<std::size_t> indeg(vertices, 0), outdeg(vertices, 0);
+    for (std::size_t i = 0; i < nodes; ++i) {
+      const Node& n = graph.node(static_cast<std::int32_t>(i));
+      if (n.dead) continue;
+      for (const ValueId& v : n.inputs) {
+        if (!v.valid() || graph.node(v.node).dead) continue;
+        const std::size_t from = vertex[static_cast<std::size_t>(v.node)], to = vertex[i];
+        if (from == to) continue;
+        succ[from].push_back(to);
+        ++indeg[to];
+        ++outdeg[from];
+      }
+    }
+    // Peel vertices with no remaining predecessor, then those with no remaining successor:
+    // what is left lies on a cycle or between two.
+    std::vector<char> gone(vertices, 0);
+    std::vector<std::size_t> ready;
+    for (std::size_t v = 0; v < vertices; ++v)
+      if (indeg[v] == 0) ready.push_back(v);
+    while (!ready.empty()) {
+      const std::size_t v = ready.back();
+      ready.pop_back();
+      gone[v] = 1;
+      for (std::size_t w : succ[v])
+        if (--indeg[w] == 0) ready.push_back(w);
+    }
+    std::vector<std::vector<std::size_t>> pred(vertices);
+    for (std::size_t v = 0; v < vertices; ++v) {
+      if (gone[v]) continue;
+      outdeg[v] = 0;
+      for (std::size_t w : succ[v])
+        if (!gone[w]) {
+          ++outdeg[v];
+          pred[w].push_back(v);
+        }
+    }
+    for (std::size_t v = 0; v < vertices; ++v)
+      if (!gone[v] && outdeg[v] == 0) ready.push_back(v);
+    while (!ready.empty()) {
+      const std::size_t v = ready.back();
+      ready.pop_back();
+      gone[v] = 1;
+      for (std::size_t u : pred[v])
+        if (!gone[u] && --outdeg[u] == 0) ready.push_back(u);
+    }
+    std::size_t pick = count;
+    for (std::size_t g = 0; g < count; ++g)
+      if (!gone[g] && !groups[g].empty() && (pick == count || cost(g) < cost(pick))) pick = g;
+    if (pick == count) return cleared;
+    groups[pick].clear();
+    ++cleared;
+  }
+}
+
 std::shared_ptr<GraphImpl> contract_groups(const GraphImpl& graph, const std::vector<std::vector<std::int32_t>>& groups,
                                            const std::function<std::vector<std::int32_t>(std::size_t)>& sources,
                                            const std::function<void(std::size_t, Rewriter&)>& emit_group,

@@ -30,6 +30,15 @@ class ContractionCheck {
   std::vector<char> in_, mark_;
 };
 
+/// Checking groups one at a time against the original graph (ContractionCheck) can still
+/// let two groups close a cycle between them: A reads a value of B while B reads a value
+/// that depends on A through an outside node, and neither group alone has a path that
+/// leaves it and comes back. This clears groups (leaves their members unfused) until the
+/// graph with every remaining group contracted is acyclic, taking first the group of least
+/// `cost(i)` among those on or between cycles. Returns how many groups it cleared.
+std::size_t break_group_cycles(const GraphImpl& graph, std::vector<std::vector<std::int32_t>>& groups,
+                               const std::function<double(std::size_t)>& cost);
+
 /// Rewrites `graph` with each group of `groups` (node indices; disjoint, each contractible)
 /// replaced by what `emit_group(i, rw)` appends: it must map every member output read
 /// outside the group (rw.map_output). `sources(i)` lists the old nodes whose values group i

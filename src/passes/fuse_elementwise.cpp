@@ -191,13 +191,21 @@ std::shared_ptr<GraphImpl> fuse_elementwise(const GraphImpl& graph, const std::v
   Grouping grouping(graph);
   grouping.build();
 
-  // Groups worth a kernel: at least two ops. Others stay as they are.
+  // Groups worth a kernel: at least two ops. Others stay as they are. Groups that would
+  // close a cycle between them give way, the cheapest first (element count times ops).
+  std::vector<std::vector<std::int32_t>> candidates;
+  for (const auto& m : grouping.members())
+    if (m.size() >= 2) candidates.push_back(m);
+  break_group_cycles(graph, candidates, [&](std::size_t i) {
+    const auto& m = candidates[i];
+    return static_cast<double>(graph.node(m.front()).outputs[0].shape.numel()) * static_cast<double>(m.size());
+  });
   std::vector<std::int32_t> group_of(static_cast<std::size_t>(graph.size()), -1);
   std::vector<std::vector<std::int32_t>> groups;
-  for (const auto& m : grouping.members())
-    if (m.size() >= 2) {
+  for (auto& m : candidates)
+    if (!m.empty()) {
       for (std::int32_t node : m) group_of[static_cast<std::size_t>(node)] = static_cast<std::int32_t>(groups.size());
-      groups.push_back(m);
+      groups.push_back(std::move(m));
     }
   fused_nodes = groups.size();
 

@@ -74,6 +74,8 @@ std::shared_ptr<GraphImpl> fuse_update_groups(const GraphImpl& graph, ValueMap& 
     }
     if (!placed) batches.push_back({i});
   }
+  // Batches that would close a cycle between them give way, the smallest first.
+  break_group_cycles(graph, batches, [&](std::size_t i) { return static_cast<double>(batches[i].size()); });
   std::vector<std::vector<std::int32_t>> groups;
   merged = 0;
   for (auto& b : batches)
