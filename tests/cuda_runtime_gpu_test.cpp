@@ -1,9 +1,12 @@
 // runtime/cuda on a CUDA device: the caching allocator over cuMemAlloc, and NVRTC images loaded
 // and launched through the driver. Labelled "gpu": without a device every case reports itself
 // skipped, with the reason.
+#include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "compile/nvrtc.h"
+#include "runtime/cuda/gradient_stats_kernel.h"
 #include "runtime/cuda/module.h"
 #include "runtime/device.h"
 #include "test_util.h"
@@ -90,6 +93,62 @@ TEST(CudaRuntimeGpu, AnNvrtcKernelLoadsAndRunsOnTheDevice) {
   for (std::size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], 3.f * hx[i] + hy[i]) << "at " << i;
   allocator.free(x);
   allocator.free(y);
+}
+
+TEST(CudaRuntimeGpu, GradientStatsKernelsFindOverflowsAndSumSquares) {
+  if (const std::string why = missing_device(); !why.empty()) GTEST_SKIP() << why;
+  Nvrtc* nvrtc = Nvrtc::get();
+  if (nvrtc == nullptr) GTEST_SKIP() << "no NVRTC: " << Nvrtc::unavailable_reason();
+  CudaDevice device(0);
+  CudaModule module(device, nvrtc->compile(gradient_stats_cuda_source(), "gradient_stats.cu", for_device(device)).image,
+                    "gradient_stats.cu");
+  void* partial = module.function("trainrt_gradient_stats_partial");
+  void* finish = module.function("trainrt_gradient_stats_finish");
+  DeviceMemory memory(device);
+  CachingAllocator allocator(memory);
+  const CudaDriver& d = device.driver();
+  const ScopedContext scope(d, device.context());
+  // Two f32 tensors: 200003 elements (four chunks, the last partial) and 5.
+  std::vector<float> a(200003), b(5);
+  double expected = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i % 7) * 0.5f - 1.0f;
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = 3.0f + static_cast<float>(i);
+  for (float x : a) expected += double(x) * x;
+  for (float x : b) expected += double(x) * x;
+  const std::uint64_t da = allocator.allocate(a.size() * 4), db = allocator.allocate(b.size() * 4);
+  std::vector<GradientStatsChunk> chunks;
+  const auto numel = static_cast<std::int64_t>(a.size());
+  for (std::int64_t at = 0; at < numel; at += kGradientStatsChunk)
+    chunks.push_back({da, at, static_cast<std::int32_t>(std::min(kGradientStatsChunk, numel - at)), 0});
+  chunks.push_back({db, 0, 5, 0});
+  auto count = static_cast<int>(chunks.size());
+  // Kernel arguments: cuLaunchKernel takes a pointer to each, so these are not const.
+  std::uint64_t table = allocator.allocate(chunks.size() * sizeof(GradientStatsChunk));
+  std::uint64_t partials = allocator.allocate(chunks.size() * sizeof(GradientStatsPartial));
+  std::uint64_t found = allocator.allocate(1), squares = allocator.allocate(4);
+  d.check(d.memcpy_htod(table, chunks.data(), chunks.size() * sizeof(GradientStatsChunk)), "cuMemcpyHtoD");
+  d.check(d.memcpy_htod(db, b.data(), b.size() * 4), "cuMemcpyHtoD");
+  auto run = [&]() -> std::pair<bool, float> {
+    d.check(d.memcpy_htod(da, a.data(), a.size() * 4), "cuMemcpyHtoD");
+    void* p1[] = {&table, &partials};
+    module.launch(partial, {.grid_x = static_cast<unsigned>(count), .block_x = kGradientStatsBlock}, nullptr, p1);
+    void* p2[] = {&partials, &count, &found, &squares};
+    module.launch(finish, {.block_x = kGradientStatsBlock}, nullptr, p2);
+    unsigned char f = 2;
+    float s = 0;
+    d.check(d.memcpy_dtoh(&f, found, 1), "cuMemcpyDtoH");
+    d.check(d.memcpy_dtoh(&s, squares, 4), "cuMemcpyDtoH");
+    EXPECT_LE(f, 1);
+    return {f == 1, s};
+  };
+  const auto [clean, sum] = run();
+  EXPECT_FALSE(clean);
+  EXPECT_NEAR(sum, expected, expected * 1e-7);
+  EXPECT_EQ(run().second, sum) << "the same bits on every run";
+  a[150000] = std::numeric_limits<float>::infinity();
+  EXPECT_TRUE(run().first);
+  a[150000] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_TRUE(run().first);
 }
 
 TEST(CudaRuntimeGpu, BadImagesAndNamesAreClearErrors) {

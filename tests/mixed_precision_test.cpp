@@ -5,9 +5,12 @@
 // the rounding of a mixed-precision step exactly; the overflow tests make a real f16 overflow.
 #include <cmath>
 #include <cstring>
+#include <random>
 
 #include "compile/program_cache.h"
+#include "core/half.h"
 #include "ir/builder.h"
+#include "ir/internal_ops.h"
 #include "passes/pipeline.h"
 #include "test_util.h"
 
@@ -278,6 +281,90 @@ TEST(MixedPrecision, ACheckpointCarriesTheLossScaleAndResumesTheSameSteps) {
   const std::map<std::string, Tensor> x = snapshot(one), y = snapshot(second);
   for (const auto& [name, value] : x) EXPECT_TRUE(same_bits(value, y.at(name))) << name;
   EXPECT_LT(one.get("optim.applied_steps").data<std::int64_t>()[0], 8) << "the injected overflow skipped steps";
+}
+
+/// gradient_stats (one pass over every gradient: found, sum of squares) over four tensors of
+/// four dtypes, fed as f32 and cast in the graph. `big` spans several of the kernel's chunks
+/// and ends in a partial one.
+struct StatsGraph {
+  static constexpr std::int64_t kBig = 300001;
+  Graph g;
+  std::vector<Value> out;
+  StatsGraph() {
+    const Value big = g.input("big", {kBig});
+    const Value half = cast(g.input("half", {37}), f16);
+    const Value brain = cast(g.input("brain", {5, 7}), bf16);
+    const Value wide = cast(g.input("wide", {1000}), f64);
+    out = detail::gradient_stats({big, half, brain, wide}, Loc::current());
+  }
+  static std::vector<std::vector<float>> values() {
+    std::mt19937 rng(3);
+    std::normal_distribution<float> d(0.0f, 2.0f);
+    std::vector<std::vector<float>> v{std::vector<float>(kBig), std::vector<float>(37), std::vector<float>(35),
+                                      std::vector<float>(1000)};
+    for (auto& t : v)
+      for (float& x : t) x = d(rng);
+    return v;
+  }
+  /// {found, sum of squares} for these values, with `threads` threads.
+  std::pair<bool, float> run(const std::vector<std::vector<float>>& v, int threads) {
+    Program p = compile(g, out[1], optim::None{}, {.threads = threads});
+    const std::vector<Tensor> r = p.evaluate({{"big", Tensor::from_vector<float>({kBig}, v[0])},
+                                              {"half", Tensor::from_vector<float>({37}, v[1])},
+                                              {"brain", Tensor::from_vector<float>({5, 7}, v[2])},
+                                              {"wide", Tensor::from_vector<float>({1000}, v[3])}},
+                                             out);
+    return {r[0].data<bool>()[0], r[1].data<float>()[0]};
+  }
+};
+
+TEST(GradientStats, MatchesAnF64ReferenceOverMixedDtypesAndAnyThreadCount) {
+  StatsGraph s;
+  const auto v = s.values();
+  double ref = 0;
+  for (float x : v[0]) ref += double(x) * x;
+  for (float x : v[1]) {
+    const double h = detail::half_to_float(detail::float_to_half(x));
+    ref += h * h;
+  }
+  for (float x : v[2]) {
+    const double b = detail::bf16_to_float(detail::float_to_bf16(x));
+    ref += b * b;
+  }
+  for (float x : v[3]) ref += double(x) * x;
+  const auto [found1, sum1] = s.run(v, 1);
+  const auto [found2, sum2] = s.run(v, 2);
+  EXPECT_FALSE(found1);
+  EXPECT_NEAR(sum1, ref, ref * 1e-7);
+  EXPECT_EQ(std::bit_cast<std::uint32_t>(sum1), std::bit_cast<std::uint32_t>(sum2)) << "same bits on 1 and 2 threads";
+}
+
+TEST(GradientStats, FindsOneInfinityOrNaNAnywhere) {
+  StatsGraph s;
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  struct Case {
+    std::size_t tensor, index;
+    float value;
+    const char* what;
+  };
+  const Case cases[] = {{0, 0, inf, "the first element"},
+                        {0, 3 * 65536 + 17, -inf, "inside a later chunk"},
+                        {0, StatsGraph::kBig - 1, nan, "the last element of a partial chunk"},
+                        {1, 36, 1e6f, "an f16 overflow (1e6 is inf in f16)"},
+                        {2, 20, nan, "a bf16 NaN"},
+                        {3, 999, inf, "an f64 infinity"}};
+  for (const Case& c : cases) {
+    auto v = s.values();
+    v[c.tensor][c.index] = c.value;
+    EXPECT_TRUE(s.run(v, 2).first) << c.what;
+  }
+  // Finite gradients whose sum of squares exceeds f32 are not an overflow: found stays false.
+  auto v = s.values();
+  v[3][5] = 3e38f;
+  v[3][6] = 3e38f;
+  const auto [found, squares] = s.run(v, 2);
+  EXPECT_FALSE(found);
+  EXPECT_TRUE(std::isinf(squares)) << "its square does not fit an f32";
 }
 
 TEST(MixedPrecision, PrecisionScalingAndClippingArePartOfTheProgramCacheKey) {

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "runtime/cuda/gradient_stats_kernel.h"
 #include "test_util.h"
 
 namespace trainrt {
@@ -176,6 +177,21 @@ void expect_cubin_for(const Nvrtc& nvrtc, int arch) {
 
 TEST_F(NvrtcTest, HalfAndBfloat16KernelToCubinForSm80) { expect_cubin_for(*nvrtc_, 80); }
 TEST_F(NvrtcTest, HalfAndBfloat16KernelToCubinForSm90) { expect_cubin_for(*nvrtc_, 90); }
+
+// The hand-written device code of the gradient guard (runtime/cuda/gradient_stats_kernel.h)
+// compiles warning-free for both architectures, with both kernels in the image.
+TEST_F(NvrtcTest, GradientStatsKernelsCompileForSm80AndSm90) {
+  for (int arch : {80, 90}) {
+    NvrtcOptions o;
+    o.arch = arch;
+    const NvrtcResult r = nvrtc_->compile(detail::gradient_stats_cuda_source(), "gradient_stats.cu", o);
+    EXPECT_TRUE(r.is_cubin);
+    EXPECT_EQ(detail::cubin_arch(r.image), arch);
+    EXPECT_TRUE(contains(r.image, "trainrt_gradient_stats_partial"));
+    EXPECT_TRUE(contains(r.image, "trainrt_gradient_stats_finish"));
+    EXPECT_TRUE(r.log.empty()) << r.log;
+  }
+}
 
 TEST(NvrtcElf, CubinArchOfSomethingElseIsZero) {
   EXPECT_EQ(detail::cubin_arch(""), 0);

@@ -46,6 +46,7 @@ GradRule rule_of(OpKind kind) {
     case OpFamily::Attention: return grad_attention;
     case OpFamily::State:
     case OpFamily::Collective:             // made after differentiation (gradient sync)
+    case OpFamily::MultiTensor:            // made after differentiation (the gradient guard)
     case OpFamily::Fused: return nullptr;  // fusion runs after differentiation
   }
   return nullptr;

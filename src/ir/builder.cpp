@@ -35,6 +35,7 @@ std::vector<TensorType> infer_types(const GraphImpl& graph, const Node& node) {
     case OpFamily::Embedding: return infer_random_embedding(ctx);
     case OpFamily::Attention: return infer_attention(ctx);
     case OpFamily::Collective: return infer_collective(ctx);
+    case OpFamily::MultiTensor: return infer_multi_tensor(ctx);
     case OpFamily::Fused: return node.outputs;  // made by the fusion passes with their types
   }
   check_internal(false, "unknown op family");

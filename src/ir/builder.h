@@ -86,5 +86,6 @@ std::vector<TensorType> infer_norm(const InferContext&);
 std::vector<TensorType> infer_random_embedding(const InferContext&);
 std::vector<TensorType> infer_attention(const InferContext&);
 std::vector<TensorType> infer_collective(const InferContext&);
+std::vector<TensorType> infer_multi_tensor(const InferContext&);
 
 }  // namespace trainrt::detail

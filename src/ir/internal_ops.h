@@ -61,6 +61,12 @@ Value all_gather(const Value& shard, const CollectiveAttrs& attrs, const Loc& lo
 /// Elements per rank of a reduce_scatter over `total` elements: ceil(total / world).
 std::int64_t collective_block(std::int64_t total, std::int64_t world);
 
+/// One pass over every gradient (ir/op_multi_tensor.cpp): {found, sum_of_squares}, where
+/// found (bool scalar) is set when any element of any gradient is infinite or NaN, and
+/// sum_of_squares (f32 scalar) is the sum of every element's square (accumulated in f64 on
+/// the CPU; in a fixed order, so it does not depend on threads).
+std::vector<Value> gradient_stats(const std::vector<Value>& grads, const Loc& loc);
+
 /// Makes `value` the new content of variable `target` at the end of the step.
 void assign(const Value& target, const Value& value, const Loc& loc);
 

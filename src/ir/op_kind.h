@@ -12,6 +12,7 @@
 //   Embedding   table lookup                      Attention scaled dot-product attention
 //   Collective  data-parallel communication across ranks (passes/build_gradient_sync.h)
 //   Fused       a kernel made by the fusion passes from elementwise ops (ir/fused.h)
+//   MultiTensor one pass over many tensors at once (the optimizer's gradient guard)
 // "...Backward" ops are produced by gradient rules only.
 #pragma once
 
@@ -101,7 +102,8 @@ namespace trainrt::detail {
   X(AllReduce, "all_reduce", Collective)                  \
   X(ReduceScatter, "reduce_scatter", Collective)          \
   X(AllGather, "all_gather", Collective)                  \
-  X(Fused, "fused", Fused)
+  X(Fused, "fused", Fused)                                \
+  X(GradientStats, "gradient_stats", MultiTensor)
 
 enum class OpFamily : std::uint8_t {
   State,
@@ -120,7 +122,8 @@ enum class OpFamily : std::uint8_t {
   Embedding,
   Attention,
   Collective,
-  Fused
+  Fused,
+  MultiTensor
 };
 
 enum class OpKind : std::uint16_t {

@@ -26,17 +26,6 @@ Value guard_variable(const std::shared_ptr<GraphImpl>& graph, const char* name, 
   return optimizer_variable(graph, name, Shape{}, init, dtype);
 }
 
-/// Sum over every gradient of f(g), as one f32 scalar.
-template <class F>
-Value total(const std::vector<Value>& grads, const F& f) {
-  Value t;
-  for (const Value& g : grads) {
-    const Value s = cast(sum(f(g), {}, false, kLoc), DType::f32, kLoc);
-    t = t.valid() ? t + s : s;
-  }
-  return t;
-}
-
 }  // namespace
 
 void validate(const GuardSettings& s) {
@@ -62,14 +51,18 @@ GuardedGradients guard_gradients(const std::shared_ptr<GraphImpl>& graph, const 
   const Phase saved = graph->phase();
   graph->set_phase(Phase::update);
   Graph gr(graph);
+  // One pass over the raw gradients (DESIGN decision 5): whether one overflowed, and the sum
+  // of their squares. Scaling by 1/scale keeps infinities and NaNs, so found says the same of
+  // the unscaled gradients, and their norm is the raw norm over the scale.
+  const std::vector<Value> stats = gradient_stats(out.grads, kLoc);
+  Value norm;  // of the unscaled gradients, when clipping
+  if (settings.max_grad_norm > 0) norm = sqrt(stats[1], kLoc);
   if (settings.scale) {
     const Value scale = make_value(graph, {graph->find(kLossScaleVariable), 0});
     const Value inverse = gr.scalar(1.0, DType::f32) / scale;
     for (Value& g : out.grads) g = g * cast(inverse, g.dtype(), kLoc);
-    // g * 0 is 0 for every finite g and NaN for an infinity or a NaN, so the sum is NaN
-    // exactly when some gradient overflowed (and NaN != NaN).
-    const Value zeros = total(out.grads, [](const Value& g) { return g * 0.0; });
-    out.skip = ne(zeros, zeros, kLoc);
+    if (norm.valid()) norm = norm * inverse;
+    out.skip = stats[0];
     assign(guard_variable(graph, kOverflowVariable, init::zeros(), DType::f32), cast(out.skip, DType::f32, kLoc), kLoc);
     // The scale's update, as torch.amp.GradScaler: back off on overflow and restart the count;
     // otherwise count, and grow (restarting the count) after growth_interval clean steps.
@@ -82,12 +75,6 @@ GuardedGradients guard_gradients(const std::shared_ptr<GraphImpl>& graph, const 
     assign(tracker, where(grow, gr.scalar(0, DType::i64), counted, kLoc), kLoc);
   }
   if (settings.max_grad_norm > 0) {
-    const Value norm = sqrt(total(out.grads,
-                                  [](const Value& g) {
-                                    const Value w = cast(g, DType::f32, kLoc);
-                                    return w * w;
-                                  }),
-                            kLoc);
     assign(guard_variable(graph, kGradNormVariable, init::zeros(), DType::f32), norm, kLoc);
     const Value coef =
         minimum(gr.scalar(settings.max_grad_norm, DType::f32) / (norm + 1e-6), gr.scalar(1.0, DType::f32), kLoc);

@@ -32,7 +32,8 @@ Policy policy_of(OpKind k) {
     case OpKind::Log:
     case OpKind::Pow:
     case OpKind::Rsqrt: return Policy::f32;
-    case OpKind::Cast: return Policy::keep;
+    case OpKind::Cast:
+    case OpKind::GradientStats: return Policy::keep;  // reads every gradient as it is
     default: break;
   }
   const OpFamily f = op_family(k);

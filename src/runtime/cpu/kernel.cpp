@@ -29,6 +29,7 @@ std::unique_ptr<Kernel> make_kernel(const KernelEnv& env) {
     case OpFamily::Embedding: return make_embedding_kernel(env);
     case OpFamily::Attention: return make_attention_kernel(env);
     case OpFamily::Collective: return make_collective_kernel(env);
+    case OpFamily::MultiTensor: return make_multi_tensor_kernel(env);
     case OpFamily::Fused: return make_fused_kernel(env);
   }
   check_internal(false, "make_kernel: unknown family");

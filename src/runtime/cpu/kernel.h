@@ -77,6 +77,7 @@ std::unique_ptr<Kernel> make_dropout_kernel(const KernelEnv& env);
 std::unique_ptr<Kernel> make_attention_kernel(const KernelEnv& env);
 std::unique_ptr<Kernel> make_fused_kernel(const KernelEnv& env);  // runtime/cpu/fused.cpp
 std::unique_ptr<Kernel> make_collective_kernel(const KernelEnv& env);
+std::unique_ptr<Kernel> make_multi_tensor_kernel(const KernelEnv& env);  // runtime/cpu/multi_tensor.cpp
 
 /// Throws Unsupported naming the op, its dtype and the CPU backend.
 [[noreturn]] void unsupported_dtype(const KernelEnv& env, DType dtype);
