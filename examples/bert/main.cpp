@@ -216,6 +216,11 @@ int run(const Options& o) {
   tr::data::DataLoader heldout(heldout_set, o.batch, {.shuffle = false, .last_batch = tr::data::LastBatch::Pad});
   const std::int64_t per_epoch = train.batches_per_epoch();
   const std::int64_t total_steps = o.steps.value_or(o.epochs * per_epoch);
+  const examples::Cadence cadence{.per_epoch = per_epoch,
+                                  .total_steps = total_steps,
+                                  .eval_every = o.eval_every,
+                                  .checkpoint_every = o.checkpoint_every,
+                                  .stop_after = o.stop_after};
   const double load_seconds = examples::now_seconds() - t0;
 
   tr::nn::BertConfig config = tr::nn::bert_config(o.model, tok.vocab_size());
@@ -306,8 +311,7 @@ int run(const Options& o) {
       loss_window = 0;
       window = 0;
     }
-    const bool epoch_end = done % per_epoch == 0 || done == total_steps;
-    if ((o.eval_every > 0 && done % o.eval_every == 0) || (o.eval_every == 0 && epoch_end) || done == total_steps) {
+    if (cadence.evaluate_after(done)) {
       last_eval = evaluate(program, logits, heldout, o.eval_batches, o.max_predictions);
       log.record(done, "eval", {{"loss", last_eval.loss}, {"accuracy", last_eval.accuracy}});
       char line[200];
@@ -317,15 +321,12 @@ int run(const Options& o) {
                     static_cast<long long>(last_eval.predictions), last_eval.seconds);
       log.message(line);
     }
-    const bool by_signal = examples::stop_requested();
-    stopped = by_signal || (o.stop_after && done == *o.stop_after && done < total_steps);
-    signalled = signalled || by_signal;
-    if ((o.checkpoint_every > 0 && done % o.checkpoint_every == 0) || (o.checkpoint_every == 0 && epoch_end) ||
-        done == total_steps || stopped)
-      save(done);
+    const examples::Cadence::Stop stop = cadence.stop_after_step(done);
+    stopped = stop != examples::Cadence::Stop::no;
+    signalled = signalled || stop == examples::Cadence::Stop::signal;
+    if (cadence.save_after(done, stopped)) save(done);
     if (stopped) {
-      log.message(std::string(by_signal ? "stopped by a signal" : "stopped as --stop-after asked") + " after step " +
-                  std::to_string(done));
+      log.message(examples::Cadence::describe(stop, done));
       break;
     }
   }

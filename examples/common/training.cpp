@@ -209,6 +209,17 @@ void install_stop_handler() {
 }
 bool stop_requested() { return g_stop != 0; }
 
+Cadence::Stop Cadence::stop_after_step(std::int64_t done) const {
+  if (stop_requested()) return Stop::signal;
+  if (stop_after && done == *stop_after && done < total_steps) return Stop::stop_after;
+  return Stop::no;
+}
+
+std::string Cadence::describe(Stop stop, std::int64_t done) {
+  return std::string(stop == Stop::signal ? "stopped by a signal" : "stopped as --stop-after asked") + " after step " +
+         std::to_string(done);
+}
+
 // ---- run log -------------------------------------------------------------------------------
 
 struct RunLog::Impl {

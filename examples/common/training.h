@@ -122,6 +122,32 @@ class RunLog {
   std::unique_ptr<Impl> impl_;
 };
 
+/// When a trainer evaluates, saves a checkpoint and stops: the same rules for every trainer.
+/// `eval_every` and `checkpoint_every` of 0 mean at the end of each epoch; the last step always
+/// evaluates and saves; a stop (a signal, or --stop-after before the last step) saves too.
+struct Cadence {
+  std::int64_t per_epoch = 1;    ///< steps in an epoch
+  std::int64_t total_steps = 0;  ///< steps of the whole run
+  std::int64_t eval_every = 0;
+  std::int64_t checkpoint_every = 0;
+  std::optional<std::int64_t> stop_after;
+
+  bool epoch_end(std::int64_t done) const { return done % per_epoch == 0 || done == total_steps; }
+  /// Whether to evaluate after step `done` (1-based).
+  bool evaluate_after(std::int64_t done) const {
+    return (eval_every > 0 ? done % eval_every == 0 : epoch_end(done)) || done == total_steps;
+  }
+  enum class Stop { no, signal, stop_after };
+  /// Whether to stop after step `done`, and why (reads stop_requested()).
+  Stop stop_after_step(std::int64_t done) const;
+  /// "stopped by a signal after step 12" (for a Stop other than no).
+  static std::string describe(Stop stop, std::int64_t done);
+  /// Whether to save a checkpoint after step `done`, given whether the run stops there.
+  bool save_after(std::int64_t done, bool stopping) const {
+    return (checkpoint_every > 0 ? done % checkpoint_every == 0 : epoch_end(done)) || done == total_steps || stopping;
+  }
+};
+
 class Cli;
 
 /// A trainer's main(): parses the flags into the variables bound to `cli` (--help prints the
