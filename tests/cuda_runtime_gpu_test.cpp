@@ -2,10 +2,14 @@
 // and launched through the driver. Labelled "gpu": without a device every case reports itself
 // skipped, with the reason.
 #include <algorithm>
+#include <cmath>
 #include <limits>
+#include <random>
 #include <vector>
 
 #include "compile/nvrtc.h"
+#include "core/half.h"
+#include "runtime/cuda/cublaslt.h"
 #include "runtime/cuda/gradient_stats_kernel.h"
 #include "runtime/cuda/module.h"
 #include "runtime/device.h"
@@ -149,6 +153,102 @@ TEST(CudaRuntimeGpu, GradientStatsKernelsFindOverflowsAndSumSquares) {
   EXPECT_TRUE(run().first);
   a[150000] = std::numeric_limits<float>::quiet_NaN();
   EXPECT_TRUE(run().first);
+}
+
+/// Host values rounded to `dtype` (f32, f16, bf16), as raw bytes, and back as doubles.
+std::vector<std::uint16_t> to_16(const std::vector<float>& v, DType dtype) {
+  std::vector<std::uint16_t> out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = dtype == DType::f16 ? float_to_half(v[i]) : float_to_bf16(v[i]);
+  return out;
+}
+double from_16(std::uint16_t h, DType dtype) { return dtype == DType::f16 ? half_to_float(h) : bf16_to_float(h); }
+
+TEST(CudaRuntimeGpu, CublasLtGemmsMatchARowMajorReference) {
+  if (const std::string why = missing_device(); !why.empty()) GTEST_SKIP() << why;
+  CudaDevice device(0);
+  const CublasLt& lib = CublasLt::get();
+  CublasLtHandle handle(lib, device);
+  DeviceMemory memory(device);
+  CachingAllocator allocator(memory);
+  const CudaDriver& d = device.driver();
+  const ScopedContext scope(d, device.context());
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  int ran = 0;
+  for (DType dtype : {DType::f32, DType::f16, DType::bf16})
+    for (GemmEpilogue epilogue :
+         {GemmEpilogue::none, GemmEpilogue::bias, GemmEpilogue::bias_relu, GemmEpilogue::bias_gelu_tanh})
+      for (bool tb : {false, true}) {
+        GemmDesc g;
+        g.dtype = dtype;
+        g.batch = 2;
+        g.m = 48;
+        g.n = 40;
+        g.k = 72;
+        g.transpose_b = tb;  // a Linear's weight [out, in] is B transposed
+        g.stride_a = g.m * g.k;
+        g.stride_b = 0;  // one weight for both batches
+        g.epilogue = epilogue;
+        std::vector<float> a(static_cast<std::size_t>(g.batch * g.m * g.k)), b(static_cast<std::size_t>(g.k * g.n)),
+            bias(static_cast<std::size_t>(g.n));
+        for (float& v : a) v = u(rng);
+        for (float& v : b) v = u(rng);
+        for (float& v : bias) v = u(rng);
+        const std::size_t es = dtype == DType::f32 ? 4 : 2;
+        std::vector<double> ha(a.size()), hb(b.size()), hbias(bias.size());  // the values the device sees
+        std::uint64_t da = allocator.allocate(a.size() * es), db = allocator.allocate(b.size() * es);
+        std::uint64_t dbias = allocator.allocate(bias.size() * es);
+        std::uint64_t dc = allocator.allocate(static_cast<std::size_t>(g.batch * g.m * g.n) * es);
+        auto upload = [&](std::uint64_t to, const std::vector<float>& v, std::vector<double>& seen) {
+          if (dtype == DType::f32) {
+            for (std::size_t i = 0; i < v.size(); ++i) seen[i] = v[i];
+            d.check(d.memcpy_htod(to, v.data(), v.size() * 4), "cuMemcpyHtoD");
+          } else {
+            const std::vector<std::uint16_t> h = to_16(v, dtype);
+            for (std::size_t i = 0; i < v.size(); ++i) seen[i] = from_16(h[i], dtype);
+            d.check(d.memcpy_htod(to, h.data(), h.size() * 2), "cuMemcpyHtoD");
+          }
+        };
+        upload(da, a, ha);
+        upload(db, b, hb);
+        upload(dbias, bias, hbias);
+        GemmPlan plan(handle, g, std::size_t{32} << 20);
+        const std::uint64_t workspace = plan.workspace_bytes() ? allocator.allocate(plan.workspace_bytes()) : 0;
+        plan.run(nullptr, reinterpret_cast<const void*>(da), reinterpret_cast<const void*>(db),
+                 reinterpret_cast<void*>(dc), epilogue == GemmEpilogue::none ? nullptr : reinterpret_cast<void*>(dbias),
+                 reinterpret_cast<void*>(workspace));
+        const std::size_t outputs = static_cast<std::size_t>(g.batch * g.m * g.n);
+        std::vector<double> got(outputs);
+        if (dtype == DType::f32) {
+          std::vector<float> c(outputs);
+          d.check(d.memcpy_dtoh(c.data(), dc, outputs * 4), "cuMemcpyDtoH");
+          for (std::size_t i = 0; i < outputs; ++i) got[i] = c[i];
+        } else {
+          std::vector<std::uint16_t> c(outputs);
+          d.check(d.memcpy_dtoh(c.data(), dc, outputs * 2), "cuMemcpyDtoH");
+          for (std::size_t i = 0; i < outputs; ++i) got[i] = from_16(c[i], dtype);
+        }
+        const double tol = dtype == DType::f32 ? 1e-4 : dtype == DType::f16 ? 2e-2 : 8e-2;
+        for (std::int64_t t = 0; t < g.batch; ++t)
+          for (std::int64_t i = 0; i < g.m; ++i)
+            for (std::int64_t j = 0; j < g.n; ++j) {
+              double s = 0;
+              for (std::int64_t p = 0; p < g.k; ++p)
+                s += ha[static_cast<std::size_t>((t * g.m + i) * g.k + p)] *
+                     hb[static_cast<std::size_t>(tb ? j * g.k + p : p * g.n + j)];
+              if (epilogue != GemmEpilogue::none) s += hbias[static_cast<std::size_t>(j)];
+              if (epilogue == GemmEpilogue::bias_relu) s = std::max(s, 0.0);
+              if (epilogue == GemmEpilogue::bias_gelu_tanh)
+                s = 0.5 * s * (1.0 + std::tanh(0.7978845608028654 * (s + 0.044715 * s * s * s)));
+              const double v = got[static_cast<std::size_t>((t * g.m + i) * g.n + j)];
+              ASSERT_NEAR(v, s, tol * (1.0 + std::abs(s))) << name(dtype) << " epilogue " << static_cast<int>(epilogue)
+                                                           << " tb " << tb << " at " << t << "," << i << "," << j;
+            }
+        for (std::uint64_t p : {da, db, dbias, dc}) allocator.free(p);
+        if (workspace) allocator.free(workspace);
+        ++ran;
+      }
+  EXPECT_EQ(ran, 24);
 }
 
 TEST(CudaRuntimeGpu, BadImagesAndNamesAreClearErrors) {
