@@ -9,7 +9,13 @@
 
 #include "compile/nvrtc.h"
 #include "core/half.h"
+#include "ir/builder.h"
+#include "ir/fused.h"
+#include "optim/build_optimizer.h"
+#include "passes/lower_mode.h"
+#include "passes/pipeline.h"
 #include "runtime/cuda/cublaslt.h"
+#include "runtime/cuda/fused_launch.h"
 #include "runtime/cuda/gradient_stats_kernel.h"
 #include "runtime/cuda/module.h"
 #include "runtime/device.h"
@@ -249,6 +255,87 @@ TEST(CudaRuntimeGpu, CublasLtGemmsMatchARowMajorReference) {
         ++ran;
       }
   EXPECT_EQ(ran, 24);
+}
+
+// A fused node's generated CUDA kernel, launched with launch_fused, computes what the CPU
+// Program computes for the same graph: broadcasting, constants, relu, f16 operands.
+TEST(CudaRuntimeGpu, AGeneratedFusedKernelMatchesTheCpu) {
+  if (const std::string why = missing_device(); !why.empty()) GTEST_SKIP() << why;
+  Nvrtc* nvrtc = Nvrtc::get();
+  if (nvrtc == nullptr) GTEST_SKIP() << "no NVRTC: " << Nvrtc::unavailable_reason();
+  for (DType xtype : {DType::f32, DType::f16}) {
+    Graph g;
+    const Value x = g.input("x", {64, 100}, xtype);
+    const Value b = g.input("b", {100});
+    const Value out = relu(cast(x, DType::f32) * 1.5 + b) * 0.5 - b;
+    optimizer_variable(g.impl_ptr(), kStepVariable, Shape{}, init::zeros(), DType::i64);
+    const ScheduledGraph s = compile_evaluation_graph(g.impl(), {id_of(out)}, true, DType::f32);
+    std::int32_t fused = -1;
+    for (std::int32_t n : s.schedule)
+      if (s.graph->node(n).kind == OpKind::Fused) {
+        ASSERT_EQ(fused, -1) << "one fused node";
+        fused = n;
+      }
+    ASSERT_GE(fused, 0);
+    const Node& node = s.graph->node(fused);
+    const KernelSpec spec = kernel_spec(*s.graph, fused);
+    ASSERT_EQ(spec.outputs.size(), 1u);
+
+    std::mt19937 rng(2);
+    std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+    std::vector<float> xv(6400), bv(100);
+    for (float& v : xv) v = u(rng);
+    for (float& v : bv) v = u(rng);
+    if (xtype == DType::f16)
+      for (float& v : xv) v = half_to_float(float_to_half(v));
+
+    CudaDevice device(0);
+    CudaModule module(device, nvrtc->compile(cuda_kernel_source(spec, "fused0"), "fused0.cu", for_device(device)).image,
+                      "fused0.cu");
+    DeviceMemory memory(device);
+    CachingAllocator allocator(memory);
+    const CudaDriver& d = device.driver();
+    const ScopedContext scope(d, device.context());
+    std::vector<std::uint64_t> buffers;
+    for (std::size_t i = 0; i < spec.operands.size(); ++i) {
+      // An input, or (f16 on the CPU pipeline, which computes in f32) the cast of one.
+      const Node* src = &s.graph->node(node.inputs[i].node);
+      if (src->kind == OpKind::Cast) src = &s.graph->node(src->inputs[0].node);
+      ASSERT_EQ(src->kind, OpKind::Input) << "operand " << i << " comes from a graph input";
+      const bool is_x = src->name == "x";
+      const std::vector<float>& host = is_x ? xv : bv;
+      const std::uint64_t at = allocator.allocate(host.size() * 4);
+      if (spec.operands[i].dtype == DType::f16) {
+        const std::vector<std::uint16_t> h = to_16(host, DType::f16);
+        d.check(d.memcpy_htod(at, h.data(), h.size() * 2), "cuMemcpyHtoD");
+      } else {
+        d.check(d.memcpy_htod(at, host.data(), host.size() * 4), "cuMemcpyHtoD");
+      }
+      buffers.push_back(at);
+    }
+    const std::uint64_t result = allocator.allocate(6400 * 4);
+    buffers.push_back(result);
+    launch_fused(module, module.function("fused0"), spec, cuda_launch(spec), buffers, nullptr);
+    std::vector<float> got(6400);
+    d.check(d.memcpy_dtoh(got.data(), result, got.size() * 4), "cuMemcpyDtoH");
+
+    Graph cpu;
+    const Value cx = cpu.input("x", {64, 100}, xtype);
+    const Value cb = cpu.input("b", {100});
+    const Value cout = relu(cast(cx, DType::f32) * 1.5 + cb) * 0.5 - cb;
+    Program p = compile(cpu, cout, optim::None{}, {});
+    std::vector<Half> xh;
+    for (float v : xv) xh.push_back(to_half(v));
+    const Tensor xt =
+        xtype == DType::f16 ? Tensor::from_vector<Half>({64, 100}, xh) : Tensor::from_vector<float>({64, 100}, xv);
+    const Tensor want = p.evaluate({{"x", xt}, {"b", Tensor::from_vector<float>({100}, bv)}}, {cout})[0];
+    // NVRTC contracts a * b + c into one FMA (--fmad=true, its default); the host compiler may
+    // not: a rounding apart.
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      const float w = want.data<float>()[i];
+      ASSERT_NEAR(got[i], w, 1e-6f * (1.0f + std::abs(w))) << name(xtype) << " at " << i;
+    }
+  }
 }
 
 TEST(CudaRuntimeGpu, BadImagesAndNamesAreClearErrors) {
