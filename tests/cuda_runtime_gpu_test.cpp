@@ -2,7 +2,9 @@
 // and launched through the driver. Labelled "gpu": without a device every case reports itself
 // skipped, with the reason.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -14,10 +16,13 @@
 #include "optim/build_optimizer.h"
 #include "passes/lower_mode.h"
 #include "passes/pipeline.h"
+#include "passes/schedule.h"
 #include "runtime/cuda/cublaslt.h"
 #include "runtime/cuda/fused_launch.h"
 #include "runtime/cuda/gradient_stats_kernel.h"
 #include "runtime/cuda/module.h"
+#include "runtime/cuda/readback.h"
+#include "runtime/cuda/streams.h"
 #include "runtime/device.h"
 #include "test_util.h"
 
@@ -336,6 +341,108 @@ TEST(CudaRuntimeGpu, AGeneratedFusedKernelMatchesTheCpu) {
       ASSERT_NEAR(got[i], w, 1e-6f * (1.0f + std::abs(w))) << name(xtype) << " at " << i;
     }
   }
+}
+
+constexpr const char* kCombine = R"(
+extern "C" __global__ void combine(const float* a, const float* b, float* out, float tag, int n) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    out[i] = (a ? a[i] : 1.0f) * 0.5f + (b ? b[i] : 0.0f) + tag;
+}
+)";
+
+// A DAG of 24 kernels placed by plan_streams on three streams: issued eagerly, then captured
+// into a CUDA graph and replayed, it computes what running the nodes one after another on the
+// host computes; the loss-like read-back of the last node comes back through pinned memory
+// with at most one blocking wait however many steps were queued.
+TEST(CudaRuntimeGpu, AStreamPlanRunsEagerAndAsAReplayedGraph) {
+  if (const std::string why = missing_device(); !why.empty()) GTEST_SKIP() << why;
+  Nvrtc* nvrtc = Nvrtc::get();
+  if (nvrtc == nullptr) GTEST_SKIP() << "no NVRTC: " << Nvrtc::unavailable_reason();
+  constexpr int kNodes = 24, kN = 4096;
+  Dag dag;
+  dag.preds.resize(kNodes);
+  std::mt19937 rng(9);
+  for (int p = 1; p < kNodes; ++p) {
+    dag.preds[static_cast<std::size_t>(p)].push_back(static_cast<std::int32_t>(rng() % static_cast<unsigned>(p)));
+    if (p > 2 && rng() % 2 == 0)
+      dag.preds[static_cast<std::size_t>(p)].push_back(static_cast<std::int32_t>(rng() % static_cast<unsigned>(p)));
+  }
+  std::vector<std::int32_t> order(kNodes);
+  for (int p = 0; p < kNodes; ++p) order[static_cast<std::size_t>(p)] = p;
+  StreamPlanOptions options;
+  options.compute_streams = 3;
+  options.communication_stream = false;
+  const StreamPlan plan =
+      plan_streams(order, dag, std::vector<bool>(kNodes, true), std::vector<bool>(kNodes, false), options);
+  ASSERT_GE(plan.streams(), 2) << "the DAG forks";
+
+  // The host's answer: node p from its (up to two) predecessors, one after another.
+  std::vector<std::vector<float>> want(kNodes, std::vector<float>(kN));
+  for (int p = 0; p < kNodes; ++p) {
+    const auto& pr = dag.preds[static_cast<std::size_t>(p)];
+    for (int i = 0; i < kN; ++i) {
+      const float a = pr.empty() ? 1.0f : want[static_cast<std::size_t>(pr[0])][static_cast<std::size_t>(i)];
+      const float b = pr.size() < 2 ? 0.0f : want[static_cast<std::size_t>(pr[1])][static_cast<std::size_t>(i)];
+      want[static_cast<std::size_t>(p)][static_cast<std::size_t>(i)] = a * 0.5f + b + static_cast<float>(p);
+    }
+  }
+
+  CudaDevice device(0);
+  CudaModule module(device, nvrtc->compile(kCombine, "combine.cu", for_device(device)).image, "combine.cu");
+  void* combine = module.function("combine");
+  DeviceMemory memory(device);
+  CachingAllocator allocator(memory);
+  std::vector<std::uint64_t> buf;
+  for (int p = 0; p < kNodes; ++p) buf.push_back(allocator.allocate(kN * 4));
+  const CudaDriver& d = device.driver();
+  StreamSet streams(device, plan);
+  auto launch = [&](std::size_t p, void* stream) {
+    const auto& pr = dag.preds[p];
+    std::uint64_t a = pr.empty() ? 0 : buf[static_cast<std::size_t>(pr[0])];
+    std::uint64_t b = pr.size() < 2 ? 0 : buf[static_cast<std::size_t>(pr[1])];
+    std::uint64_t out = buf[p];
+    auto tag = static_cast<float>(p);
+    int n = kN;
+    void* params[] = {&a, &b, &out, &tag, &n};
+    module.launch(combine, {.grid_x = 16, .block_x = 256}, stream, params);
+  };
+  auto check_all = [&](const char* what) {
+    const ScopedContext scope(d, device.context());
+    d.check(d.stream_synchronize(streams.stream(0)), "cuStreamSynchronize");
+    std::vector<float> got(kN);
+    for (int p = 0; p < kNodes; ++p) {
+      d.check(d.memcpy_dtoh(got.data(), buf[static_cast<std::size_t>(p)], kN * 4), "cuMemcpyDtoH");
+      ASSERT_EQ(got, want[static_cast<std::size_t>(p)]) << what << ", node " << p;
+    }
+  };
+  auto clear = [&] {
+    const ScopedContext scope(d, device.context());
+    for (std::uint64_t b : buf) d.check(d.memset_d8(b, 0, kN * 4), "cuMemsetD8");
+    // cuMemsetD8 may still run on the legacy stream, which non-blocking streams do not wait for.
+    d.check(d.stream_synchronize(nullptr), "cuStreamSynchronize(legacy)");
+  };
+
+  clear();
+  streams.fork();
+  streams.issue(launch);
+  streams.join();
+  check_all("eager");
+
+  clear();
+  CudaGraphStep graph(streams, [&] { streams.issue(launch); });
+  std::atomic<std::int64_t> waits{0};
+  AsyncReadback loss(device, 4, waits);
+  for (int step = 0; step < 100; ++step) {
+    graph.replay();
+    loss.enqueue(buf.back(), streams.stream(0));
+  }
+  float last = 0;
+  std::memcpy(&last, loss.get(), 4);
+  EXPECT_EQ(last, want.back()[0]);
+  EXPECT_LE(waits.load(), 1) << "100 steps queued, one wait at the end at most";
+  check_all("graph replay");
+  EXPECT_TRUE(loss.ready());
+  for (std::uint64_t b : buf) allocator.free(b);
 }
 
 TEST(CudaRuntimeGpu, BadImagesAndNamesAreClearErrors) {

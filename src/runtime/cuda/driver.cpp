@@ -25,6 +25,9 @@ static_assert(CUDA_ERROR_OUT_OF_MEMORY == kCudaErrorOutOfMemory);
 static_assert(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR == kCudaAttributeCcMajor &&
               CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR == kCudaAttributeCcMinor);
 static_assert(std::is_pointer_v<CUmodule> && std::is_pointer_v<CUfunction>);
+static_assert(std::is_pointer_v<CUgraph> && std::is_pointer_v<CUgraphExec>);
+static_assert(CU_STREAM_CAPTURE_MODE_THREAD_LOCAL == kCudaCaptureThreadLocal &&
+              CU_MEMHOSTALLOC_PORTABLE == kCudaHostAllocPortable && sizeof(CUstreamCaptureMode) == sizeof(int));
 
 namespace {
 
@@ -70,13 +73,25 @@ Loaded load() {
   bind_symbol(h, "cuModuleUnload", d.module_unload, missing);
   bind_symbol(h, "cuModuleGetFunction", d.module_get_function, missing);
   bind_symbol(h, "cuLaunchKernel", d.launch_kernel, missing);
+  bind_symbol(h, "cuStreamWaitEvent", d.stream_wait_event, missing);
+  bind_symbol(h, "cuEventSynchronize", d.event_synchronize, missing);
+  bind_symbol(h, "cuMemHostAlloc", d.mem_host_alloc, missing);
+  bind_symbol(h, "cuMemFreeHost", d.mem_free_host, missing);
+  bind_symbol(h, "cuMemcpyHtoDAsync_v2", d.memcpy_htod_async, missing);
+  bind_symbol(h, "cuMemcpyDtoHAsync_v2", d.memcpy_dtoh_async, missing);
+  bind_symbol(h, "cuStreamBeginCapture_v2", d.stream_begin_capture, missing);
+  bind_symbol(h, "cuStreamEndCapture", d.stream_end_capture, missing);
+  bind_symbol(h, "cuGraphInstantiateWithFlags", d.graph_instantiate, missing);
+  bind_symbol(h, "cuGraphLaunch", d.graph_launch, missing);
+  bind_symbol(h, "cuGraphExecDestroy", d.graph_exec_destroy, missing);
+  bind_symbol(h, "cuGraphDestroy", d.graph_destroy, missing);
   bind_symbol(h, "cuGetErrorName", d.get_error_name, missing);
   bind_symbol(h, "cuGetErrorString", d.get_error_string, missing);
   if (!missing.empty()) {
     std::string names;
     for (const std::string& m : missing) names += (names.empty() ? "" : ", ") + m;
     out.reason = cat("the CUDA driver ", loaded_path(h, "libcuda.so.1"), " lacks ", names,
-                     " (a driver for CUDA 11 or newer is needed)");
+                     " (a driver for CUDA 11.4 or newer is needed)");
   }
   return out;
 }

@@ -21,6 +21,8 @@ inline constexpr unsigned kCudaEventDisableTiming = 2;  // CU_EVENT_DISABLE_TIMI
 inline constexpr int kCudaErrorOutOfMemory = 2;         // CUDA_ERROR_OUT_OF_MEMORY
 inline constexpr int kCudaAttributeCcMajor = 75;        // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
 inline constexpr int kCudaAttributeCcMinor = 76;        // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR
+inline constexpr int kCudaCaptureThreadLocal = 1;       // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+inline constexpr unsigned kCudaHostAllocPortable = 1;   // CU_MEMHOSTALLOC_PORTABLE
 
 /// The driver's entry points (each one the versioned symbol cuda.h maps its name to).
 /// Immutable once loaded; every member may be called from any thread.
@@ -51,6 +53,18 @@ struct CudaDriver {
   int (*launch_kernel)(void* function, unsigned grid_x, unsigned grid_y, unsigned grid_z, unsigned block_x,
                        unsigned block_y, unsigned block_z, unsigned shared_bytes, void* stream, void** params,
                        void** extra) = nullptr;
+  int (*stream_wait_event)(void* stream, void* event, unsigned flags) = nullptr;
+  int (*event_synchronize)(void* event) = nullptr;
+  int (*mem_host_alloc)(void** ptr, std::size_t bytes, unsigned flags) = nullptr;
+  int (*mem_free_host)(void* ptr) = nullptr;
+  int (*memcpy_htod_async)(CuDevicePtr dst, const void* src, std::size_t bytes, void* stream) = nullptr;
+  int (*memcpy_dtoh_async)(void* dst, CuDevicePtr src, std::size_t bytes, void* stream) = nullptr;
+  int (*stream_begin_capture)(void* stream, int mode) = nullptr;
+  int (*stream_end_capture)(void* stream, void** graph) = nullptr;
+  int (*graph_instantiate)(void** exec, void* graph, unsigned long long flags) = nullptr;
+  int (*graph_launch)(void* exec, void* stream) = nullptr;
+  int (*graph_exec_destroy)(void* exec) = nullptr;
+  int (*graph_destroy)(void* graph) = nullptr;
   int (*get_error_name)(int status, const char** name) = nullptr;
   int (*get_error_string)(int status, const char** text) = nullptr;
   int device_count = 0;  // as probe_cuda() counted them
