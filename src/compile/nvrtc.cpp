@@ -41,17 +41,6 @@ constexpr int kSuccess = 0;
 constexpr int kInvalidOption = 5;
 constexpr int kBuiltinOperationFailure = 7;
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? std::string(v) : std::string();
-}
-
-std::string join(const std::vector<std::string>& parts, const char* sep) {
-  std::string out;
-  for (std::size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : sep) + parts[i];
-  return out;
-}
-
 std::string join_archs(const std::vector<int>& archs) {
   std::vector<std::string> parts;
   parts.reserve(archs.size());
@@ -212,9 +201,9 @@ Nvrtc::~Nvrtc() = default;
 
 std::vector<std::string> Nvrtc::search_order() {
   std::vector<std::string> out;
-  if (const std::string path = env("TRAINRT_NVRTC"); !path.empty()) out.push_back(path);
+  if (const std::string path = env_string("TRAINRT_NVRTC"); !path.empty()) out.push_back(path);
   for (const char* name : {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"}) out.emplace_back(name);
-  const std::string cuda_home = env("CUDA_HOME");
+  const std::string cuda_home = env_string("CUDA_HOME");
   for (const std::string& dir :
        {std::string("/usr/local/cuda/lib64"), cuda_home.empty() ? cuda_home : cuda_home + "/lib64"}) {
     if (dir.empty()) continue;
@@ -231,14 +220,14 @@ std::vector<std::string> Nvrtc::header_search_order(const std::string& library_p
     const std::string s = dir.lexically_normal().string();
     if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
   };
-  if (const std::string dir = env("TRAINRT_CUDA_INCLUDE"); !dir.empty()) add(dir);
+  if (const std::string dir = env_string("TRAINRT_CUDA_INCLUDE"); !dir.empty()) add(dir);
   const fs::path lib_dir = fs::path(library_path).parent_path();
   if (!lib_dir.empty()) {
     add(lib_dir / ".." / "include");
     add(lib_dir / ".." / ".." / "cuda_runtime" / "include");
   }
   for (const char* var : {"CUDA_HOME", "CUDA_PATH"})
-    if (const std::string dir = env(var); !dir.empty()) add(fs::path(dir) / "include");
+    if (const std::string dir = env_string(var); !dir.empty()) add(fs::path(dir) / "include");
   add("/usr/local/cuda/include");
   add("/usr/include");
   return out;
@@ -336,7 +325,7 @@ Loaded load_first() {
   Loaded out;
   std::vector<std::string> tried;
   // An explicit TRAINRT_NVRTC that does not load is worth a warning even when another does.
-  const bool forced = !env("TRAINRT_NVRTC").empty();
+  const bool forced = !env_string("TRAINRT_NVRTC").empty();
   for (const std::string& candidate : Nvrtc::search_order()) {
     try {
       out.nvrtc = Nvrtc::open(candidate);
@@ -348,7 +337,7 @@ Loaded load_first() {
       tried.push_back(cat(candidate, ": ", e.what()));
     }
   }
-  const std::string cuda_home = env("CUDA_HOME");
+  const std::string cuda_home = env_string("CUDA_HOME");
   out.reason =
       cat("NVRTC could not be loaded (set TRAINRT_NVRTC to the path of libnvrtc.so, or CUDA_HOME); tried:\n  ",
           join(tried, "\n  "), "\n  (libnvrtc.so* files are looked for in /usr/local/cuda/lib64 and ",

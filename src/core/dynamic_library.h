@@ -5,12 +5,28 @@
 #include <dlfcn.h>
 #include <link.h>
 
+#include <cstdlib>
+
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 
 namespace trainrt::detail {
+
+/// An environment variable that names where a library is ($TRAINRT_NVRTC, $CUDA_HOME ...);
+/// "" when unset.
+inline std::string env_string(const char* name) {
+  const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): read once per library load
+  return v ? std::string(v) : std::string();
+}
+
+/// `parts` joined by `sep`: the entry points a library lacks, the places tried.
+inline std::string join(const std::vector<std::string>& parts, const char* sep) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : sep) + parts[i];
+  return out;
+}
 
 /// Looks `symbol` up in the dlopen handle `handle` and stores it in `fn` (a function pointer of
 /// the entry point's C signature); when the library lacks it, sets `fn` to nullptr and appends

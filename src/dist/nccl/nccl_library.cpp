@@ -1,7 +1,6 @@
 // dist/nccl/nccl_library.cpp — finding, loading and checking libnccl.
 #include "dist/nccl/nccl_library.h"
 
-#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -12,20 +11,7 @@
 
 namespace trainrt::detail {
 
-namespace {
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? std::string(v) : std::string();
-}
-
-std::string join(const std::vector<std::string>& parts, const char* sep) {
-  std::string out;
-  for (std::size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : sep) + parts[i];
-  return out;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::string nccl_version_string(int code) {
   if (code >= 10000) return cat(code / 10000, ".", code % 10000 / 100, ".", code % 100);
@@ -42,9 +28,9 @@ std::string NcclLibrary::describe(int result) const {
 }
 
 std::vector<std::string> NcclLibrary::search_order() {
-  if (const std::string path = env("TRAINRT_NCCL"); !path.empty()) return {path};
+  if (const std::string path = env_string("TRAINRT_NCCL"); !path.empty()) return {path};
   std::vector<std::string> out = {"libnccl.so.2", "/usr/local/cuda/lib64/libnccl.so.2"};
-  if (const std::string home = env("CUDA_HOME"); !home.empty()) out.push_back(home + "/lib64/libnccl.so.2");
+  if (const std::string home = env_string("CUDA_HOME"); !home.empty()) out.push_back(home + "/lib64/libnccl.so.2");
   return out;
 }
 
@@ -102,7 +88,7 @@ const NcclLibrary& NcclLibrary::get() {
       tried.emplace_back(e.what());
     }
   }
-  const bool pinned = !env("TRAINRT_NCCL").empty();
+  const bool pinned = !env_string("TRAINRT_NCCL").empty();
   fail(ErrorKind::Unsupported, cat("NCCL could not be loaded (",
                                    pinned ? "TRAINRT_NCCL names the library to use"
                                           : "set TRAINRT_NCCL to the path of libnccl.so.2, or CUDA_HOME",

@@ -5,7 +5,6 @@
 #include <cublasLt.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <mutex>
 
 #include "core/dynamic_library.h"
@@ -33,11 +32,6 @@ struct CublasLt::Api {
 };
 
 namespace {
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? std::string(v) : std::string();
-}
 
 cudaDataType_t cuda_type(DType d) {
   switch (d) {
@@ -73,11 +67,11 @@ CublasLt::~CublasLt() = default;
 
 std::vector<std::string> CublasLt::search_order() {
   std::vector<std::string> out;
-  if (const std::string path = env("TRAINRT_CUBLASLT"); !path.empty()) out.push_back(path);
+  if (const std::string path = env_string("TRAINRT_CUBLASLT"); !path.empty()) out.push_back(path);
   out.emplace_back("libcublasLt.so.13");
   out.emplace_back("libcublasLt.so.12");
   out.emplace_back("/usr/local/cuda/lib64/libcublasLt.so.13");
-  if (const std::string home = env("CUDA_HOME"); !home.empty()) out.push_back(home + "/lib64/libcublasLt.so.13");
+  if (const std::string home = env_string("CUDA_HOME"); !home.empty()) out.push_back(home + "/lib64/libcublasLt.so.13");
   return out;
 }
 
@@ -105,9 +99,7 @@ std::unique_ptr<CublasLt> CublasLt::open(const std::string& library) {
   bind_symbol(h, "cublasLtMatmulAlgoGetHeuristic", a.heuristic, missing);
   bind_symbol(h, "cublasLtMatmul", a.matmul, missing);
   if (!missing.empty()) {
-    std::string names;
-    for (const std::string& m : missing) names += (names.empty() ? "" : ", ") + m;
-    fail(ErrorKind::Unsupported, cat("'", lt->path_, "' is not a usable cuBLASLt: it lacks ", names));
+    fail(ErrorKind::Unsupported, cat("'", lt->path_, "' is not a usable cuBLASLt: it lacks ", join(missing, ", ")));
   }
   // The library stays loaded for the life of the process, as the CUDA libraries expect.
   lt->version_ = a.get_version();

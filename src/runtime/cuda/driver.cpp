@@ -88,9 +88,7 @@ Loaded load() {
   bind_symbol(h, "cuGetErrorName", d.get_error_name, missing);
   bind_symbol(h, "cuGetErrorString", d.get_error_string, missing);
   if (!missing.empty()) {
-    std::string names;
-    for (const std::string& m : missing) names += (names.empty() ? "" : ", ") + m;
-    out.reason = cat("the CUDA driver ", loaded_path(h, "libcuda.so.1"), " lacks ", names,
+    out.reason = cat("the CUDA driver ", loaded_path(h, "libcuda.so.1"), " lacks ", join(missing, ", "),
                      " (a driver for CUDA 11.4 or newer is needed)");
   }
   return out;
