@@ -140,12 +140,8 @@ CublasLtHandle::CublasLtHandle(const CublasLt& lib, const CudaDevice& device) : 
 }
 
 CublasLtHandle::~CublasLtHandle() {
-  try {
-    const ScopedContext scope(device_.driver(), device_.context());
-    (void)lib_.api().destroy(static_cast<cublasLtHandle_t>(handle_));
-  } catch (const Error&) {
-    // The driver is going away with the process; the handle goes with it.
-  }
+  release_in_context(device_,
+                     [&](const CudaDriver&) { (void)lib_.api().destroy(static_cast<cublasLtHandle_t>(handle_)); });
 }
 
 struct GemmPlan::Descriptors {

@@ -37,6 +37,19 @@ class CudaDevice {
   void* context_ = nullptr;
 };
 
+/// For destructors: runs `release` (driver calls that free something of `device`'s) with the
+/// device's context current and the caller's restored afterwards. When the context cannot be
+/// made current (the driver is shutting down with the process) it does nothing: what would be
+/// freed goes with the driver. Never throws.
+template <class Release>
+void release_in_context(const CudaDevice& device, Release&& release) noexcept {
+  try {
+    const ScopedContext scope(device.driver(), device.context());
+    release(device.driver());
+  } catch (...) {  // NOLINT(bugprone-empty-catch): see above
+  }
+}
+
 /// cuMemAlloc/cuMemFree in a device's context: the segments a CachingAllocator carves up.
 class DeviceMemory final : public RawAllocator {
  public:

@@ -3,8 +3,8 @@
 // and the clipping norm (DESIGN decision 5), as CUDA C++ source that NVRTC compiles at run time
 // (decision 11: no .cu files).
 //
-// Launch plan, for N chunks of at most kGradientStatsChunk elements (the same cut as the CPU
-// kernel: each tensor in turn, in order):
+// Launch plan, for N chunks of at most kGradientStatsChunk elements (each tensor in turn, cut
+// in order; fixed by the shapes alone, as the CPU kernel's chunks are):
 //   1. trainrt_gradient_stats_partial<<<N, kGradientStatsBlock>>>(chunks, partials)
 //      chunks: N GradientStatsChunk in device memory (a table made once per Program);
 //      partials: N GradientStatsPartial in the planned arena.

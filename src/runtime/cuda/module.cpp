@@ -16,12 +16,7 @@ CudaModule::CudaModule(const CudaDevice& device, const std::string& image, std::
 }
 
 CudaModule::~CudaModule() {
-  try {
-    const ScopedContext scope(device_.driver(), device_.context());
-    (void)device_.driver().module_unload(module_);
-  } catch (const Error&) {
-    // The context cannot be made current: the driver is shutting down and the module goes with it.
-  }
+  release_in_context(device_, [&](const CudaDriver& d) { (void)d.module_unload(module_); });
 }
 
 void* CudaModule::function(const std::string& name) const {

@@ -13,7 +13,7 @@ PinnedBuffer::PinnedBuffer(const CudaDevice& device, std::size_t bytes) : device
 }
 
 PinnedBuffer::~PinnedBuffer() {
-  if (data_ != nullptr) (void)device_.driver().mem_free_host(data_);
+  if (data_ != nullptr) release_in_context(device_, [&](const CudaDriver& d) { (void)d.mem_free_host(data_); });
 }
 
 AsyncReadback::AsyncReadback(const CudaDevice& device, std::size_t bytes, std::atomic<std::int64_t>& waits)
@@ -24,10 +24,11 @@ AsyncReadback::AsyncReadback(const CudaDevice& device, std::size_t bytes, std::a
 }
 
 AsyncReadback::~AsyncReadback() {
-  if (event_ != nullptr) {
-    (void)device_.driver().event_synchronize(event_);  // the copy must land before the buffer goes
-    (void)device_.driver().event_destroy(event_);
-  }
+  if (event_ == nullptr) return;
+  release_in_context(device_, [&](const CudaDriver& d) {
+    (void)d.event_synchronize(event_);  // the copy must land before the buffer goes
+    (void)d.event_destroy(event_);
+  });
 }
 
 void AsyncReadback::enqueue(std::uint64_t src, void* stream) {

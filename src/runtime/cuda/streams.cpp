@@ -35,13 +35,12 @@ StreamSet::StreamSet(const CudaDevice& device, const StreamPlan& plan) : device_
 StreamSet::~StreamSet() { release(); }
 
 void StreamSet::release() noexcept {
-  const CudaDriver& d = device_.driver();
-  if (void* current = nullptr; d.ctx_get_current(&current) != kCudaSuccess) return;  // the driver is gone
-  (void)d.ctx_set_current(device_.context());
-  for (void* s : streams_) (void)d.stream_synchronize(s);
-  for (const auto* list : {&events_, &fork_, &join_})
-    for (void* e : *list) (void)d.event_destroy(e);
-  for (void* s : streams_) (void)d.stream_destroy(s);
+  release_in_context(device_, [&](const CudaDriver& d) {
+    for (void* s : streams_) (void)d.stream_synchronize(s);
+    for (const auto* list : {&events_, &fork_, &join_})
+      for (void* e : *list) (void)d.event_destroy(e);
+    for (void* s : streams_) (void)d.stream_destroy(s);
+  });
   streams_.clear();
   events_.clear();
   fork_.clear();
@@ -110,9 +109,8 @@ CudaGraphStep::CudaGraphStep(const StreamSet& streams, const std::function<void(
 }
 
 CudaGraphStep::~CudaGraphStep() {
-  const CudaDriver& d = streams_.device().driver();
-  if (void* current = nullptr; exec_ != nullptr && d.ctx_get_current(&current) == kCudaSuccess)
-    (void)d.graph_exec_destroy(exec_);
+  if (exec_ != nullptr)
+    release_in_context(streams_.device(), [&](const CudaDriver& d) { (void)d.graph_exec_destroy(exec_); });
 }
 
 void CudaGraphStep::replay() const {
