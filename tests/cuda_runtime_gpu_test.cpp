@@ -40,12 +40,6 @@ extern "C" __global__ void axpy(float a, const float* x, float* y, int n) {
 }
 )";
 
-NvrtcOptions for_device(const CudaDevice& device) {
-  NvrtcOptions options;
-  options.arch = device.arch();
-  return options;
-}
-
 TEST(CudaRuntimeGpu, CachingAllocatorOverTheDriverRoundTripsData) {
   if (const std::string why = missing_device(); !why.empty()) GTEST_SKIP() << why;
   CudaDevice device(0);
@@ -82,8 +76,7 @@ TEST(CudaRuntimeGpu, AnNvrtcKernelLoadsAndRunsOnTheDevice) {
   Nvrtc* nvrtc = Nvrtc::get();
   if (nvrtc == nullptr) GTEST_SKIP() << "no NVRTC: " << Nvrtc::unavailable_reason();
   CudaDevice device(0);
-  const NvrtcResult compiled = nvrtc->compile(kAxpy, "axpy.cu", for_device(device));
-  CudaModule module(device, compiled.image, "axpy.cu");
+  CudaModule module(device, device_image(device, kAxpy, "axpy.cu"), "axpy.cu");
   void* axpy = module.function("axpy");
   DeviceMemory memory(device);
   CachingAllocator allocator(memory);
@@ -115,7 +108,7 @@ TEST(CudaRuntimeGpu, GradientStatsKernelsFindOverflowsAndSumSquares) {
   Nvrtc* nvrtc = Nvrtc::get();
   if (nvrtc == nullptr) GTEST_SKIP() << "no NVRTC: " << Nvrtc::unavailable_reason();
   CudaDevice device(0);
-  CudaModule module(device, nvrtc->compile(gradient_stats_cuda_source(), "gradient_stats.cu", for_device(device)).image,
+  CudaModule module(device, device_image(device, gradient_stats_cuda_source(), "gradient_stats.cu"),
                     "gradient_stats.cu");
   void* partial = module.function("trainrt_gradient_stats_partial");
   void* finish = module.function("trainrt_gradient_stats_finish");
@@ -295,8 +288,7 @@ TEST(CudaRuntimeGpu, AGeneratedFusedKernelMatchesTheCpu) {
       for (float& v : xv) v = half_to_float(float_to_half(v));
 
     CudaDevice device(0);
-    CudaModule module(device, nvrtc->compile(cuda_kernel_source(spec, "fused0"), "fused0.cu", for_device(device)).image,
-                      "fused0.cu");
+    CudaModule module(device, device_image(device, cuda_kernel_source(spec, "fused0"), "fused0.cu"), "fused0.cu");
     DeviceMemory memory(device);
     CachingAllocator allocator(memory);
     const CudaDriver& d = device.driver();
@@ -328,7 +320,7 @@ TEST(CudaRuntimeGpu, AGeneratedFusedKernelMatchesTheCpu) {
     const Value cx = cpu.input("x", {64, 100}, xtype);
     const Value cb = cpu.input("b", {100});
     const Value cout = relu(cast(cx, DType::f32) * 1.5 + cb) * 0.5 - cb;
-    Program p = compile(cpu, cout, optim::None{}, {});
+    Program p = compile(cpu, sum(cout), optim::None{}, {});
     std::vector<Half> xh;
     for (float v : xv) xh.push_back(to_half(v));
     const Tensor xt =
@@ -388,7 +380,7 @@ TEST(CudaRuntimeGpu, AStreamPlanRunsEagerAndAsAReplayedGraph) {
   }
 
   CudaDevice device(0);
-  CudaModule module(device, nvrtc->compile(kCombine, "combine.cu", for_device(device)).image, "combine.cu");
+  CudaModule module(device, device_image(device, kCombine, "combine.cu"), "combine.cu");
   void* combine = module.function("combine");
   DeviceMemory memory(device);
   CachingAllocator allocator(memory);
@@ -452,7 +444,7 @@ TEST(CudaRuntimeGpu, BadImagesAndNamesAreClearErrors) {
                      {"loading garbage.cu on cuda:0"});
   Nvrtc* nvrtc = Nvrtc::get();
   if (nvrtc == nullptr) GTEST_SKIP() << "no NVRTC: " << Nvrtc::unavailable_reason();
-  CudaModule module(device, nvrtc->compile(kAxpy, "axpy.cu", for_device(device)).image, "axpy.cu");
+  CudaModule module(device, device_image(device, kAxpy, "axpy.cu"), "axpy.cu");
   test::expect_error([&] { module.function("saxpy"); }, ErrorKind::NotFound, {"'saxpy'", "axpy.cu"});
 }
 

@@ -162,7 +162,8 @@ std::string HostCompiler::identity() const {
   return s;
 }
 
-std::string HostCompiler::compile(const std::string& source, const std::string& name) const {
+std::string HostCompiler::compile(const std::string& source, const std::string& name,
+                                  const std::vector<std::string>& extra) const {
   TempDir dir;
   const fs::path src = dir.path() / (name + ".cpp"), out = dir.path() / (name + ".so"), log = dir.path() / "log";
   {
@@ -172,7 +173,9 @@ std::string HostCompiler::compile(const std::string& source, const std::string& 
   }
   std::vector<std::string> argv{path_};
   argv.insert(argv.end(), flags_.begin(), flags_.end());
-  argv.insert(argv.end(), {"-x", "c++", "-std=c++17", src.string(), "-o", out.string()});
+  argv.insert(argv.end(), {"-x", "c++", "-std=c++17"});
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.insert(argv.end(), {src.string(), "-o", out.string()});
   const int rc = run_process(argv, log);
   if (rc != 0) {
     std::string messages = read_file(log);
@@ -212,6 +215,8 @@ LoadedModule::~LoadedModule() {
   dlclose(handle_);
   close(fd_);
 }
+
+void* LoadedModule::find(const std::string& symbol) const { return dlsym(handle_, symbol.c_str()); }
 
 void* LoadedModule::symbol(const std::string& symbol) const {
   void* p = dlsym(handle_, symbol.c_str());

@@ -33,9 +33,12 @@ class HostCompiler {
   /// What a cache key must hold of this compiler: path, version and flags.
   std::string identity() const;
 
-  /// Compiles one translation unit into a shared object and returns its bytes. Throws
-  /// Error(Runtime) naming `name` with the compiler's messages when it fails.
-  std::string compile(const std::string& source, const std::string& name) const;
+  /// Compiles one translation unit into a shared object and returns its bytes, in C++17
+  /// (the CPU kernels' language) with flags() and then `extra` (e.g. "-std=c++20", "-I..."):
+  /// a flag in `extra` that the caller adds belongs in its cache key. Throws Error(Runtime)
+  /// naming `name` with the compiler's messages when it fails.
+  std::string compile(const std::string& source, const std::string& name,
+                      const std::vector<std::string>& extra = {}) const;
 
   HostCompiler(std::string path, std::string version);
 
@@ -54,6 +57,8 @@ class LoadedModule {
   LoadedModule& operator=(const LoadedModule&) = delete;
   /// The address of `symbol`; throws Error(Internal) when the module lacks it.
   void* symbol(const std::string& symbol) const;
+  /// The address of `symbol`, or nullptr when the module lacks it.
+  void* find(const std::string& symbol) const;
 
  private:
   LoadedModule(void* handle, int fd, std::string name) : handle_(handle), fd_(fd), name_(std::move(name)) {}

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include "core/error.h"
+#include "runtime/cuda/emulated/config.h"
 #include "trainrt/program.hpp"
 
 namespace trainrt {
@@ -19,6 +20,18 @@ using CuGetErrorString = int (*)(int, const char**);
 
 CudaProbe run_probe() {
   CudaProbe p;
+  // TRAINRT_CUDA_DEVICE=emulated: the emulated device stands in for the driver (decision 12).
+  if (const EmulatorConfig& emu = emulator_config(); emu.requested) {
+#if defined(TRAINRT_WITH_CUDA)
+    if (emu.error.empty()) p.device_count = emu.devices;
+    else p.reason = emu.error;
+#else
+    p.reason =
+        "TRAINRT_CUDA_DEVICE asks for the emulated CUDA device, but this libtrainrt was built without CUDA "
+        "support (the CUDA toolkit's headers were not found when it was configured)";
+#endif
+    return p;
+  }
   void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
   if (lib == nullptr) {
     const char* err = dlerror();

@@ -11,7 +11,9 @@ struct CudaProbe {
   void* driver = nullptr;  // the dlopen handle of libcuda.so.1 once cuInit succeeded; it stays loaded
 };
 
-/// Loads the CUDA driver (libcuda.so.1) with dlopen and counts devices. Never throws:
+/// Loads the CUDA driver (libcuda.so.1) with dlopen and counts devices; with
+/// TRAINRT_CUDA_DEVICE=emulated[:N] it counts the emulated devices instead (driver stays
+/// nullptr: CudaDriver::get() serves the emulator's table). Never throws:
 /// "no driver" and "no device" are ordinary answers. The result is computed once. Code that
 /// calls the driver (the NCCL communicator) resolves its entry points from `driver`.
 const CudaProbe& probe_cuda();

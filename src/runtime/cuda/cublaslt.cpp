@@ -9,6 +9,7 @@
 
 #include "core/dynamic_library.h"
 #include "core/error.h"
+#include "runtime/cuda/emulated_gemm.h"
 
 namespace trainrt::detail {
 
@@ -132,6 +133,7 @@ std::string CublasLt::describe(int status) const {
 }
 
 CublasLtHandle::CublasLtHandle(const CublasLt& lib, const CudaDevice& device) : lib_(lib), device_(device) {
+  if (device_.driver().emulated) return;  // the emulated device's GEMMs need no cuBLASLt handle
   const ScopedContext scope(device_.driver(), device_.context());
   cublasLtHandle_t h = nullptr;
   if (const cublasStatus_t s = lib_.api().create(&h); s != CUBLAS_STATUS_SUCCESS)
@@ -140,6 +142,7 @@ CublasLtHandle::CublasLtHandle(const CublasLt& lib, const CudaDevice& device) : 
 }
 
 CublasLtHandle::~CublasLtHandle() {
+  if (handle_ == nullptr) return;
   release_in_context(device_,
                      [&](const CudaDriver&) { (void)lib_.api().destroy(static_cast<cublasLtHandle_t>(handle_)); });
 }
@@ -162,6 +165,11 @@ struct GemmPlan::Descriptors {
 
 GemmPlan::GemmPlan(const CublasLtHandle& handle, const GemmDesc& desc, std::size_t max_workspace)
     : handle_(handle), desc_(desc), d_(std::make_unique<Descriptors>()) {
+  if (handle_.device().driver().emulated) {
+    emulated_ = std::make_unique<EmulatedGemm>(desc_, max_workspace);
+    workspace_ = emulated_->workspace_bytes();
+    return;
+  }
   const GemmLayout l = gemm_layout(desc_);
   const CublasLt& lib = handle_.lib();
   const CublasLt::Api& a = lib.api();
@@ -225,6 +233,10 @@ GemmPlan::GemmPlan(const CublasLtHandle& handle, const GemmDesc& desc, std::size
 GemmPlan::~GemmPlan() = default;
 
 void GemmPlan::run(void* stream, const void* a, const void* b, void* c, const void* bias, void* workspace) const {
+  if (emulated_) {
+    emulated_->run(handle_.device(), stream, a, b, c, bias, workspace);
+    return;
+  }
   const CublasLt& lib = handle_.lib();
   if (desc_.epilogue != GemmEpilogue::none) {
     check_internal(bias != nullptr, "a GEMM epilogue with a bias gets one");

@@ -67,7 +67,10 @@ class CublasLtHandle {
   void* handle_ = nullptr;
 };
 
-/// One GEMM's descriptors and algorithm.
+class EmulatedGemm;
+
+/// One GEMM's descriptors and algorithm; on the emulated device, its emulated cuBLASLt call
+/// (runtime/cuda/emulated_gemm.h) instead.
 class GemmPlan {
  public:
   /// Validates `desc` (Error(InvalidArgument)), builds the descriptors and asks cuBLASLt's
@@ -94,6 +97,7 @@ class GemmPlan {
   const CublasLtHandle& handle_;
   GemmDesc desc_;
   std::unique_ptr<Descriptors> d_;
+  std::unique_ptr<EmulatedGemm> emulated_;
   std::size_t workspace_ = 0;
 };
 

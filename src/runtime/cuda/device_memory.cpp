@@ -15,6 +15,9 @@ CudaDevice::CudaDevice(int ordinal) : driver_(CudaDriver::get()), ordinal_(ordin
   d.check(d.device_get_attribute(&major, kCudaAttributeCcMajor, device_), "cuDeviceGetAttribute(major)");
   d.check(d.device_get_attribute(&minor, kCudaAttributeCcMinor, device_), "cuDeviceGetAttribute(minor)");
   arch_ = major * 10 + minor;
+  char text[256] = {};
+  d.check(d.device_get_name(text, static_cast<int>(sizeof(text)), device_), "cuDeviceGetName");
+  description_ = text;
   d.check(d.primary_ctx_retain(&context_, device_), cat("cuDevicePrimaryCtxRetain(device ", ordinal, ")"));
 }
 

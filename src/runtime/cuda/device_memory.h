@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "compile/cuda_build.h"
 #include "runtime/cuda/caching_allocator.h"
 #include "runtime/cuda/driver.h"
 
@@ -28,6 +29,11 @@ class CudaDevice {
   int arch() const noexcept { return arch_; }
   /// "cuda:0 (sm_90)".
   std::string name() const;
+  /// The driver's name of the device ("NVIDIA H100 80GB HBM3"; the emulated device's says
+  /// that it is emulated).
+  const std::string& description() const noexcept { return description_; }
+  /// What images for this device are built for (compile/cuda_build.h).
+  CudaTarget target() const noexcept { return {arch_, driver_.emulated}; }
 
  private:
   const CudaDriver& driver_;
@@ -35,6 +41,7 @@ class CudaDevice {
   int device_ = 0;
   int arch_ = 0;
   void* context_ = nullptr;
+  std::string description_;
 };
 
 /// For destructors: runs `release` (driver calls that free something of `device`'s) with the

@@ -10,6 +10,8 @@
 
 #include "core/dynamic_library.h"
 #include "core/error.h"
+#include "runtime/cuda/emulated/config.h"
+#include "runtime/cuda/emulated/emulator.h"
 #include "runtime/device.h"
 
 namespace trainrt::detail {
@@ -26,6 +28,24 @@ static_assert(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR == kCudaAttributeCcMa
               CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR == kCudaAttributeCcMinor);
 static_assert(std::is_pointer_v<CUmodule> && std::is_pointer_v<CUfunction>);
 static_assert(std::is_pointer_v<CUgraph> && std::is_pointer_v<CUgraphExec>);
+static_assert(CUDA_ERROR_INVALID_VALUE == kCudaErrorInvalidValue &&
+              CUDA_ERROR_INVALID_CONTEXT == kCudaErrorInvalidContext &&
+              CUDA_ERROR_INVALID_IMAGE == kCudaErrorInvalidImage &&
+              CUDA_ERROR_INVALID_HANDLE == kCudaErrorInvalidHandle && CUDA_ERROR_NOT_FOUND == kCudaErrorNotFound &&
+              CUDA_ERROR_ILLEGAL_ADDRESS == kCudaErrorIllegalAddress &&
+              CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES == kCudaErrorLaunchOutOfResources &&
+              CUDA_ERROR_LAUNCH_FAILED == kCudaErrorLaunchFailed && CUDA_ERROR_UNKNOWN == kCudaErrorUnknown &&
+              CUDA_ERROR_INVALID_DEVICE == kCudaErrorInvalidDevice &&
+              CUDA_ERROR_ILLEGAL_STATE == kCudaErrorIllegalState && CUDA_ERROR_NOT_SUPPORTED == kCudaErrorNotSupported);
+static_assert(CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED == kCudaErrorCaptureUnsupported &&
+              CUDA_ERROR_STREAM_CAPTURE_INVALIDATED == kCudaErrorCaptureInvalidated &&
+              CUDA_ERROR_STREAM_CAPTURE_UNMATCHED == kCudaErrorCaptureUnmatched &&
+              CUDA_ERROR_STREAM_CAPTURE_UNJOINED == kCudaErrorCaptureUnjoined &&
+              CUDA_ERROR_STREAM_CAPTURE_ISOLATION == kCudaErrorCaptureIsolation &&
+              CUDA_ERROR_STREAM_CAPTURE_IMPLICIT == kCudaErrorCaptureImplicit);
+static_assert(CU_STREAM_CAPTURE_STATUS_NONE == kCudaCaptureStatusNone &&
+              CU_STREAM_CAPTURE_STATUS_ACTIVE == kCudaCaptureStatusActive &&
+              CU_STREAM_CAPTURE_STATUS_INVALIDATED == kCudaCaptureStatusInvalidated);
 static_assert(CU_STREAM_CAPTURE_MODE_THREAD_LOCAL == kCudaCaptureThreadLocal &&
               CU_MEMHOSTALLOC_PORTABLE == kCudaHostAllocPortable && sizeof(CUstreamCaptureMode) == sizeof(int));
 
@@ -38,6 +58,11 @@ struct Loaded {
 
 Loaded load() {
   Loaded out;
+  if (const EmulatorConfig& emu = emulator_config(); emu.requested) {
+    if (!emu.error.empty()) out.reason = emu.error;
+    else out.driver = emulated_driver();
+    return out;
+  }
   const CudaProbe& probe = probe_cuda();
   if (probe.driver == nullptr || probe.device_count == 0) {
     out.reason = probe.reason.empty() ? std::string("no CUDA driver") : probe.reason;
@@ -87,6 +112,14 @@ Loaded load() {
   bind_symbol(h, "cuGraphDestroy", d.graph_destroy, missing);
   bind_symbol(h, "cuGetErrorName", d.get_error_name, missing);
   bind_symbol(h, "cuGetErrorString", d.get_error_string, missing);
+  bind_symbol(h, "cuDeviceGetName", d.device_get_name, missing);
+  bind_symbol(h, "cuDeviceTotalMem_v2", d.device_total_mem, missing);
+  bind_symbol(h, "cuMemGetInfo_v2", d.mem_get_info, missing);
+  bind_symbol(h, "cuCtxSynchronize", d.ctx_synchronize, missing);
+  bind_symbol(h, "cuLaunchHostFunc", d.launch_host_func, missing);
+  bind_symbol(h, "cuStreamIsCapturing", d.stream_is_capturing, missing);
+  bind_symbol(h, "cuMemcpyDtoDAsync_v2", d.memcpy_dtod_async, missing);
+  bind_symbol(h, "cuMemsetD8Async", d.memset_d8_async, missing);
   if (!missing.empty()) {
     out.reason = cat("the CUDA driver ", loaded_path(h, "libcuda.so.1"), " lacks ", join(missing, ", "),
                      " (a driver for CUDA 11.4 or newer is needed)");

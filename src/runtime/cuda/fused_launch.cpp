@@ -22,7 +22,15 @@ void launch_fused(const CudaModule& module, void* function, const KernelSpec& sp
   LaunchShape shape;
   shape.grid_x = static_cast<unsigned>(grid);
   shape.block_x = static_cast<unsigned>(launch.block);
-  module.launch(function, shape, stream, params);
+  // What it reads and writes, for the emulated device's happens-before check: every operand
+  // whole (broadcast ones too: their whole extent is read), every output whole.
+  std::vector<CudaAccess> accesses;
+  for (std::size_t i = 0; i < buffers.size(); ++i) {
+    const bool output = i >= spec.operands.size();
+    const TensorType& t = output ? spec.outputs[i - spec.operands.size()] : spec.operands[i];
+    accesses.push_back({buffers[i], static_cast<std::size_t>(t.shape.numel()) * size_of(t.dtype), output});
+  }
+  module.launch(function, shape, stream, params, accesses);
 }
 
 }  // namespace trainrt::detail

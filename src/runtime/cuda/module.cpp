@@ -7,6 +7,10 @@
 
 namespace trainrt::detail {
 
+std::string device_image(const CudaDevice& device, const std::string& source, const std::string& name) {
+  return build_cuda_image(source, name, device.target());
+}
+
 CudaModule::CudaModule(const CudaDevice& device, const std::string& image, std::string label)
     : device_(device), label_(std::move(label)) {
   const CudaDriver& d = device_.driver();
@@ -28,9 +32,11 @@ void* CudaModule::function(const std::string& name) const {
   return f;
 }
 
-void CudaModule::launch(void* function, const LaunchShape& s, void* stream, void** params) const {
+void CudaModule::launch(void* function, const LaunchShape& s, void* stream, void** params,
+                        const std::vector<CudaAccess>& accesses) const {
   const CudaDriver& d = device_.driver();
   const ScopedContext scope(d, device_.context());
+  if (!accesses.empty()) d.declare(stream, accesses.data(), accesses.size(), label_.c_str());
   d.check(d.launch_kernel(function, s.grid_x, s.grid_y, s.grid_z, s.block_x, s.block_y, s.block_z, s.shared_bytes,
                           stream, params, nullptr),
           cat("launching a kernel of ", label_, " on ", device_.name()));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "runtime/cuda/device_memory.h"
 
@@ -14,6 +15,11 @@ struct LaunchShape {
   unsigned block_x = 1, block_y = 1, block_z = 1;
   unsigned shared_bytes = 0;
 };
+
+/// The image of the CUDA source `source` (`name`: "fused_3.cu") for `device`: NVRTC's for a
+/// real device, the host build for the emulated one (compile/cuda_build.h), through the
+/// process's kernel cache. Throws as build_cuda_image.
+std::string device_image(const CudaDevice& device, const std::string& source, const std::string& name);
 
 class CudaModule {
  public:
@@ -31,8 +37,12 @@ class CudaModule {
   void* function(const std::string& name) const;
   /// Enqueues `function` on `stream` (nullptr: the legacy default stream) with `params` (an array
   /// of pointers to each argument, as cuLaunchKernel takes them). Returns without waiting.
-  /// Throws Error(Runtime) naming the kernel when the driver refuses the launch.
-  void launch(void* function, const LaunchShape& shape, void* stream, void** params) const;
+  /// `accesses` (optional) are the byte ranges the kernel reads and writes, for the emulated
+  /// device's happens-before check (CudaDriver::declare); without them it assumes the first
+  /// byte behind each pointer parameter. Throws Error(Runtime) naming the kernel when the
+  /// driver refuses the launch.
+  void launch(void* function, const LaunchShape& shape, void* stream, void** params,
+              const std::vector<CudaAccess>& accesses = {}) const;
 
  private:
   const CudaDevice& device_;
