@@ -3,9 +3,10 @@
 // bootstraps it; buffers are device memory made with the driver, filled from the host and read
 // back. Out-of-place calls start from a receive buffer of 0xFF bytes, so that a call that did
 // nothing cannot pass.
-#include <dlfcn.h>
-
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "dist/nccl/nccl_communicator.h"
@@ -266,26 +267,26 @@ TEST(NcclGpu, ADeviceThatDoesNotExist) {
 
 TEST(NcclGpu, AStreamThatNeverFinishesTimesOutAndBreaksTheCommunicator) {
   REQUIRE_GPU_AND_NCCL();
-  // cuStreamWaitValue32 blocks a stream until a device word reaches a value: a stand-in for
-  // a peer that never arrives, without a collective stuck behind it.
-  using WaitValueFn = int (*)(void*, detail::CuDevicePtr, std::uint32_t, unsigned);
-  auto wait_value = reinterpret_cast<WaitValueFn>(dlsym(detail::probe_cuda().driver, "cuStreamWaitValue32_v2"));
-  if (wait_value == nullptr) GTEST_SKIP() << "the driver lacks cuStreamWaitValue32_v2";
+  // A host function that waits for a flag blocks the stream: a stand-in for a peer that never
+  // arrives, without a collective stuck behind it (the same on a GPU and the emulated device).
+  static std::atomic<bool> release{false};
+  release = false;
   const CudaDriver& d = CudaDriver::get();
   test::HostTestCommunicator host;
   const auto comm = single_rank(host);
-  DeviceBuffer word(*comm, sizeof(std::uint32_t));
-  word.upload(Bytes(4, 0));
   void* stream = nullptr;
   {
     const detail::ScopedContext scope(d, comm->context());
     d.check(d.stream_create(&stream, detail::kCudaStreamNonBlocking), "cuStreamCreate");
-    const auto address = static_cast<detail::CuDevicePtr>(reinterpret_cast<std::uintptr_t>(word.get()));
-    const int st = wait_value(stream, address, 1, 0 /* CU_STREAM_WAIT_VALUE_GEQ */);
-    if (st != detail::kCudaSuccess) {
-      (void)d.stream_destroy(stream);
-      GTEST_SKIP() << "cuStreamWaitValue32: " << d.describe(st);
-    }
+    d.check(d.launch_host_func(
+                stream,
+                [](void*) {
+                  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+                  while (!release && std::chrono::steady_clock::now() < deadline)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                },
+                nullptr),
+            "cuLaunchHostFunc");
   }
   const auto start = std::chrono::steady_clock::now();
   test::expect_error([&] { comm->wait(stream, milliseconds(300)); }, ErrorKind::Runtime,
@@ -294,8 +295,8 @@ TEST(NcclGpu, AStreamThatNeverFinishesTimesOutAndBreaksTheCommunicator) {
   EXPECT_FALSE(comm->broken_reason().empty());
   test::expect_error([&] { comm->barrier(); }, ErrorKind::Runtime, {"is broken by an earlier failure"});
 
-  // Release the stream (a host write of the word) and clean up.
-  word.upload(Bytes{1, 0, 0, 0});
+  // Release the stream and clean up.
+  release = true;
   const detail::ScopedContext scope(d, comm->context());
   d.check(d.stream_synchronize(stream), "cuStreamSynchronize");
   d.check(d.stream_destroy(stream), "cuStreamDestroy");

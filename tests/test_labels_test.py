@@ -4,8 +4,8 @@
   test_labels_test.py CTEST BUILD_DIR
 
   -L gpu            the cases of the GPU test binaries, never an emulated one;
-  -L cuda_emulated  "emulated.<case>" for every gpu case but the NCCL binding's (NcclGpu*),
-                    and the emulator's own tests (checked, and "unchecked.<case>"), none of
+  -L cuda_emulated  "emulated.<case>" for every gpu case (the NCCL communicator's too, over
+                    the emulated NCCL), and the emulator's own tests (checked, and "unchecked.<case>"), none of
                     which may skip;
   -LE gpu           everything else: with -L gpu, the whole suite;
 and every GoogleTest case carries TIMEOUT 900 and the tests' environment (the build tree's
@@ -43,7 +43,7 @@ def main():
     for name in gpu:
         if name.startswith("emulated."):
             problems.append(f"{name} is labelled gpu")
-        elif "NcclGpu" not in name and "emulated." + name not in emulated:
+        elif "emulated." + name not in emulated:
             problems.append(f"the gpu case {name} has no emulated.{name} (label cuda_emulated)")
         if name in rest:
             problems.append(f"-LE gpu selects the gpu case {name}")
@@ -61,7 +61,7 @@ def main():
             problems.append(f"{t['name']}: ENVIRONMENT is {env}")
         if "cuda_emulated" in p.get("LABELS", []):
             checking = "TRAINRT_CUDA_EMULATED_CHECK=0" if t["name"].startswith("unchecked.") else "TRAINRT_CUDA_EMULATED_CHECK=1"
-            if "TRAINRT_CUDA_DEVICE=emulated" not in env or checking not in env:
+            if not any(e.startswith("TRAINRT_CUDA_DEVICE=emulated") for e in env) or checking not in env:
                 problems.append(f"{t['name']}: does not select the emulated device with {checking} ({env})")
             if not any("SKIPPED" in r for r in p.get("FAIL_REGULAR_EXPRESSION", [])):
                 problems.append(f"{t['name']}: a skip would not fail it")

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "dist/nccl/nccl_api.h"
+#include "runtime/cuda/emulated/config.h"
 
 namespace trainrt::detail {
 
@@ -73,6 +74,10 @@ std::unique_ptr<NcclLibrary> NcclLibrary::open(const std::string& library) {
 }
 
 const NcclLibrary& NcclLibrary::get() {
+  if (emulator_config().requested) {
+    static const std::unique_ptr<NcclLibrary> emulated_nccl = emulated();
+    return *emulated_nccl;
+  }
   // Libraries that loaded, by the name they were asked for; never erased, so references stay.
   static std::mutex mutex;
   static std::map<std::string, std::unique_ptr<NcclLibrary>> libraries;

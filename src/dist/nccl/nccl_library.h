@@ -16,8 +16,8 @@
 
 namespace trainrt::detail {
 
-/// One loaded NCCL library. Immutable once loaded: every member is safe to call from several
-/// threads. A loaded library stays loaded for the life of the process.
+/// One loaded NCCL library (or the emulated device's stand-in for it). Immutable once loaded: every member is safe to
+/// call from several threads. A loaded library stays loaded for the life of the process.
 class NcclLibrary {
  public:
   struct Api;  // the entry points (nccl_api.h)
@@ -37,6 +37,10 @@ class NcclLibrary {
   /// Error(NotFound) when dlopen fails (with the loader's message), Error(Unsupported) when
   /// the library lacks an NCCL entry point (named) or is older than kMinVersion.
   static std::unique_ptr<NcclLibrary> open(const std::string& library);
+  /// The emulated device's NCCL (dist/nccl/emulated_nccl.cpp): in-process ranks, collectives
+  /// as host functions on the emulated streams. get() returns it when TRAINRT_CUDA_DEVICE
+  /// names the emulator.
+  static std::unique_ptr<NcclLibrary> emulated();
 
   ~NcclLibrary();
   NcclLibrary(const NcclLibrary&) = delete;
