@@ -83,6 +83,28 @@ TEST(Passes, LegalizationWrapsSixteenBitOpsInCasts) {
   EXPECT_EQ(count(*out, OpKind::Cast), 5) << print_graph(*out);
 }
 
+// The pipeline picks its target-specific passes by CompileTarget: the CPU computes 16-bit
+// elementwise work in f32, CUDA keeps it in bf16 (its kernels load and store 16 bits).
+TEST(Passes, OnlyTheCpuTargetLegalizesSixteenBitOps) {
+  Graph g;
+  auto x = g.input("x", {4}, bf16);
+  auto y = exp(x) + x;
+  for (const CompileTarget target : {CompileTarget::cpu, CompileTarget::cuda}) {
+    const ScheduledGraph s = compile_evaluation_graph(g.impl(), {id_of(y)}, false, f32, target);
+    std::int64_t f32_math = 0, bf16_math = 0;
+    for (const Node& n : s.graph->nodes())
+      if (n.kind == OpKind::Exp || n.kind == OpKind::Add) ++(n.outputs[0].dtype == f32 ? f32_math : bf16_math);
+    if (target == CompileTarget::cpu) {
+      EXPECT_EQ(f32_math, 2) << print_graph(*s.graph);
+      EXPECT_GT(count(*s.graph, OpKind::Cast), 0);
+    } else {
+      EXPECT_EQ(bf16_math, 2) << print_graph(*s.graph);
+      EXPECT_EQ(count(*s.graph, OpKind::Cast), 0);
+    }
+    EXPECT_EQ(s.graph->type(s.from_source(id_of(y))).dtype, bf16);
+  }
+}
+
 TEST(Passes, ScheduleRunsAssignmentsLast) {
   Graph g;
   auto x = g.input("x", {3});

@@ -69,12 +69,16 @@ Digest program_key(const std::string& what, const GraphImpl& source, const std::
   return h.finish();
 }
 
+/// Empty for the CPU, so that keys of CPU programs are those of caches made before targets.
+std::string target_suffix(CompileTarget t) { return t == CompileTarget::cpu ? "" : cat(" target ", name(t)); }
+
 std::string describe(const TrainingRequest& r) {
   return cat("loss ", r.loss.node, ":", r.loss.output, " outputs ", describe(r.outputs), " ", describe(r.optimizer),
              " seed ", r.seed, " budget ", r.memory_budget, " fuse ", r.fuse, " world ", r.world, " bucket ",
              r.bucket_bytes, " shard ", r.shard, " rank ", r.rank, " autocast ", name(r.autocast), " scale ",
              r.guard.scale, " ", exact(r.guard.init_scale), " ", exact(r.guard.growth_factor), " ",
-             exact(r.guard.backoff_factor), " ", r.guard.growth_interval, " clip ", exact(r.guard.max_grad_norm));
+             exact(r.guard.backoff_factor), " ", r.guard.growth_interval, " clip ", exact(r.guard.max_grad_norm),
+             target_suffix(r.target));
 }
 
 template <class Compile>
@@ -111,10 +115,11 @@ Digest training_graph_key(const GraphImpl& source, const TrainingRequest& reques
 }
 
 ScheduledGraph cached_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches, bool fuse,
-                                       DType autocast, KernelCache& cache, bool& hit) {
-  const std::string request = cat("fetches ", describe(fetches), " fuse ", fuse, " autocast ", name(autocast));
+                                       DType autocast, CompileTarget target, KernelCache& cache, bool& hit) {
+  const std::string request =
+      cat("fetches ", describe(fetches), " fuse ", fuse, " autocast ", name(autocast), target_suffix(target));
   return lookup_or_compile("evaluation", source, request, cache, hit,
-                           [&] { return compile_evaluation_graph(source, fetches, fuse, autocast); });
+                           [&] { return compile_evaluation_graph(source, fetches, fuse, autocast, target); });
 }
 
 }  // namespace trainrt::detail

@@ -27,8 +27,8 @@ ScheduledGraph cached_training_graph(const GraphImpl& source, const TrainingRequ
 /// shapes the training step (data-parallel ranks compare theirs at compile()).
 Digest training_graph_key(const GraphImpl& source, const TrainingRequest& request);
 
-/// compile_evaluation_graph(source, fetches, fuse, autocast), or its cached result.
+/// compile_evaluation_graph(source, fetches, fuse, autocast, target), or its cached result.
 ScheduledGraph cached_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches, bool fuse,
-                                       DType autocast, KernelCache& cache, bool& hit);
+                                       DType autocast, CompileTarget target, KernelCache& cache, bool& hit);
 
 }  // namespace trainrt::detail

@@ -2,24 +2,21 @@
 #include "trainrt/program.hpp"
 
 #include <tbb/info.h>
-#include <tbb/task_arena.h>
 
 #include <chrono>
 #include <cmath>
-#include <cstring>
+#include <functional>
 #include <map>
-#include <mutex>
 #include <sstream>
 
-#include "compile/host_compiler.h"
-#include "compile/kernel_builder.h"
 #include "compile/kernel_cache.h"
 #include "compile/program_cache.h"
 #include "core/element.h"
 #include "core/error.h"
 #include "core/logging.h"
+#include "exec/backend.h"
+#include "exec/cpu_backend.h"
 #include "exec/data_parallel.h"
-#include "exec/executor.h"
 #include "exec/sharded_state.h"
 #include "ir/builder.h"
 #include "ir/printer.h"
@@ -27,18 +24,16 @@
 #include "optim/gradient_guard.h"
 #include "passes/lower_mode.h"
 #include "passes/pipeline.h"
-#include "runtime/cpu/onednn.h"
 #include "runtime/device.h"
 
 namespace trainrt {
 
 namespace detail {
 
-/// One compiled plan with its executor.
+/// One compiled plan, runnable on the Program's backend.
 struct Plan {
   ScheduledGraph graph;
-  std::vector<CpuKernel> kernels;  // of the fused nodes, by node (before exec: it refers to them)
-  std::unique_ptr<Executor> exec;
+  std::unique_ptr<PlanRunner> runner;
   std::vector<const void*> feeds;  // by node of `graph`; refilled by every run, never reallocated
 };
 
@@ -55,6 +50,9 @@ class ProgramImpl {
   VariableStore& variables() { return variables_; }
   const ShardedState* sharded() const { return sharded_.get(); }
   const VariableStore& variables() const { return variables_; }
+  /// A variable's value as a host tensor / set from one (through the backend).
+  Tensor get_variable(const VariableEntry& e) const;
+  void set_variable(VariableEntry& e, const Tensor& value);
   double scalar_variable(const char* name) const;
   void set_scalar_variable(const char* name, double value);
   MemoryReport memory_report() const;
@@ -70,9 +68,14 @@ class ProgramImpl {
   void bind(Plan& plan, const Feeds& feeds, const char* call) const;
   /// The finite-loss check after the loss node (CompileOptions::check_finite_loss).
   static void check_loss(void* self);
-  /// Gets the generated kernels of `plan`'s fused nodes; false when fusion must be given up
-  /// (no host compiler and the cache lacks a kernel).
-  bool load_kernels(Plan& plan);
+  /// Makes `plan` runnable, keeping the source values `keep` readable after a run (and calling
+  /// the loss check after `guard` when it is valid); `recompile(false)` gives its graph again
+  /// without fusion when the backend cannot have the fused kernels.
+  void prepare(Plan& plan, const std::vector<ValueId>& keep, ValueId guard,
+               const std::function<ScheduledGraph(bool fuse)>& recompile);
+  static Tensor read(const Plan& plan, ValueId id);
+  /// A scalar value of `plan` as the last run left it (allocates nothing).
+  static float read_scalar(const Plan& plan, ValueId id);
 
   std::shared_ptr<GraphImpl> source_;  // the user's graph as compiled, plus the step counter
   std::uint64_t user_graph_id_;
@@ -86,10 +89,9 @@ class ProgramImpl {
   std::uint64_t seed_;
   DType autocast_;  // CompileOptions::precision: f32 (none), bf16 or f16
   VariableStore variables_;
-  cpu::OneDnn dnn_;
   std::shared_ptr<dist::Communicator> comm_;  // data-parallel ranks, or null
   std::unique_ptr<ShardedState> sharded_;     // with DataParallel::shard_optimizer_state
-  tbb::task_arena arena_;
+  std::unique_ptr<Backend> backend_;
   Plan train_;
   std::map<std::vector<ValueId>, Plan> eval_plans_;
 };
@@ -135,14 +137,6 @@ void check_device(const CompileOptions& o) {
   }
 }
 
-float read_scalar(const void* p, DType dtype) { return static_cast<float>(load_as_double(p, dtype, 0)); }
-
-Tensor copy_out(const void* p, const TensorType& t) {
-  Tensor out = Tensor::empty(t.shape, t.dtype);
-  if (out.nbytes()) std::memcpy(out.raw_data(), p, out.nbytes());
-  return out;
-}
-
 }  // namespace
 
 ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Optimizer& optimizer,
@@ -155,12 +149,9 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
       threads_(resolve_threads(options.threads)),
       seed_(options.seed),
       autocast_(autocast_dtype(options.precision)),
-      dnn_(threads_),
-      comm_(options.data_parallel.communicator),
-      // A collective waits on its arena thread; one more slot keeps `threads` computing. Kernels
-      // size their per-worker scratch by the arena (max_concurrency), not by `threads`.
-      arena_(threads_ + (comm_ ? 1 : 0)) {
+      comm_(options.data_parallel.communicator) {
   check_device(options);
+  backend_ = make_cpu_backend(threads_, comm_ != nullptr);
   if (comm_ && comm_->device_memory())
     fail(ErrorKind::Unsupported, cat("compile: DataParallel::communicator is a ", comm_->backend(),
                                      " communicator over device memory, but the Program runs on the CPU; use a "
@@ -181,6 +172,7 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
   const auto start = std::chrono::steady_clock::now();
   TrainingRequest request{loss_, outputs_, optimizer, seed_, options.memory_budget, fuse_};
   request.autocast = autocast_;
+  request.target = backend_->target();
   request.guard = guard_settings(options);
   if (comm_) {
     request.world = comm_->size();
@@ -194,53 +186,55 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
   bool hit = false;
   train_.graph = cached_training_graph(*source_, request, KernelCache::global(), hit);
   report_.program_cache_hit = hit;
-  if (!load_kernels(train_)) {
-    fuse_ = false;
-    request.fuse = false;
-    train_.graph = cached_training_graph(*source_, request, KernelCache::global(), hit);
+  if (comm_) {
+    variables_.add_from(*train_.graph.graph, seed_);
+    broadcast_variables(*comm_, variables_);
   }
-  report_.fused_nodes = static_cast<std::int64_t>(train_.graph.fused);
-  variables_.add_from(*train_.graph.graph, seed_);
-  if (comm_) broadcast_variables(*comm_, variables_);
-  ExecutorOptions eo;
-  eo.comm = comm_.get();
-  eo.inter_op = inter_op_;
-  eo.fused_kernels = &train_.kernels;
-  eo.keep_alive.push_back(train_.graph.from_source(loss_));
-  for (const ValueId& o : outputs_) eo.keep_alive.push_back(train_.graph.from_source(o));
-  if (check_finite_loss_) eo.guard_node = train_.graph.from_source(loss_).node;
-  // oneDNN fixes a primitive's thread count when it is created: size OpenMP first.
-  arena_.execute([&] {
-    dnn_.prepare_thread();
-    train_.exec = std::make_unique<Executor>(train_.graph, variables_, dnn_, arena_.max_concurrency(), eo);
+  std::vector<ValueId> keep{loss_};
+  keep.insert(keep.end(), outputs_.begin(), outputs_.end());
+  prepare(train_, keep, check_finite_loss_ ? loss_ : ValueId{}, [&](bool fuse) {
+    request.fuse = fuse;
+    return cached_training_graph(*source_, request, KernelCache::global(), hit);
   });
+  fuse_ = request.fuse;
+  report_.fused_nodes = static_cast<std::int64_t>(train_.graph.fused);
   report_.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   log().debug("compiled a training step: {} nodes scheduled ({} fused), arena {} bytes, variables {} bytes, {:.3f} s",
-              train_.graph.schedule.size(), train_.graph.fused, train_.exec->plan().arena_bytes,
+              train_.graph.schedule.size(), train_.graph.fused, train_.runner->memory_plan().arena_bytes,
               variables_.total_bytes(), report_.compile_seconds);
 }
 
-bool ProgramImpl::load_kernels(Plan& plan) {
-  if (plan.graph.fused == 0) return true;
-  KernelBuildReport r;
-  std::optional<std::vector<CpuKernel>> kernels = build_cpu_kernels(*plan.graph.graph, KernelCache::global(), r);
-  report_.kernels += static_cast<std::int64_t>(r.kernels);
-  report_.modules += static_cast<std::int64_t>(r.modules);
-  report_.modules_compiled += static_cast<std::int64_t>(r.modules_compiled);
-  report_.kernel_seconds += r.seconds;
-  if (!kernels) {
-    static std::once_flag warned;
-    std::call_once(warned, [] {
-      log().warn(
-          "no host C++ compiler ({}) and the kernel cache lacks the generated kernels: running unfused "
-          "(slower). Ship a cache made with `trainrt-cache export`, or install a compiler.",
-          HostCompiler::unavailable_reason());
-    });
-    report_.fusion_fallback = true;
-    return false;
-  }
-  plan.kernels = std::move(*kernels);
-  return true;
+void ProgramImpl::prepare(Plan& plan, const std::vector<ValueId>& keep, ValueId guard,
+                          const std::function<ScheduledGraph(bool fuse)>& recompile) {
+  auto attempt = [&] {
+    RunnerOptions o;
+    o.comm = comm_.get();
+    o.inter_op = inter_op_;
+    for (const ValueId& v : keep) o.keep_alive.push_back(plan.graph.from_source(v));
+    if (guard.valid()) o.guard_node = plan.graph.from_source(guard).node;
+    variables_.add_from(*plan.graph.graph, seed_);
+    plan.runner = backend_->prepare(plan.graph, variables_, o, report_);
+  };
+  attempt();
+  if (plan.runner) return;
+  plan.graph = recompile(false);  // no fused kernels to be had: the same plan unfused
+  attempt();
+  check_internal(plan.runner != nullptr, "a backend refused an unfused plan");
+}
+
+float ProgramImpl::read_scalar(const Plan& plan, ValueId id) {
+  const TensorType& t = plan.graph.graph->type(id);
+  check_internal(t.shape.numel() == 1 && size_of(t.dtype) <= sizeof(double), "read_scalar of a non-scalar");
+  double buffer = 0;
+  plan.runner->read(id, &buffer);
+  return static_cast<float>(load_as_double(&buffer, t.dtype, 0));
+}
+
+Tensor ProgramImpl::read(const Plan& plan, ValueId id) {
+  const TensorType& t = plan.graph.graph->type(id);
+  Tensor out = Tensor::empty(t.shape, t.dtype);
+  if (out.nbytes()) plan.runner->read(id, out.raw_data());
+  return out;
 }
 
 ValueId ProgramImpl::source_id(const Value& v, std::string_view what) const {
@@ -278,7 +272,7 @@ void ProgramImpl::bind(Plan& plan, const Feeds& feeds, const char* call) const {
       fail(ErrorKind::InvalidArgument, cat(call, ": feed '", f.name, "' is given twice"));
     data[static_cast<std::size_t>(id.node)] = f.tensor.raw_data();
   }
-  for (std::int32_t node : plan.exec->required_inputs())
+  for (std::int32_t node : plan.runner->required_inputs())
     if (data[static_cast<std::size_t>(node)] == nullptr)
       fail(ErrorKind::NotFound,
            cat(call, ": missing feed '", g.node(node).name, "' (", g.node(node).outputs[0].to_string(), ")"));
@@ -286,8 +280,7 @@ void ProgramImpl::bind(Plan& plan, const Feeds& feeds, const char* call) const {
 
 void ProgramImpl::check_loss(void* self) {
   auto& p = *static_cast<ProgramImpl*>(self);
-  const ValueId loss = p.train_.graph.from_source(p.loss_);
-  const float l = read_scalar(p.train_.exec->data(loss), p.train_.graph.graph->type(loss).dtype);
+  const float l = read_scalar(p.train_, p.train_.graph.from_source(p.loss_));
   if (!std::isfinite(l))
     fail(ErrorKind::Runtime, cat("Program::step: the loss is ", l, " at step ", p.scalar_variable(kStepVariable),
                                  "; parameters, optimizer state and running statistics are unchanged "
@@ -296,21 +289,14 @@ void ProgramImpl::check_loss(void* self) {
 
 StepResult ProgramImpl::step(const Feeds& feeds) {
   bind(train_, feeds, "Program::step");
-  const ValueId loss = train_.graph.from_source(loss_);
-  const DType loss_dtype = train_.graph.graph->type(loss).dtype;
   const std::int64_t allocations_before = aligned_allocation_count();
-  arena_.execute([&] {
-    dnn_.prepare_thread();
-    train_.exec->run(train_.feeds, check_finite_loss_ ? &ProgramImpl::check_loss : nullptr, this);
-  });
+  train_.runner->run(train_.feeds, check_finite_loss_ ? &ProgramImpl::check_loss : nullptr, this);
   if (stats_.steps > 0) stats_.allocations_in_steps += aligned_allocation_count() - allocations_before;
   ++stats_.steps;
   std::vector<Tensor> outs;
-  for (const ValueId& o : outputs_) {
-    const ValueId id = train_.graph.from_source(o);
-    outs.push_back(copy_out(train_.exec->data(id), train_.graph.graph->type(id)));
-  }
-  return {read_scalar(train_.exec->data(loss), loss_dtype), std::move(outs)};
+  outs.reserve(outputs_.size());
+  for (const ValueId& o : outputs_) outs.push_back(read(train_, train_.graph.from_source(o)));
+  return {read_scalar(train_, train_.graph.from_source(loss_)), std::move(outs)};
 }
 
 std::vector<Tensor> ProgramImpl::evaluate(const Feeds& feeds, const std::vector<Value>& fetches) {
@@ -324,23 +310,16 @@ std::vector<Tensor> ProgramImpl::evaluate_ids(const Feeds& feeds, const std::vec
   if (ids.empty()) fail(ErrorKind::InvalidArgument, "Program::evaluate: no values to fetch");
   auto it = eval_plans_.find(ids);
   if (it == eval_plans_.end()) {
-    // Plans are compiled on first use per fetch set and kept; the executor refers to the
-    // plan's graph, so the plan is built in its final place in the map.
+    // Plans are compiled on first use per fetch set and kept; the runner refers to the plan's
+    // graph, so the plan is built in its final place in the map.
     it = eval_plans_.emplace(ids, Plan{}).first;
     try {
       Plan& plan = it->second;
       bool hit = false;
-      plan.graph = cached_evaluation_graph(*source_, ids, fuse_, autocast_, KernelCache::global(), hit);
-      if (!load_kernels(plan))
-        plan.graph = cached_evaluation_graph(*source_, ids, false, autocast_, KernelCache::global(), hit);
-      variables_.add_from(*plan.graph.graph, seed_);
-      ExecutorOptions eo;
-      eo.inter_op = inter_op_;
-      eo.fused_kernels = &plan.kernels;
-      for (const ValueId& f : ids) eo.keep_alive.push_back(plan.graph.from_source(f));
-      arena_.execute([&] {
-        dnn_.prepare_thread();
-        plan.exec = std::make_unique<Executor>(plan.graph, variables_, dnn_, arena_.max_concurrency(), eo);
+      const CompileTarget target = backend_->target();
+      plan.graph = cached_evaluation_graph(*source_, ids, fuse_, autocast_, target, KernelCache::global(), hit);
+      prepare(plan, ids, ValueId{}, [&](bool fuse) {
+        return cached_evaluation_graph(*source_, ids, fuse, autocast_, target, KernelCache::global(), hit);
       });
     } catch (...) {
       eval_plans_.erase(it);
@@ -349,33 +328,45 @@ std::vector<Tensor> ProgramImpl::evaluate_ids(const Feeds& feeds, const std::vec
   }
   Plan& plan = it->second;
   bind(plan, feeds, "Program::evaluate");
-  arena_.execute([&] {
-    dnn_.prepare_thread();
-    plan.exec->run(plan.feeds, nullptr, nullptr);
-  });
+  plan.runner->run(plan.feeds, nullptr, nullptr);
   std::vector<Tensor> out;
-  for (const ValueId& f : ids) {
-    const ValueId id = plan.graph.from_source(f);
-    out.push_back(copy_out(plan.exec->data(id), plan.graph.graph->type(id)));
-  }
+  out.reserve(ids.size());
+  for (const ValueId& f : ids) out.push_back(read(plan, plan.graph.from_source(f)));
   return out;
+}
+
+Tensor ProgramImpl::get_variable(const VariableEntry& e) const {
+  Tensor out = Tensor::empty(e.type.shape, e.type.dtype);
+  if (out.nbytes()) backend_->read_variable(e, out.raw_data());
+  return out;
+}
+
+void ProgramImpl::set_variable(VariableEntry& e, const Tensor& value) {
+  if (!value.defined()) fail(ErrorKind::InvalidArgument, cat("Program::set('", e.name, "'): the tensor is undefined"));
+  if (value.dtype() != e.type.dtype || !(value.shape() == e.type.shape))
+    fail(value.dtype() != e.type.dtype ? ErrorKind::DTypeMismatch : ErrorKind::ShapeMismatch,
+         cat("Program::set('", e.name, "'): expected ", e.type.to_string(), ", got ", trainrt::name(value.dtype()),
+             value.shape().to_string()));
+  backend_->write_variable(e, value.raw_data());
 }
 
 double ProgramImpl::scalar_variable(const char* name) const {
   const VariableEntry* e = variables_.find(name);
   if (!e) return 0.0;
-  return load_as_double(e->data.get(), e->type.dtype, 0);
+  return load_as_double(get_variable(*e).raw_data(), e->type.dtype, 0);
 }
 
 void ProgramImpl::set_scalar_variable(const char* name, double value) {
   VariableEntry* e = variables_.find(name);
   if (!e) fail(ErrorKind::NotFound, cat("this Program has no '", name, "' (compiled without an optimizer?)"));
-  store_from_double(e->data.get(), e->type.dtype, 0, value);
+  Tensor t = Tensor::empty(e->type.shape, e->type.dtype);
+  store_from_double(t.raw_data(), e->type.dtype, 0, value);
+  set_variable(*e, t);
 }
 
 MemoryReport ProgramImpl::memory_report() const {
   MemoryReport r;
-  const MemoryPlan& p = train_.exec->plan();
+  const MemoryPlan& p = train_.runner->memory_plan();
   r.arena_bytes = p.arena_bytes;
   r.naive_bytes = p.naive_bytes;
   r.variable_bytes = variables_.total_bytes();
@@ -431,7 +422,7 @@ Tensor Program::get(std::string_view name) const {
     if (std::optional<Tensor> t = s->get(impl_->variables(), name)) return std::move(*t);
   const VariableEntry* e = checked(impl_).variables().find(name);
   if (!e) impl_->variables().not_found(name);
-  return copy_out(e->data.get(), e->type);
+  return impl_->get_variable(*e);
 }
 
 void Program::set(std::string_view name, const Tensor& value) {
@@ -439,12 +430,7 @@ void Program::set(std::string_view name, const Tensor& value) {
     if (s->set(impl_->variables(), name, value)) return;
   VariableEntry* e = checked(impl_).variables().find(name);
   if (!e) impl_->variables().not_found(name);
-  if (!value.defined()) fail(ErrorKind::InvalidArgument, cat("Program::set('", name, "'): the tensor is undefined"));
-  if (value.dtype() != e->type.dtype || !(value.shape() == e->type.shape))
-    fail(value.dtype() != e->type.dtype ? ErrorKind::DTypeMismatch : ErrorKind::ShapeMismatch,
-         cat("Program::set('", name, "'): expected ", e->type.to_string(), ", got ", trainrt::name(value.dtype()),
-             value.shape().to_string()));
-  if (e->bytes()) std::memcpy(e->data.get(), value.raw_data(), e->bytes());
+  impl_->set_variable(*e, value);
 }
 
 std::int64_t Program::step_count() const {

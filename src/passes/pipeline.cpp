@@ -15,7 +15,7 @@
 //      fold_constants          evaluate ops over constants at compile time
 //      eliminate_common_subexpressions   merge nodes computing the same value
 //      eliminate_dead_code     (5 repeats, at most 4 rounds, while one of them changes the graph)
-//   6. legalize_dtypes         f16/bf16 computed in f32 on the CPU
+//   6. legalize_dtypes         CPU target: f16/bf16 computed in f32 (CUDA keeps them native)
 //   7. eliminate_dead_code     drop what legalization made unused
 //   8. recompute_activations   with a memory budget: recompute cheap activations in backward
 //   9. fuse_elementwise        groups of elementwise ops become one generated kernel each
@@ -94,11 +94,11 @@ class PassLog {
   std::vector<std::pair<std::string, double>> timings_;
 };
 
-/// The passes both pipelines end with: dead code, dtype legalization, dead code again,
-/// recomputation under a memory budget (0: none), scheduling. `roots` are values of the
-/// pipeline's source graph (through out.from_source).
+/// The passes both pipelines end with: dead code, dtype legalization (CPU target), dead code
+/// again, recomputation under a memory budget (0: none), scheduling. `roots` are values of
+/// the pipeline's source graph (through out.from_source).
 void finish(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& out, const std::vector<ValueId>& roots,
-            std::size_t memory_budget, bool fuse) {
+            std::size_t memory_budget, bool fuse, CompileTarget target) {
   auto mapped = [&] {
     std::vector<ValueId> r;
     r.reserve(roots.size());
@@ -127,18 +127,20 @@ void finish(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& out, co
     log.run(
         "eliminate_dead_code", [&] { return eliminate_dead_code(*g, mapped()); }, &g);
   }
-  ValueMap legal;
-  log.run(
-      "legalize_dtypes",
-      [&] {
-        bool changed = false;
-        g = legalize_dtypes_for_cpu(*g, legal, changed);
-        return changed;
-      },
-      &g);
-  out.from_source = out.from_source.then(legal);
-  log.run(
-      "eliminate_dead_code", [&] { return eliminate_dead_code(*g, mapped()); }, &g);
+  if (target == CompileTarget::cpu) {
+    ValueMap legal;
+    log.run(
+        "legalize_dtypes",
+        [&] {
+          bool changed = false;
+          g = legalize_dtypes_for_cpu(*g, legal, changed);
+          return changed;
+        },
+        &g);
+    out.from_source = out.from_source.then(legal);
+    log.run(
+        "eliminate_dead_code", [&] { return eliminate_dead_code(*g, mapped()); }, &g);
+  }
   if (memory_budget > 0) {
     ValueMap recomputed;
     log.run(
@@ -203,6 +205,8 @@ void run_autocast(PassLog& log, std::shared_ptr<GraphImpl>& g, ScheduledGraph& o
 }
 
 }  // namespace
+
+const char* name(CompileTarget target) noexcept { return target == CompileTarget::cuda ? "cuda" : "cpu"; }
 
 ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingRequest& request) {
   validate(request.optimizer);
@@ -283,12 +287,12 @@ ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingReq
       },
       &g);
 
-  finish(log, g, out, roots, request.memory_budget, request.fuse);
+  finish(log, g, out, roots, request.memory_budget, request.fuse, request.target);
   return out;
 }
 
 ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches, bool fuse,
-                                        DType autocast) {
+                                        DType autocast, CompileTarget target) {
   PassLog log("evaluation");
   ScheduledGraph out;
   std::shared_ptr<GraphImpl> g;
@@ -300,7 +304,7 @@ ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vect
       },
       &g);
   run_autocast(log, g, out, fetches, autocast);
-  finish(log, g, out, fetches, 0, fuse);
+  finish(log, g, out, fetches, 0, fuse, target);
   return out;
 }
 

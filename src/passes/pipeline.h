@@ -21,6 +21,12 @@ struct ScheduledGraph {
   std::size_t fused = 0;               // Fused nodes made by the fusion passes
 };
 
+/// The backend a graph is compiled for. Target-specific passes are chosen by it: the CPU
+/// computes f16/bf16 elementwise work in f32 (passes/legalize_dtypes.h); CUDA keeps them native.
+enum class CompileTarget : std::uint8_t { cpu, cuda };
+
+const char* name(CompileTarget target) noexcept;
+
 struct TrainingRequest {
   ValueId loss;
   std::vector<ValueId> outputs;  // extra values the step returns
@@ -38,6 +44,7 @@ struct TrainingRequest {
   // Mixed precision (CompileOptions::precision): f16 or bf16 runs passes/autocast.h; f32 not.
   DType autocast = DType::f32;
   GuardSettings guard{};  // loss scaling and clipping (optim/gradient_guard.h)
+  CompileTarget target = CompileTarget::cpu;
 };
 
 /// `source` must hold the step counter variable (passes/lower_mode.h). Throws on invalid
@@ -45,6 +52,6 @@ struct TrainingRequest {
 ScheduledGraph compile_training_graph(const GraphImpl& source, const TrainingRequest& request);
 /// The forward pass in evaluation mode, reduced to what `fetches` need.
 ScheduledGraph compile_evaluation_graph(const GraphImpl& source, const std::vector<ValueId>& fetches, bool fuse,
-                                        DType autocast);
+                                        DType autocast, CompileTarget target = CompileTarget::cpu);
 
 }  // namespace trainrt::detail
