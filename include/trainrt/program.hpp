@@ -25,15 +25,16 @@ namespace trainrt {
 struct Device {
   /// The kind of device.
   enum class Kind {
-    cpu,   ///< the host's cores (the only backend of this version)
-    cuda,  ///< an NVIDIA GPU (compile() says why it cannot use one yet)
+    cpu,   ///< the host's cores
+    cuda,  ///< an NVIDIA GPU, or the emulated one (TRAINRT_CUDA_DEVICE=emulated)
   };
   Kind kind = Kind::cpu;  ///< the kind of device
   int index = 0;          ///< which device of its kind (0 for the CPU)
   /// The host's cores.
   static Device cpu() { return {Kind::cpu, 0}; }
-  /// CUDA device `index`. This version has no CUDA execution backend: compile() throws
-  /// Unsupported, saying whether a device was found.
+  /// CUDA device `index`. compile() throws Unsupported saying why when no device is usable,
+  /// and naming the op when the graph holds one the CUDA backend has no kernel for yet
+  /// (it runs elementwise and fused groups, reductions, matmuls and assignments today).
   static Device cuda(int index = 0) { return {Kind::cuda, index}; }
 };
 

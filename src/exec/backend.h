@@ -45,6 +45,9 @@ class PlanRunner {
   /// Copies value `v` as the last run left it into `out` (host memory of its type's size).
   virtual void read(ValueId v, void* out) const = 0;
   virtual const MemoryPlan& memory_plan() const noexcept = 0;
+  /// Blocking host waits so far (waits for the device: 0 on the CPU). Program::stats() counts
+  /// those inside steps.
+  virtual std::int64_t host_waits() const noexcept { return 0; }
 };
 
 class Backend {

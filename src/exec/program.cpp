@@ -16,6 +16,7 @@
 #include "core/logging.h"
 #include "exec/backend.h"
 #include "exec/cpu_backend.h"
+#include "exec/cuda_backend.h"
 #include "exec/data_parallel.h"
 #include "exec/sharded_state.h"
 #include "ir/builder.h"
@@ -125,16 +126,22 @@ GuardSettings guard_settings(const CompileOptions& o) {
   return s;
 }
 
-void check_device(const CompileOptions& o) {
-  if (o.device.kind == Device::Kind::cuda) {
-    const CudaProbe& probe = probe_cuda();
-    if (probe.device_count == 0)
-      fail(ErrorKind::Unsupported,
-           cat("compile: Device::cuda(", o.device.index, ") requested, but no CUDA device is usable: ", probe.reason));
-    fail(ErrorKind::Unsupported, cat("compile: Device::cuda(", o.device.index, "): ", probe.device_count,
-                                     " CUDA device(s) found, but this version of libtrainrt has no CUDA execution "
-                                     "backend yet; use Device::cpu()"));
-  }
+std::unique_ptr<Backend> make_backend(const CompileOptions& o, int threads) {
+  if (o.device.kind != Device::Kind::cuda) return make_cpu_backend(threads, o.data_parallel.communicator != nullptr);
+  const CudaProbe& probe = probe_cuda();
+  if (probe.device_count == 0)
+    fail(ErrorKind::Unsupported,
+         cat("compile: Device::cuda(", o.device.index, ") requested, but no CUDA device is usable: ", probe.reason));
+  if (o.device.index < 0 || o.device.index >= probe.device_count)
+    fail(ErrorKind::InvalidArgument, cat("compile: Device::cuda(", o.device.index, "): there are ", probe.device_count,
+                                         " CUDA device(s), numbered from 0"));
+#if defined(TRAINRT_WITH_CUDA)
+  return make_cuda_backend(o.device.index, threads);
+#else
+  fail(ErrorKind::Unsupported, cat("compile: Device::cuda(", o.device.index,
+                                   "): this build of libtrainrt has no CUDA backend (configured without the CUDA "
+                                   "toolkit's headers); use Device::cpu()"));
+#endif
 }
 
 }  // namespace
@@ -150,8 +157,7 @@ ProgramImpl::ProgramImpl(const Graph& graph, const Value& loss, const optim::Opt
       seed_(options.seed),
       autocast_(autocast_dtype(options.precision)),
       comm_(options.data_parallel.communicator) {
-  check_device(options);
-  backend_ = make_cpu_backend(threads_, comm_ != nullptr);
+  backend_ = make_backend(options, threads_);
   if (comm_ && comm_->device_memory())
     fail(ErrorKind::Unsupported, cat("compile: DataParallel::communicator is a ", comm_->backend(),
                                      " communicator over device memory, but the Program runs on the CPU; use a "
@@ -290,13 +296,16 @@ void ProgramImpl::check_loss(void* self) {
 StepResult ProgramImpl::step(const Feeds& feeds) {
   bind(train_, feeds, "Program::step");
   const std::int64_t allocations_before = aligned_allocation_count();
+  const std::int64_t waits_before = train_.runner->host_waits();
   train_.runner->run(train_.feeds, check_finite_loss_ ? &ProgramImpl::check_loss : nullptr, this);
   if (stats_.steps > 0) stats_.allocations_in_steps += aligned_allocation_count() - allocations_before;
   ++stats_.steps;
   std::vector<Tensor> outs;
   outs.reserve(outputs_.size());
   for (const ValueId& o : outputs_) outs.push_back(read(train_, train_.graph.from_source(o)));
-  return {read_scalar(train_, train_.graph.from_source(loss_)), std::move(outs)};
+  const float loss = read_scalar(train_, train_.graph.from_source(loss_));
+  stats_.blocking_waits += train_.runner->host_waits() - waits_before;
+  return {loss, std::move(outs)};
 }
 
 std::vector<Tensor> ProgramImpl::evaluate(const Feeds& feeds, const std::vector<Value>& fetches) {
