@@ -283,7 +283,13 @@ void NcclCommunicator::poll(const std::string& what, Clock::time_point start, mi
     if (state == ncclSuccess) {
       if (!query) return;
       const int done = query();
-      if (done == kCudaSuccess) return;
+      if (done == kCudaSuccess) {
+        // The work may have failed just before it finished (after the state above was read):
+        // look once more, or a rank whose collective was refused would report success.
+        if (api.comm_get_async_error(comm_, &state) == ncclSuccess && state != ncclSuccess && state != ncclInProgress)
+          break_with(what, cat("NCCL reported ", nccl_->describe(state), last_error()), start);
+        return;
+      }
       if (done != kCudaErrorNotReady) break_with(what, cat("the device reported ", driver_->describe(done)), start);
     }
     if (Clock::now() - start >= timeout)
